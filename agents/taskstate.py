@@ -1,0 +1,61 @@
+"""The task state machine (pure), as an explicit table.
+
+    dispatched   --ack-->      acknowledged
+    dispatched   --start-->    in_progress      (a crew that turns out at once)
+    dispatched   --reject-->   rejected
+    acknowledged --start-->    in_progress
+    acknowledged --complete--> completed
+    acknowledged --reject-->   rejected
+    in_progress  --complete--> completed
+    completed, rejected: final
+
+    >>> apply_update(task, update).status
+    'acknowledged'
+"""
+
+from __future__ import annotations
+
+from schemas import Task, TaskUpdate
+
+__all__ = ["ENTRY_TYPE_OF", "TRANSITIONS", "IllegalTransition", "apply_update", "next_status"]
+
+TRANSITIONS: dict[str, dict[str, str]] = {
+    "dispatched": {"ack": "acknowledged", "start": "in_progress", "reject": "rejected"},
+    "acknowledged": {"start": "in_progress", "complete": "completed", "reject": "rejected"},
+    "in_progress": {"complete": "completed"},
+    "completed": {},
+    "rejected": {},
+}
+
+ENTRY_TYPE_OF = {"ack": "task_acknowledged", "start": "task_started",
+                 "complete": "task_completed", "reject": "task_rejected"}
+"""The timeline entry each action writes."""
+
+
+class IllegalTransition(ValueError):
+    """The action is not allowed from the task's current status (HTTP 409)."""
+
+    def __init__(self, status: str, action: str) -> None:
+        allowed = ", ".join(TRANSITIONS.get(status, {})) or "nothing (final)"
+        super().__init__(f"cannot {action} a task that is {status}; allowed: {allowed}")
+        self.status, self.action = status, action
+
+
+def next_status(status: str, action: str) -> str:
+    """The status after `action`, or IllegalTransition."""
+    try:
+        return TRANSITIONS[status][action]
+    except KeyError:
+        raise IllegalTransition(status, action) from None
+
+
+def apply_update(task: Task, update: TaskUpdate) -> Task:
+    """The task after the update (a new object), or IllegalTransition."""
+    return task.model_copy(update={
+        "status": next_status(task.status, update.action),
+        "updated_at": update.at,
+        "revision": task.revision + 1,
+        "by": update.by,
+        "note": update.note or None,
+        "last_update_id": update.update_id,
+    })

@@ -1,0 +1,9 @@
+"""Contingency playbooks (应急预案): the YAML library and the pure engine that loads, matches
+and plans them. No Faust, no network."""
+
+from .load import LIBRARY, LoadedPlaybook, PlaybookError, PlaybookSet, Problem, load_playbooks
+from .match import Facts, MatchResult, match
+from .plan import plan_tasks, task_id_for
+
+__all__ = ["Facts", "LIBRARY", "LoadedPlaybook", "MatchResult", "PlaybookError", "PlaybookSet",
+           "Problem", "load_playbooks", "match", "plan_tasks", "task_id_for"]

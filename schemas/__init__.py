@@ -1,0 +1,20 @@
+"""The vocabulary of Whistle: pydantic models for every message and file. No I/O, no Faust."""
+
+from .alarm import KINDS, SIGNALS, Alarm, Location, Reporter, Signal
+from .common import LEVELS, Duration, Level, Timestamp, parse_duration, utc_now
+from .department import Department, DepartmentRegistry
+from .incident import INCIDENT_STATUSES, Incident, IncidentStatus, PlaybookRef
+from .messages import DeadLetter, Triaged
+from .playbook import Playbook, PlaybookMatch, PlaybookStep
+from .site import SITE_TYPES, Site, SiteRegistry, SiteType
+from .task import TASK_ACTIONS, TASK_STATUSES, Task, TaskAction, TaskStatus, TaskUpdate, TaskUpdateRequest
+from .timeline import ENTRY_TYPES, Timeline, TimelineEntry
+
+__all__ = [
+    "Alarm", "DeadLetter", "INCIDENT_STATUSES", "Department", "DepartmentRegistry", "Duration", "ENTRY_TYPES",
+    "Incident", "IncidentStatus", "KINDS", "LEVELS", "Level", "Location", "Playbook",
+    "PlaybookMatch", "PlaybookRef", "PlaybookStep", "Reporter", "SIGNALS", "SITE_TYPES",
+    "Signal", "Site", "SiteRegistry", "SiteType", "TASK_ACTIONS", "TASK_STATUSES", "Task", "TaskAction",
+    "TaskStatus", "TaskUpdate", "TaskUpdateRequest", "Timeline", "TimelineEntry", "Timestamp",
+    "Triaged", "parse_duration", "utc_now",
+]

@@ -1,0 +1,97 @@
+"""The Alarm: what a detector, a gateway or a person sends in.
+
+    >>> Alarm.model_validate({"alarm_id": "gw-1:0001", "kind": "smoke", "site_id": "lab-3",
+    ...                       "occurred_at": "2023-05-16T14:03:07+08:00"}).signal
+    'alarm'
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from .common import Identifier, Timestamp, field_error, utc_now
+
+__all__ = ["Alarm", "KINDS", "Location", "Reporter", "SIGNALS", "Signal", "MAX_FUTURE_SKEW"]
+
+Signal = Literal["alarm", "supervisory", "trouble", "restore", "test"]
+SIGNALS: tuple[Signal, ...] = ("alarm", "supervisory", "trouble", "restore", "test")
+
+KINDS: tuple[str, ...] = (
+    "smoke", "heat", "flame", "gas", "electrical", "manual_call_point", "fire_report",
+    "power_trip", "hazmat", "water_leak", "structural", "other",
+)
+"""Kinds the contract names. Any other kind is accepted and goes to the fallback playbook."""
+
+MAX_FUTURE_SKEW = timedelta(minutes=5)
+
+
+class Location(BaseModel):
+    """Where a person says the fire is, when there is no site id (or in addition to it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: str | None = Field(default=None, max_length=500)
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+
+    @model_validator(mode="after")
+    def _something_given(self) -> "Location":
+        if self.address is None and (self.lat is None or self.lon is None):
+            raise ValueError("location needs an address, or both lat and lon")
+        return self
+
+
+class Reporter(BaseModel):
+    """Who reported it (a person calling 119/12345, a duty officer)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, max_length=40)
+
+
+class Alarm(BaseModel):
+    """One alarm as the contract defines it.
+
+    `occurred_at` may not lie more than five minutes after the validation clock, which is
+    `context={"now": datetime}` when given (the ingest time, or a Kafka message's timestamp),
+    else the wall clock. `received_at` is stamped by the ingest, never trusted from a gateway.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    alarm_id: Identifier
+    kind: str = Field(min_length=1, max_length=64)
+    signal: Signal = "alarm"
+    site_id: Identifier | None = None
+    device_id: Identifier | None = None
+    occurred_at: Timestamp
+    location: Location | None = None
+    description: str | None = Field(default=None, max_length=4000)
+    reporter: Reporter | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    received_at: Timestamp | None = None
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _not_in_future(cls, value: datetime, info: ValidationInfo) -> datetime:
+        context = info.context or {}
+        now = context.get("now") or utc_now()
+        if value - now > MAX_FUTURE_SKEW:
+            raise ValueError(
+                f"lies more than 5 minutes in the future (server time {now.isoformat()})"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _site_or_location(self) -> "Alarm":
+        if self.site_id is None and self.location is None:
+            raise field_error("site_id", "missing", "Field required unless location is given")
+        return self
+
+    @property
+    def known_kind(self) -> bool:
+        return self.kind in KINDS

@@ -1,0 +1,129 @@
+"""Shared field types: timestamps, identifiers, levels and durations.
+
+Every wire timestamp is RFC 3339 with an explicit offset; every duration in a file is a short
+human form ("3s", "15m", "1h30m", "1d") or ISO 8601 ("PT15M").
+
+    >>> from pydantic import TypeAdapter
+    >>> TypeAdapter(Duration).validate_python("1h30m")
+    datetime.timedelta(seconds=5400)
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, PlainSerializer, StringConstraints, ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+__all__ = [
+    "DepartmentId",
+    "Duration",
+    "Identifier",
+    "LEVELS",
+    "Level",
+    "Timestamp",
+    "field_error",
+    "format_duration",
+    "parse_duration",
+    "parse_timestamp",
+    "utc_now",
+]
+
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+def field_error(field: str, kind: str, message: str) -> ValidationError:
+    """A validation error that names `field`, for rules that involve more than one field."""
+    return ValidationError.from_exception_data(
+        "validation", [InitErrorDetails(type=PydanticCustomError(kind, message), loc=(field,),
+                                        input=None)]
+    )
+
+
+def utc_now() -> datetime:
+    """The wall clock, timezone-aware. Pass it (or a fixed clock) to anything that needs time."""
+    return datetime.now(timezone.utc)
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """Accept an aware datetime or an RFC 3339 string with an offset; refuse anything else."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("timestamp must carry a UTC offset")
+        return value
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError(
+            "must be an RFC 3339 timestamp with an offset, e.g. 2023-05-16T14:03:07+08:00"
+        )
+    text = value[:-1] + "+00:00" if value[-1] in "Zz" else value
+    fraction = re.search(r"\.(\d+)", text)
+    if fraction and len(fraction.group(1)) > 6:  # Python keeps microseconds only
+        text = text.replace(fraction.group(0), "." + fraction.group(1)[:6])
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"not a valid date or time: {exc}") from None
+
+
+Timestamp = Annotated[datetime, BeforeValidator(parse_timestamp)]
+
+_DURATION_PART = re.compile(r"(\d+)\s*(d|h|m|s|ms)")
+_ISO_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
+_UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """Parse "15s", "5m", "1h30m", "1d", "PT1H" or a number of seconds into a timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError("duration must not be negative")
+        return timedelta(seconds=value)
+    if not isinstance(value, str):
+        raise ValueError('duration must be text like "30s", "15m", "1h30m" or "1d"')
+    text = value.strip()
+    iso = _ISO_DURATION.match(text)
+    if iso and text != "P":
+        d, h, m, s = iso.groups()
+        return timedelta(days=int(d or 0), hours=int(h or 0), minutes=int(m or 0),
+                         seconds=float(s or 0))
+    parts = _DURATION_PART.findall(text)
+    if not parts or _DURATION_PART.sub("", text).strip():
+        raise ValueError(f'"{value}" is not a duration; write e.g. "30s", "15m", "1h30m", "1d"')
+    return timedelta(seconds=sum(int(n) * _UNIT_SECONDS[unit] for n, unit in parts))
+
+
+def format_duration(value: timedelta) -> str:
+    """The short human form of a duration: timedelta(seconds=5400) -> "1h30m"."""
+    seconds = int(value.total_seconds())
+    out = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            out.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(out) or "0s"
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+]
+
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+"""An id chosen by someone else (a gateway, a registry): any text of 1-128 characters."""
+
+DepartmentId = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$"),
+    Field(description="department id: lower-case letters, digits and _ (it names a topic)"),
+]
+
+Level = Literal["I", "II", "III", "IV"]
+LEVELS: tuple[Level, ...] = ("I", "II", "III", "IV")
+"""Incident levels, most severe first (国家突发事件分级: I 特别重大 ... IV 一般)."""

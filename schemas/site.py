@@ -1,0 +1,68 @@
+"""Sites: the places detectors watch (a laboratory, a residential block, a lamp post).
+
+    >>> Site.model_validate({"site_id": "lab-3", "name": "3号实验室", "type": "laboratory",
+    ...                      "address": "巨野河街道", "grid": "JYH-G2"}).type
+    'laboratory'
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
+
+from .common import DepartmentId, Identifier
+
+__all__ = ["SITE_TYPES", "Site", "SiteOverride", "SiteRegistry", "SiteType"]
+
+SiteType = Literal[
+    "laboratory", "residential", "school", "hospital", "elderly_care", "small_venue",
+    "warehouse", "factory", "fuel_station", "market", "office", "public_road",
+    "construction_site", "village_house", "unknown",
+]
+SITE_TYPES: tuple[str, ...] = SiteType.__args__  # type: ignore[attr-defined]
+
+
+class SiteOverride(BaseModel):
+    """Which unit of a department covers this site (for example 巨野河派出所 for police)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    unit: str | None = Field(default=None, max_length=200)
+    contact: str | None = Field(default=None, max_length=200)
+
+
+class Site(BaseModel):
+    """One entry of the site registry."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    site_id: Identifier
+    name: str = Field(min_length=1, max_length=200)
+    type: SiteType
+    address: str = Field(default="", max_length=500)
+    grid: str = Field(default="", max_length=100)
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    overrides: dict[DepartmentId, SiteOverride] = Field(default_factory=dict)
+
+    @classmethod
+    def ad_hoc(cls, site_id: str, address: str | None = None) -> "Site":
+        """A site nobody registered: still dispatched, by the fallback rules."""
+        return cls(site_id=site_id, name=address or site_id, type="unknown", address=address or "")
+
+
+class SiteRegistry(RootModel[list[Site]]):
+    """The `--sites FILE` YAML: a list of sites with unique ids."""
+
+    @model_validator(mode="after")
+    def _unique(self) -> "SiteRegistry":
+        seen: set[str] = set()
+        for site in self.root:
+            if site.site_id in seen:
+                raise ValueError(f"site_id {site.site_id!r} appears twice")
+            seen.add(site.site_id)
+        return self
+
+    def by_id(self) -> dict[str, Site]:
+        return {site.site_id: site for site in self.root}

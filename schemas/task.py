@@ -1,0 +1,81 @@
+"""Tasks (what one department must do for one incident) and the updates departments send."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .common import DepartmentId, Identifier, Level, Timestamp, field_error
+
+__all__ = [
+    "TASK_ACTIONS",
+    "TASK_STATUSES",
+    "Task",
+    "TaskAction",
+    "TaskStatus",
+    "TaskUpdate",
+    "TaskUpdateRequest",
+]
+
+TaskStatus = Literal["dispatched", "acknowledged", "in_progress", "completed", "rejected"]
+TASK_STATUSES: tuple[str, ...] = ("dispatched", "acknowledged", "in_progress", "completed",
+                                  "rejected")
+TaskAction = Literal["ack", "start", "complete", "reject"]
+TASK_ACTIONS: tuple[str, ...] = ("ack", "start", "complete", "reject")
+
+
+class Task(BaseModel):
+    """The contract's Task, plus `revision` (grows with every change: a consumer that sees the
+    same (task_id, revision) twice drops the second) and the context a console shows."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task_id: Identifier
+    incident_id: Identifier
+    department: DepartmentId
+    step: str
+    action: str
+    status: TaskStatus = "dispatched"
+    ack_due: Timestamp
+    complete_due: Timestamp
+    created_at: Timestamp
+    updated_at: Timestamp
+    revision: int = 1
+    site_id: Identifier
+    level: Level
+    unit: str | None = None
+    by: str | None = None
+    note: str | None = None
+    last_update_id: str | None = None
+
+
+class TaskUpdateRequest(BaseModel):
+    """The body of `POST /api/v1/tasks/{task_id}/ack|start|complete|reject`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: str = Field(min_length=1, max_length=200)
+    note: str = Field(default="", max_length=4000)
+
+
+class TaskUpdate(BaseModel):
+    """A department's change to a task, as carried on `whistle.task-updates` (key: incident_id).
+
+    `update_id` makes a replayed update recognisable; a reject must say why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    update_id: Identifier
+    task_id: Identifier
+    incident_id: Identifier
+    action: TaskAction
+    by: str = Field(min_length=1, max_length=200)
+    note: str = Field(default="", max_length=4000)
+    at: Timestamp
+
+    @model_validator(mode="after")
+    def _reject_has_note(self) -> "TaskUpdate":
+        if self.action == "reject" and not self.note.strip():
+            raise field_error("note", "missing", "a rejection needs a note saying why")
+        return self

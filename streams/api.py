@@ -1,0 +1,291 @@
+"""The HTTP API under /api/v1 (Faust web views), as the contract says.
+
+    POST /api/v1/alarms                      -> 202 {"accepted": [...]} once the broker acked all
+    GET  /api/v1/incidents[?status=&site_id=]
+    GET  /api/v1/incidents/{incident_id}
+    GET  /api/v1/incidents/{incident_id}/timeline?format=json
+    GET  /api/v1/tasks[?department=&status=&incident_id=]
+    POST /api/v1/tasks/{task_id}/ack|start|complete|reject   {"by": str, "note": str}
+    GET  /healthz  /readyz  /metrics
+
+Every refusal is JSON: `{"error": str, "details": [{"loc": [...], "msg": str}]}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from faust.web import Request, Response, View
+from pydantic import ValidationError
+
+from agents.taskstate import IllegalTransition, next_status
+from agents.timelines import in_time_order
+from schemas import (INCIDENT_STATUSES, TASK_ACTIONS, TASK_STATUSES, Alarm, Task, TaskUpdate,
+                     TaskUpdateRequest)
+
+from . import topics
+from .codec import dump, error_details, json_bytes
+
+if TYPE_CHECKING:
+    from .app import Whistle
+
+__all__ = ["register"]
+
+JSON = "application/json; charset=utf-8"
+
+
+class Refusal(Exception):
+    """An answer other than success: status, message and the fields at fault."""
+
+    def __init__(self, status: int, error: str, details: list[dict] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(error)
+        self.status, self.error, self.details, self.headers = status, error, details, headers
+
+
+def _field(loc: str, msg: str) -> list[dict]:
+    return [{"loc": [loc], "msg": msg}]
+
+
+class _Api(View):
+    """Base view: JSON bodies in and out, refusals rendered the contract's way."""
+
+    whistle: "Whistle"
+
+    def reply(self, value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+        return self.raw(json_bytes(value), JSON, status, headers)
+
+    def raw(self, body: bytes, content_type: str, status: int = 200,
+            headers: dict[str, str] | None = None) -> Response:
+        return self.bytes(body, status=status, headers={**(headers or {}),
+                                                        "Content-Type": content_type})
+
+    async def dispatch(self, request: Any) -> Any:
+        try:
+            return await super().dispatch(request)
+        except Refusal as exc:
+            body = {"error": exc.error, "details": exc.details or []}
+            return self.reply(body, exc.status, exc.headers)
+
+    async def read_body(self, request: Request) -> bytes:
+        limit = self.whistle.settings.max_body_bytes
+        if request.content_type != "application/json":
+            raise Refusal(415, "Content-Type must be application/json",
+                          _field("Content-Type", f"got {request.content_type or 'nothing'}"))
+        if (request.content_length or 0) > limit:
+            raise Refusal(413, f"body over {limit} bytes", _field("body", "too large"))
+        body = bytearray()
+        while chunk := await request.content.read(65536):
+            body += chunk
+            if len(body) > limit:
+                raise Refusal(413, f"body over {limit} bytes", _field("body", "too large"))
+        return bytes(body)
+
+    async def read_json(self, request: Request) -> Any:
+        body = await self.read_body(request)
+        try:
+            return json.loads(body)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise Refusal(400, "body is not JSON", _field("body", str(exc))) from None
+
+    def query(self, request: Request, name: str, allowed: tuple[str, ...] | None = None) -> str | None:
+        value = request.query.get(name)
+        if value is not None and allowed is not None and value not in allowed:
+            raise Refusal(422, f"unknown {name}",
+                          [{"loc": ["query", name], "msg": f"must be one of {', '.join(allowed)}"}])
+        return value
+
+
+def _parse_alarms(data: Any, w: "Whistle") -> list[Alarm]:
+    now = w.clock()
+    batch = isinstance(data, list)
+    items = data if batch else [data]
+    if not isinstance(data, (list, dict)):
+        raise Refusal(422, "body must be an Alarm object or an array of them",
+                      _field("body", f"got {type(data).__name__}"))
+    if batch and not 1 <= len(items) <= w.settings.max_batch:
+        raise Refusal(422, f"a batch holds 1 to {w.settings.max_batch} alarms",
+                      _field("body", f"got {len(items)}"))
+    alarms, details = [], []
+    for i, item in enumerate(items):
+        try:
+            alarms.append(Alarm.model_validate(item, context={"now": now}))
+        except ValidationError as exc:
+            details += error_details(exc, (i,) if batch else ())
+    if details:
+        raise Refusal(422, "invalid alarm" + ("s" if batch else ""), details)
+    return [a.model_copy(update={"received_at": now}) for a in alarms]
+
+
+def register(w: "Whistle") -> None:
+    """Mount the API on the worker's Faust web server."""
+    from agents.correlation import site_key
+
+    app = w.app
+
+    def page(path: str):
+        def mount(cls: type[_Api]) -> type[_Api]:
+            cls.whistle = w
+            return app.page(path, name=cls.__name__)(cls)
+        return mount
+
+    @page("/api/v1/alarms")
+    class Alarms(_Api):
+        async def post(self, request: Request) -> Response:
+            try:
+                alarms = _parse_alarms(await self.read_json(request), w)
+            except Refusal as exc:
+                w.metrics.rejected.labels(status=str(exc.status)).inc()
+                raise
+            try:
+                await asyncio.wait_for(self._persist(alarms), w.settings.ingest_timeout)
+            except Exception as exc:  # the broker did not take them all: say so, never 202
+                w.metrics.rejected.labels(status="503").inc()
+                app.log.warning("alarm ingest failed: %r", exc)
+                raise Refusal(503, "the broker did not acknowledge the alarms; retry with the "
+                                   "same alarm_id", _field("broker", repr(exc)),
+                              {"Retry-After": "1"}) from None
+            w.metrics.ingested.inc(len(alarms))
+            return self.reply({"accepted": [a.alarm_id for a in alarms]}, status=202)
+
+        async def _persist(self, alarms: list[Alarm]) -> None:
+            acks = [await w.send(topics.ALARMS, site_key(a), dump(a)) for a in alarms]
+            await asyncio.gather(*acks)
+
+    @page("/api/v1/incidents")
+    class Incidents(_Api):
+        async def get(self, request: Request) -> Response:
+            status = self.query(request, "status", INCIDENT_STATUSES)
+            site_id = self.query(request, "site_id")
+            found = [v for v in w.tables.incidents.values()
+                     if (status is None or v["status"] == status)
+                     and (site_id is None or v["site_id"] == site_id)]
+            found.sort(key=lambda v: v["opened_at"], reverse=True)
+            return self.reply({"incidents": found})
+
+    def incident_or_404(incident_id: str) -> dict:
+        stored = w.tables.incidents.get(incident_id)
+        if stored is None:
+            raise Refusal(404, f"no incident {incident_id}", _field("incident_id", "unknown"))
+        return stored
+
+    @page("/api/v1/incidents/{incident_id}")
+    class OneIncident(_Api):
+        async def get(self, request: Request, incident_id: str) -> Response:
+            return self.reply(incident_or_404(incident_id))
+
+    @page("/api/v1/incidents/{incident_id}/timeline")
+    class IncidentTimeline(_Api):
+        async def get(self, request: Request, incident_id: str) -> Response:
+            fmt = self.query(request, "format", ("json",)) or "json"
+            incident = incident_or_404(incident_id)
+            entries = in_time_order(w.tables.timelines.get(incident_id) or [])
+            assert fmt == "json"
+            return self.reply({"incident": incident,
+                               "entries": [e.model_dump(mode="json", exclude_none=True)
+                                           for e in entries]})
+
+    @page("/api/v1/tasks")
+    class Tasks(_Api):
+        async def get(self, request: Request) -> Response:
+            department = self.query(request, "department")
+            status = self.query(request, "status", TASK_STATUSES)
+            incident_id = self.query(request, "incident_id")
+            found = [v for v in w.tables.tasks.values()
+                     if (department is None or v["department"] == department)
+                     and (status is None or v["status"] == status)
+                     and (incident_id is None or v["incident_id"] == incident_id)]
+            found.sort(key=lambda v: (v["created_at"], v["task_id"]))
+            return self.reply({"tasks": found})
+
+    @page("/api/v1/tasks/{task_id}/{action}")
+    class TaskAction(_Api):
+        async def post(self, request: Request, task_id: str, action: str) -> Response:
+            if action not in TASK_ACTIONS:
+                raise Refusal(404, f"no action {action}; use one of {', '.join(TASK_ACTIONS)}",
+                              _field("action", "unknown"))
+            stored = w.tables.tasks.get(task_id)
+            if stored is None:
+                raise Refusal(404, f"no task {task_id}", _field("task_id", "unknown"))
+            task = Task.model_validate(stored)
+            data = await self.read_json(request)
+            try:
+                body = TaskUpdateRequest.model_validate(data)
+                update = TaskUpdate(update_id=uuid.uuid4().hex, task_id=task_id,
+                                    incident_id=task.incident_id, action=action, by=body.by,
+                                    note=body.note, at=w.clock())
+            except ValidationError as exc:
+                raise Refusal(422, "invalid task update", error_details(exc)) from None
+            try:
+                next_status(task.status, action)
+            except IllegalTransition as exc:
+                raise Refusal(409, str(exc), _field("status", task.status)) from None
+            return await self._apply(update)
+
+        async def _apply(self, update: TaskUpdate) -> Response:
+            waiter = asyncio.get_running_loop().create_future()
+            w.waiters[update.update_id] = waiter
+            deadline = time.monotonic() + w.settings.update_timeout
+            try:
+                await asyncio.wait_for(
+                    w.send_and_wait(topics.TASK_UPDATES, update.incident_id, dump(update)),
+                    w.settings.ingest_timeout)
+            except Exception as exc:
+                w.waiters.pop(update.update_id, None)
+                raise Refusal(503, "the broker did not acknowledge the update; retry",
+                              _field("broker", repr(exc)), {"Retry-After": "1"}) from None
+            try:
+                outcome, value = await asyncio.wait_for(
+                    waiter, max(0.1, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                w.waiters.pop(update.update_id, None)
+                raise Refusal(504, "the update is on the broker but was not applied in time; "
+                                   "read the task again before retrying",
+                              _field("task_id", update.task_id)) from None
+            if outcome == "conflict":
+                raise Refusal(409, value, _field("status", "changed meanwhile"))
+            if outcome != "ok":
+                raise Refusal(404, f"no task {update.task_id}", _field("task_id", "unknown"))
+            return self.reply(value.model_dump(mode="json"))
+
+    @page("/healthz")
+    class Health(_Api):
+        async def get(self, request: Request) -> Response:
+            return self.reply({"status": "ok"})
+
+    probe = _BrokerProbe(w)
+
+    @page("/readyz")
+    class Ready(_Api):
+        async def get(self, request: Request) -> Response:
+            checks = {"topics": w.topics_declared, "consuming": w.consuming,
+                      "broker": await probe.reachable()}
+            ok = all(checks.values())
+            return self.reply({"ready": ok, **checks}, status=200 if ok else 503)
+
+    @page("/metrics")
+    class Metrics(_Api):
+        async def get(self, request: Request) -> Response:
+            return self.raw(w.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
+
+
+class _BrokerProbe:
+    """Whether the broker answers a metadata request now (asked at most once a second)."""
+
+    def __init__(self, w: "Whistle") -> None:
+        self.w, self.checked_at, self.ok = w, 0.0, False
+
+    async def reachable(self) -> bool:
+        if time.monotonic() - self.checked_at < 1.0:
+            return self.ok
+        try:
+            client = self.w.app.producer._ensure_producer().client
+            self.ok = bool(await asyncio.wait_for(client.fetch_all_metadata(), 1.0))
+        except Exception:
+            self.ok = False
+        self.checked_at = time.monotonic()
+        return self.ok

@@ -1,0 +1,206 @@
+"""The worker: one Faust app with Whistle's topics, tables, agents and HTTP views.
+
+    >>> whistle = build(Settings())
+    >>> whistle.app            # a faust.App, ready for faust.Worker(whistle.app).execute...()
+
+Nothing here reads the environment: `Settings` is read once by the CLI and passed in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Awaitable, Callable
+
+import faust
+import yaml
+
+from playbooks import PlaybookSet, load_playbooks
+from playbooks.departments import load_departments
+from schemas import DeadLetter, Department, Site, SiteRegistry, utc_now
+
+from . import topics as names
+from .codec import dump
+from .metrics import Metrics
+from .settings import Settings
+from .transport import Transport
+
+__all__ = ["Tables", "Topics", "Whistle", "WhistleApp", "build", "load_sites"]
+
+
+class WhistleApp(faust.App):
+    """faust.App with the low-latency consumer (see `streams.transport`)."""
+
+    fetch_wait_ms: int = 10
+
+    def _new_transport(self) -> Any:
+        return Transport(self.conf.broker_consumer, self)
+
+
+@dataclass
+class Topics:
+    alarms: faust.TopicT
+    dlq: faust.TopicT
+    triaged: faust.TopicT
+    incidents: faust.TopicT
+    task_updates: faust.TopicT
+    timeline: faust.TopicT
+    tasks: dict[str, faust.TopicT]
+
+    def all(self) -> list[faust.TopicT]:
+        return [self.alarms, self.dlq, self.triaged, self.incidents, self.task_updates,
+                self.timeline, *self.tasks.values()]
+
+
+@dataclass
+class Tables:
+    alarms_seen: faust.Table   # alarm_id -> incident_id           (partitioned like whistle.alarms)
+    sites: faust.Table         # site key -> SiteState JSON        (partitioned like whistle.alarms)
+    incidents: faust.Table     # incident_id -> Incident JSON      (partitioned by incident_id)
+    tasks: faust.Table         # task_id -> Task JSON              (partitioned by incident_id)
+    timelines: faust.Table     # incident_id -> [TimelineEntry JSON]
+
+
+@dataclass
+class Whistle:
+    """Everything one worker holds. Agents and views receive it; nothing is global."""
+
+    settings: Settings
+    app: WhistleApp
+    topics: Topics
+    tables: Tables
+    playbooks: PlaybookSet
+    sites: dict[str, Site]
+    departments: dict[str, Department]
+    metrics: Metrics
+    clock: Callable[[], datetime] = utc_now
+    waiters: dict[str, asyncio.Future] = field(default_factory=dict)
+    consuming: bool = False
+    topics_declared: bool = False
+
+    async def send(self, topic: str, key: str, value: bytes) -> asyncio.Future:
+        """Hand a message to the producer without waiting for the broker's ack.
+
+        Faust flushes the producer before it commits offsets, so an input is only marked done
+        once what it produced is on the broker (at-least-once)."""
+        return await self.app.producer.send(topic, key.encode("utf-8"), value, partition=None,
+                                            timestamp=None, headers=None)
+
+    def stage(self, topic: faust.TopicT, name: str,
+              handle: Callable[["Whistle", Any], Awaitable[None]]) -> None:
+        """Run `handle(whistle, message)` for every message of `topic` as the agent `name`.
+
+        Whatever `handle` raises sends that message to the dead-letter topic; the agent goes on."""
+
+        async def agent(stream: Any) -> None:
+            async for event in stream.events():
+                try:
+                    await handle(self, event.message)
+                except Exception as exc:
+                    message = event.message
+                    self.app.log.exception("%s failed on %s[%s]@%s", name, message.topic,
+                                           message.partition, message.offset)
+                    await self.dead_letter(message, f"{name} failed: {exc!r}")
+
+        self.app.agent(topic, name=name)(agent)
+
+    async def dead_letter(self, message: Any, reason: str) -> None:
+        """Park a message that cannot be processed on the dead-letter topic, with why."""
+        letter = DeadLetter.of(message.value, message.key, reason, message.topic,
+                               message.partition, message.offset, self.clock())
+        self.metrics.dead_letters.labels(topic=message.topic).inc()
+        self.app.log.warning("dead letter from %s[%s]@%s: %s", message.topic, message.partition,
+                             message.offset, reason)
+        await self.send(names.DLQ, message.topic, dump(letter))
+
+    async def send_and_wait(self, topic: str, key: str, value: bytes) -> Any:
+        return await self.app.producer.send_and_wait(topic, key.encode("utf-8"), value,
+                                                     partition=None, timestamp=None,
+                                                     headers=None)
+
+
+def load_sites(path: Any) -> dict[str, Site]:
+    """Read the site registry YAML (`--sites FILE`)."""
+    with open(path, encoding="utf-8") as fh:
+        return SiteRegistry.model_validate(yaml.safe_load(fh) or []).by_id()
+
+
+def _new_app(settings: Settings) -> WhistleApp:
+    app = WhistleApp(
+        settings.app_id,
+        broker=settings.broker,
+        store=settings.store,
+        datadir=str(settings.data),
+        autodiscover=False,
+        web_host=settings.host,
+        web_bind=settings.host,
+        web_port=settings.port,
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication,
+        topic_disable_leader=True,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        broker_rebalance_timeout=settings.rebalance_timeout,
+        broker_session_timeout=settings.rebalance_timeout,
+        broker_heartbeat_interval=min(1.0, settings.rebalance_timeout / 3),
+        table_standby_replicas=0,
+    )
+    app.fetch_wait_ms = settings.fetch_wait_ms
+    return app
+
+
+def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistle:
+    """Assemble a worker from settings: load playbooks, sites and departments, declare topics
+    and tables, register the agents and the HTTP views."""
+    from agents import dispatch, task_updates, timeline, triage  # agents import streams
+    from . import api
+
+    playbooks = load_playbooks(settings.playbooks)
+    departments = load_departments(settings.departments).by_id()
+    unknown = sorted({s.department for lp in playbooks.playbooks for s in lp.playbook.steps}
+                     - set(departments))
+    if unknown:
+        raise ValueError(f"playbooks name departments not in {settings.departments}: "
+                         f"{', '.join(unknown)}")
+    app = _new_app(settings)
+
+    def topic(name: str, **kw: Any) -> faust.TopicT:
+        return app.topic(name, key_serializer="raw", value_serializer="raw",
+                         partitions=settings.partitions, internal=True, **kw)
+
+    topics = Topics(
+        alarms=topic(names.ALARMS), dlq=topic(names.DLQ), triaged=topic(names.TRIAGED),
+        incidents=topic(names.INCIDENTS), task_updates=topic(names.TASK_UPDATES),
+        timeline=topic(names.TIMELINE),
+        tasks={d: topic(names.task_topic(d)) for d in departments},
+    )
+
+    def table(name: str) -> faust.Table:
+        return app.Table(name, default=None, partitions=settings.partitions)
+
+    tables = Tables(alarms_seen=table("alarms-seen"), sites=table("sites"),
+                    incidents=table("incidents"), tasks=table("tasks"),
+                    timelines=table("timelines"))
+    whistle = Whistle(settings=settings, app=app, topics=topics, tables=tables,
+                      playbooks=playbooks, sites=load_sites(settings.sites),
+                      departments=departments, metrics=Metrics(), clock=clock)
+
+    @app.task
+    async def declare_topics() -> None:
+        for t in topics.all():
+            await t.declare()
+        whistle.topics_declared = True
+
+    @app.on_rebalance_complete.connect
+    async def on_rebalanced(sender: Any, **kwargs: Any) -> None:
+        whistle.consuming = True
+
+    for stage in (triage, dispatch, task_updates, timeline):
+        stage.register(whistle)
+    api.register(whistle)
+    return whistle

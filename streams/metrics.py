@@ -1,0 +1,37 @@
+"""Prometheus metrics of one worker, in a registry of its own (so tests can build several).
+
+    >>> m = Metrics(); m.alarms.labels(kind="smoke", result="opened").inc()
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (CollectorRegistry, Counter, Histogram, disable_created_metrics,
+                               generate_latest)
+
+__all__ = ["Metrics"]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        disable_created_metrics()  # *_created series only double what a scrape shows
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.alarms = Counter("whistle_alarms_total", "Alarms triaged, by kind and result "
+                              "(opened, joined, duplicate)", ["kind", "result"], registry=r)
+        self.ingested = Counter("whistle_alarms_accepted_total",
+                                "Alarms the HTTP API accepted (202)", registry=r)
+        self.rejected = Counter("whistle_alarms_rejected_total",
+                                "HTTP alarm requests refused, by status", ["status"], registry=r)
+        self.dead_letters = Counter("whistle_dead_letters_total",
+                                    "Messages sent to the dead-letter topic", ["topic"], registry=r)
+        self.tasks = Counter("whistle_tasks_dispatched_total", "Tasks dispatched, by department",
+                             ["department"], registry=r)
+        self.task_updates = Counter("whistle_task_updates_total", "Task updates applied, by "
+                                    "department and action", ["department", "action"], registry=r)
+        self.alarm_to_task = Histogram(
+            "whistle_alarm_to_task_seconds", "From the API accepting an alarm to its incident's "
+            "tasks being handed to the producer", registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

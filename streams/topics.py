@@ -1,0 +1,21 @@
+"""Topic names (the contract's, plus internal ones) and their declarations.
+
+    >>> task_topic("police")
+    'whistle.tasks.police'
+"""
+
+from __future__ import annotations
+
+__all__ = ["ALARMS", "DLQ", "INCIDENTS", "TASK_UPDATES", "TIMELINE", "TRIAGED", "task_topic"]
+
+ALARMS = "whistle.alarms"              # key: site_id (or the ad-hoc site of a located report)
+DLQ = "whistle.alarms.dlq"             # a DeadLetter: the raw bytes and the reason
+TRIAGED = "whistle.triaged"            # internal; key: incident_id
+INCIDENTS = "whistle.incidents"        # Incident snapshots; key: incident_id
+TASK_UPDATES = "whistle.task-updates"  # TaskUpdate; key: incident_id
+TIMELINE = "whistle.timeline"          # TimelineEntry; key: incident_id
+
+
+def task_topic(department: str) -> str:
+    """Where a department's task snapshots go (key: incident_id)."""
+    return f"whistle.tasks.{department}"

@@ -1,0 +1,108 @@
+"""`whistle up`: the embedded broker, one worker and the API, stopped together on SIGINT/SIGTERM.
+
+The worker runs as a child process (so it can be killed and restarted on its own); both children
+die with this process even if it is killed outright."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from playbooks import PlaybookError, load_playbooks
+
+from .app import load_sites
+from .broker import BrokerError, EmbeddedBroker
+from .procs import child_options, stop_process
+from .settings import Settings
+
+__all__ = ["run_up"]
+
+READY_TIMEOUT = 60.0
+
+
+def _check_files(settings: Settings) -> None:
+    """Refuse bad playbooks or sites before starting anything."""
+    try:
+        load_playbooks(settings.playbooks)
+    except PlaybookError as exc:
+        raise SystemExit(f"whistle up: the playbooks in {settings.playbooks} are refused:\n{exc}")
+    try:
+        load_sites(settings.sites)
+    except Exception as exc:
+        raise SystemExit(f"whistle up: the sites file {settings.sites} is refused: {exc}")
+
+
+def _wait_ready(url: str, worker: subprocess.Popen, stop: threading.Event) -> bool:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline and worker.poll() is None and not stop.is_set():
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        stop.wait(0.1)
+    return False
+
+
+def run_up(settings: Settings, embedded: bool) -> int:
+    _check_files(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+
+    scratch = None
+    if settings.data == Settings.model_fields["data"].default:
+        scratch = Path(tempfile.mkdtemp(prefix="whistle-"))
+        settings = settings.model_copy(update={"data": scratch})
+    settings.data.mkdir(parents=True, exist_ok=True)
+
+    broker = EmbeddedBroker(log=settings.data / "broker.log") if embedded else None
+    worker: subprocess.Popen | None = None
+    try:
+        if broker is not None:
+            try:
+                broker.start()
+            except BrokerError as exc:
+                print(f"whistle up: {exc}", file=sys.stderr)
+                return 1
+            settings = settings.model_copy(update={"broker": broker.url})
+        env = {**os.environ, **{f"WHISTLE_{k.upper()}": str(v) for k, v in {
+            "broker": settings.broker, "port": settings.port, "host": settings.host,
+            "playbooks": settings.playbooks, "sites": settings.sites, "data": settings.data,
+            "log_level": os.environ.get("WHISTLE_LOG_LEVEL", "warning")}.items()}}
+        worker = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
+                                  stdin=subprocess.DEVNULL, **child_options())
+        url = f"http://{settings.host}:{settings.port}"
+        if not _wait_ready(url, worker, stop):
+            if worker.poll() is not None:
+                print(f"whistle up: the worker exited with code {worker.returncode} before it "
+                      f"was ready", file=sys.stderr)
+            elif not stop.is_set():
+                print(f"whistle up: the worker did not become ready within {READY_TIMEOUT:.0f} s",
+                      file=sys.stderr)
+            return 0 if stop.is_set() else 1
+        where = (f"embedded broker {broker.url}, in memory: stopping it loses all data"
+                 if broker else f"broker {settings.broker}")
+        print(f"whistle ready at {url} ({where}; open mode: no tokens configured)", flush=True)
+        while not stop.is_set() and worker.poll() is None:
+            stop.wait(0.5)
+        if worker.poll() is not None and not stop.is_set():
+            print(f"whistle up: the worker exited with code {worker.returncode}", file=sys.stderr)
+            return 1
+        return 0
+    finally:
+        if worker is not None:
+            stop_process(worker, 6.0)
+        if broker is not None:
+            broker.stop(2.0)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
