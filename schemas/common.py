@@ -71,7 +71,7 @@ def parse_timestamp(value: Any) -> datetime:
 
 Timestamp = Annotated[datetime, BeforeValidator(parse_timestamp)]
 
-_DURATION_PART = re.compile(r"(\d+)\s*(d|h|m|s|ms)")
+_DURATION_PART = re.compile(r"(\d+)\s*(ms|d|h|m|s)")
 _ISO_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
 _UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
 

@@ -46,7 +46,7 @@ def decode(model: type[M], raw: bytes | None, context: dict[str, Any] | None = N
     if raw is None:
         return Rejected("empty value (a tombstone?)")
     try:
-        data = json.loads(raw)
+        data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         return Rejected(f"not UTF-8: {exc}")
     except ValueError as exc:

@@ -1,0 +1,96 @@
+"""The agents on Faust's test_context(): real agents, in-memory tables, no broker.
+
+What an agent hands to the producer is captured by swapping `Whistle.send`, the one seam."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from schemas import Alarm, Triaged
+from streams import topics
+from streams.app import build
+from streams.settings import Settings
+from tests.conftest import T0, FixedClock, alarm_data
+
+
+@pytest.fixture
+def whistle(tmp_path):
+    clock = FixedClock(T0 + timedelta(minutes=1))
+    w = build(Settings(broker="kafka://127.0.0.1:1", store="memory://", data=tmp_path), clock)
+    sent: list[tuple[str, str, dict]] = []
+
+    async def record(topic: str, key: str, value: bytes):
+        sent.append((topic, key, json.loads(value)))
+
+    w.send = record
+    w.sent = sent
+    w.app.finalize()
+    w.app.flow_control.resume()
+    yield w
+
+
+def agent(w, name):
+    return next(a for a in w.app.agents.values() if a.name == name)
+
+
+async def test_triage_forwards_new_and_duplicate_alarms_to_the_same_incident(whistle):
+    async with agent(whistle, "triage").test_context() as triage:
+        raw = json.dumps(alarm_data(alarm_id="gw:1")).encode()
+        await triage.put(raw, key=b"jyh-yinfeng-lab-3")
+        await triage.put(raw, key=b"jyh-yinfeng-lab-3")
+        await triage.put(json.dumps(alarm_data(alarm_id="gw:2", kind="fire_report")).encode(),
+                         key=b"jyh-yinfeng-lab-3")
+    forwarded = [(t, k, v["alarm"]["alarm_id"], v["opens"]) for t, k, v in whistle.sent]
+    iid = forwarded[0][1]
+    assert forwarded == [(topics.TRIAGED, iid, "gw:1", True), (topics.TRIAGED, iid, "gw:1", False),
+                         (topics.TRIAGED, iid, "gw:2", False)]
+    assert whistle.tables.alarms_seen["gw:1"] == iid
+
+
+async def test_triage_sends_undecodable_alarms_to_the_dead_letter_topic(whistle):
+    async with agent(whistle, "triage").test_context() as triage:
+        await triage.put(b"\xff\xfe not json", key=b"x")
+        await triage.put(json.dumps(alarm_data(occurred_at="yesterday")).encode(), key=b"x")
+        await triage.put(json.dumps(alarm_data(alarm_id="ok")).encode(), key=b"x")
+    letters = [v for t, _, v in whistle.sent if t == topics.DLQ]
+    assert [letter["reason"].split(":")[0] for letter in letters] == ["not UTF-8", "Alarm invalid"]
+    assert "occurred_at" in letters[1]["reason"]
+    assert letters[1]["value_text"].startswith("{")
+    assert [v["alarm"]["alarm_id"] for t, _, v in whistle.sent if t == topics.TRIAGED] == ["ok"]
+
+
+def triaged_bytes(alarm_id: str, incident_id: str = "inc-20230516-x", kind: str = "smoke") -> bytes:
+    a = Alarm.model_validate(alarm_data(alarm_id=alarm_id, kind=kind), context={"now": T0})
+    site = {"site_id": "jyh-yinfeng-lab-3", "name": "3号实验室", "type": "laboratory"}
+    return Triaged(alarm=a, incident_id=incident_id, opens=True, hazard="fire",
+                   site=site).model_dump_json().encode()
+
+
+async def test_dispatch_sends_each_task_to_its_department_topic_once(whistle):
+    async with agent(whistle, "dispatch").test_context() as dispatch:
+        await dispatch.put(triaged_bytes("gw:1"), key=b"inc-20230516-x")
+        first = list(whistle.sent)
+        await dispatch.put(triaged_bytes("gw:1"), key=b"inc-20230516-x")  # a replay
+    task_msgs = [(t, v["task_id"], v["revision"]) for t, _, v in first
+                 if t.startswith("whistle.tasks.")]
+    assert {t for t, _, _ in task_msgs} >= {topics.task_topic(d) for d in (
+        "safety_office", "police", "power_supply", "enforcement", "fire_brigade")}
+    incident = whistle.tables.incidents["inc-20230516-x"]
+    assert sorted(tid for _, tid, _ in task_msgs) == sorted(incident["task_ids"])
+    replayed = [(t, v["task_id"], v["revision"]) for t, _, v in whistle.sent[len(first):]
+                if t.startswith("whistle.tasks.")]
+    assert sorted(replayed) == sorted(task_msgs)  # same ids and revisions: consumers drop them
+    assert incident["revision"] == 1
+
+
+async def test_timeline_agent_keeps_each_entry_once(whistle):
+    from agents.timelines import entry
+
+    e = entry("inc-1", "incident_opened", T0).model_dump_json().encode()
+    async with agent(whistle, "timeline").test_context() as timeline:
+        await timeline.put(e, key=b"inc-1")
+        await timeline.put(e, key=b"inc-1")
+    assert [x["type"] for x in whistle.tables.timelines["inc-1"]] == ["incident_opened"]

@@ -1,0 +1,51 @@
+"""Read and write topics of the real broker directly, as a department's own consumer would."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+
+async def read_topic(broker: str, topic: str, settle: float = 1.0) -> list:
+    """Every record of `topic` from the beginning (stops after `settle` s without new ones)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker, enable_auto_commit=False,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        parts = consumer.partitions_for_topic(topic)
+        for _ in range(50):
+            if parts:
+                break
+            await consumer.force_metadata_update() if hasattr(consumer, "force_metadata_update") \
+                else await asyncio.sleep(0)
+            await asyncio.sleep(0.1)
+            parts = consumer.partitions_for_topic(topic)
+        assert parts, f"topic {topic} does not exist on {broker}"
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        records = []
+        while True:
+            batch = await consumer.getmany(*tps, timeout_ms=int(settle * 1000))
+            got = [r for rs in batch.values() for r in rs]
+            records += got
+            positions = {tp: await consumer.position(tp) for tp in tps}
+            if all(positions[tp] >= ends[tp] for tp in tps) and not got:
+                break
+            if not got:
+                break
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def produce(broker: str, topic: str, items: list[tuple[bytes | None, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=broker, acks="all")
+    await producer.start()
+    try:
+        for key, value in items:
+            await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()

@@ -1,0 +1,115 @@
+"""The seed's laboratory fire, end to end on the real embedded broker (issue 2's four steps)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import streams
+from streams import topics
+
+from .kafka import read_topic
+
+LAB_FIRE = json.loads((Path(streams.__file__).parent / "demo" / "lab-fire.json").read_text("utf-8"))
+LAB = "jyh-yinfeng-lab-3"
+FIVE = ("safety_office", "police", "power_supply", "enforcement", "fire_brigade")
+
+
+def lab_incidents(stack):
+    return stack.http.get("/api/v1/incidents", params={"site_id": LAB}).json()["incidents"]
+
+
+async def test_lab_fire_one_incident_five_departments_and_a_timeline(stack):
+    # 2. post the scenario (two detectors, the 119 report, and the gateway's retry)
+    r = stack.http.post("/api/v1/alarms", json=LAB_FIRE)
+    assert r.status_code == 202, r.text
+    assert r.json() == {"accepted": [a["alarm_id"] for a in LAB_FIRE]}
+
+    # 3. exactly one incident, matched to the laboratory-fire playbook, all alarms joined
+    incident = stack.wait_for(
+        lambda: next((i for i in lab_incidents(stack) if len(i["alarm_ids"]) == 3), None),
+        what="the three distinct alarms on one incident")
+    assert len(lab_incidents(stack)) == 1
+    assert incident["playbook"] == {"id": "laboratory-fire", "version": "1"}
+    assert sorted(incident["alarm_ids"]) == sorted({a["alarm_id"] for a in LAB_FIRE})
+    iid = incident["incident_id"]
+
+    tasks = {}
+    for department in FIVE:
+        listed = stack.http.get("/api/v1/tasks", params={"department": department}).json()["tasks"]
+        mine = [t for t in listed if t["incident_id"] == iid]
+        assert len(mine) == 1, (department, listed)
+        assert mine[0]["status"] == "dispatched" and mine[0]["department"] == department
+        tasks[department] = mine[0]
+    assert sorted(t["task_id"] for t in tasks.values()) == sorted(incident["task_ids"])
+
+    for department, task in tasks.items():  # each on its own topic, keyed by incident
+        records = await read_topic(stack.broker, topics.task_topic(department))
+        mine = [json.loads(r.value) for r in records if r.key == iid.encode()]
+        assert {(m["task_id"], m["revision"]) for m in mine} == {(task["task_id"], 1)}, department
+        assert mine[0]["action"] == task["action"]  # Chinese action text intact
+
+    # the retry, sent again later, creates nothing new
+    again = stack.http.post("/api/v1/alarms", json=LAB_FIRE[3])
+    assert again.status_code == 202
+    stack.wait_for(lambda: stack.http.get("/metrics").text.count(
+        'whistle_alarms_total{kind="smoke",result="duplicate"} 2.0'), what="the retry triaged")
+    assert lab_incidents(stack) == [incident]
+
+    # 4. the police acknowledge, start and complete their task
+    police = tasks["police"]["task_id"]
+    for action, status in (("ack", "acknowledged"), ("start", "in_progress"),
+                           ("complete", "completed")):
+        r = stack.http.post(f"/api/v1/tasks/{police}/{action}", json={"by": "巨野河派出所 张警官",
+                                                                     "note": "警社联动"})
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == status
+    assert stack.http.get("/api/v1/tasks", params={"incident_id": iid, "status": "completed"}
+                          ).json()["tasks"][0]["task_id"] == police
+
+    timeline = stack.wait_for(
+        lambda: (t := stack.http.get(f"/api/v1/incidents/{iid}/timeline").json())
+        and t["entries"][-1]["type"] == "task_completed" and t,
+        what="task_completed on the timeline")
+    entries = timeline["entries"]
+    types = [e["type"] for e in entries]
+    assert types[:3] == ["alarm_received", "incident_opened", "playbook_matched"]
+    assert types[3:8] == ["task_dispatched"] * 5
+    assert {e["department"] for e in entries[3:8]} == set(FIVE)
+    assert types[-3:] == ["task_acknowledged", "task_started", "task_completed"]
+    assert all(e["task_id"] == police for e in entries[-3:])
+    assert types.count("alarm_received") == 3
+    assert [e["at"] for e in entries] == sorted(e["at"] for e in entries)
+    assert timeline["incident"]["incident_id"] == iid
+
+
+def test_illegal_and_unknown_task_actions(stack):
+    r = stack.http.post("/api/v1/alarms", json={
+        "alarm_id": "t-illegal:1", "kind": "smoke", "site_id": "jb-wenshao-jiayuan",
+        "occurred_at": "2024-01-01T08:00:00+08:00"})
+    assert r.status_code == 202
+    task = stack.wait_for(lambda: next((t for t in stack.http.get(
+        "/api/v1/tasks", params={"department": "property"}).json()["tasks"]
+        if t["site_id"] == "jb-wenshao-jiayuan"), None), what="the property task")
+    tid = task["task_id"]
+    r = stack.http.post(f"/api/v1/tasks/{tid}/complete", json={"by": "物业"})
+    assert r.status_code == 409 and "dispatched" in r.json()["error"]
+    r = stack.http.post(f"/api/v1/tasks/{tid}/reject", json={"by": "物业"})
+    assert r.status_code == 422 and r.json()["details"][0]["loc"] == ["note"]
+    r = stack.http.post(f"/api/v1/tasks/{tid}/reject", json={"by": "物业", "note": "非本物业辖区"})
+    assert r.status_code == 200 and r.json()["status"] == "rejected"
+    r = stack.http.post(f"/api/v1/tasks/{tid}/ack", json={"by": "物业"})
+    assert r.status_code == 409
+    assert stack.http.post("/api/v1/tasks/no-such-task/ack", json={"by": "x"}).status_code == 404
+    assert stack.http.post(f"/api/v1/tasks/{tid}/explode", json={"by": "x"}).status_code == 404
+    assert stack.http.get("/api/v1/incidents/inc-nope").status_code == 404
+    assert stack.http.get("/api/v1/incidents/inc-nope/timeline").status_code == 404
+
+
+def test_health_readiness_and_metrics(stack):
+    assert stack.http.get("/healthz").json() == {"status": "ok"}
+    ready = stack.http.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["ready"] is True
+    metrics = stack.http.get("/metrics")
+    assert metrics.headers["content-type"].startswith("text/plain")
+    assert "whistle_alarm_to_task_seconds_bucket" in metrics.text
