@@ -94,3 +94,38 @@ async def test_timeline_agent_keeps_each_entry_once(whistle):
         await timeline.put(e, key=b"inc-1")
         await timeline.put(e, key=b"inc-1")
     assert [x["type"] for x in whistle.tables.timelines["inc-1"]] == ["incident_opened"]
+
+
+async def test_task_updates_apply_the_state_machine_and_answer_the_waiting_request(whistle):
+    import asyncio
+
+    from schemas import TaskUpdate
+
+    async with agent(whistle, "dispatch").test_context() as dispatch:
+        await dispatch.put(triaged_bytes("gw:1"), key=b"inc-20230516-x")
+    task_id = "inc-20230516-x.cordon"
+    whistle.sent.clear()
+
+    def update(update_id: str, action: str) -> bytes:
+        return TaskUpdate(update_id=update_id, task_id=task_id, incident_id="inc-20230516-x",
+                          action=action, by="张警官", at=T0 + timedelta(minutes=2)
+                          ).model_dump_json().encode()
+
+    loop = asyncio.get_running_loop()
+    answers = {u: loop.create_future() for u in ("u1", "u2", "u3")}
+    whistle.waiters.update(answers)
+    async with agent(whistle, "task-updates").test_context() as updates:
+        await updates.put(update("u1", "ack"), key=b"inc-20230516-x")
+        await updates.put(update("u1", "ack"), key=b"inc-20230516-x")       # replayed
+        await updates.put(update("u2", "complete"), key=b"inc-20230516-x")
+        await updates.put(update("u3", "ack"), key=b"inc-20230516-x")       # lost a race
+    assert answers["u1"].result()[0] == "ok"
+    assert answers["u2"].result()[1].status == "completed"
+    assert answers["u3"].result() == ("conflict",
+                                      "cannot ack a task that is completed; allowed: nothing (final)")
+    snapshots = [(v["status"], v["revision"]) for t, _, v in whistle.sent
+                 if t == topics.task_topic("police")]
+    assert snapshots == [("acknowledged", 2), ("acknowledged", 2), ("completed", 3)]
+    entries = [v["type"] for t, _, v in whistle.sent if t == topics.TIMELINE]
+    assert entries == ["task_acknowledged", "task_completed"]
+    assert whistle.tables.tasks[task_id]["status"] == "completed"
