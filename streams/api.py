@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from faust.web import Request, Response, View
 from pydantic import ValidationError
 
+from agents.correlation import site_key
 from agents.taskstate import IllegalTransition, next_status
 from agents.timelines import in_time_order
 from schemas import (INCIDENT_STATUSES, TASK_ACTIONS, TASK_STATUSES, Alarm, Task, TaskUpdate,
@@ -123,8 +124,6 @@ def _parse_alarms(data: Any, w: "Whistle") -> list[Alarm]:
 
 def register(w: "Whistle") -> None:
     """Mount the API on the worker's Faust web server."""
-    from agents.correlation import site_key
-
     app = w.app
 
     def page(path: str):

@@ -16,10 +16,12 @@ from typing import Any, Awaitable, Callable
 import faust
 import yaml
 
+from agents import dispatch, task_updates, timeline, triage
 from playbooks import PlaybookSet, load_playbooks
 from playbooks.departments import load_departments
 from schemas import DeadLetter, Department, Site, SiteRegistry, utc_now
 
+from . import api
 from . import topics as names
 from .codec import dump
 from .metrics import Metrics
@@ -157,9 +159,6 @@ def _new_app(settings: Settings) -> WhistleApp:
 def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistle:
     """Assemble a worker from settings: load playbooks, sites and departments, declare topics
     and tables, register the agents and the HTTP views."""
-    from agents import dispatch, task_updates, timeline, triage  # agents import streams
-    from . import api
-
     playbooks = load_playbooks(settings.playbooks)
     departments = load_departments(settings.departments).by_id()
     unknown = sorted({s.department for lp in playbooks.playbooks for s in lp.playbook.steps}
