@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from schemas import Incident, Task, Triaged
-from streams import topics
-from streams.codec import Rejected, decode, dump
+from streams.codec import Rejected, decode
+from streams.library import PlaybookLibrary
 
 from .incidents import on_triaged
 
@@ -26,25 +26,22 @@ async def handle(w: "Whistle", message) -> None:
     if isinstance(triaged, Rejected):
         await w.dead_letter(message, triaged.reason)
         return
-    iid = triaged.incident_id
-    stored = w.tables.incidents.get(iid)
+    stored = w.tables.incidents.get(triaged.incident_id)
     current = Incident.model_validate(stored) if stored else None
     now = w.clock()
-    step = on_triaged(current, triaged, w.playbooks, now)
+    step = on_triaged(current, triaged, w.library.current, now)
     incident = step.incident
+    if current is None:  # keep the version it was matched with, for steps added later
+        key = PlaybookLibrary.key(incident.playbook)
+        if w.tables.playbooks.get(key) is None:
+            w.tables.playbooks[key] = w.library.version(incident.playbook).playbook.model_dump(
+                mode="json")
     if step.changed:
-        w.tables.incidents[iid] = incident.model_dump(mode="json")
-        for task in step.new_tasks:
-            w.tables.tasks[task.task_id] = task.model_dump(mode="json")
         tasks = step.new_tasks
     else:
         tasks = [Task.model_validate(w.tables.tasks[t]) for t in incident.task_ids
                  if w.tables.tasks.get(t) is not None]
-    await w.send(topics.INCIDENTS, iid, dump(incident))
-    for task in tasks:
-        await w.send(topics.task_topic(task.department), iid, dump(task))
-    for entry in step.entries:
-        await w.send(topics.TIMELINE, iid, dump(entry))
+    await w.publish(incident, tasks, step.entries)
     if step.new_tasks:
         for task in step.new_tasks:
             w.metrics.tasks.labels(department=task.department).inc()

@@ -1,4 +1,5 @@
-"""What an incident does with a triaged alarm (pure): open it and plan the tasks, or attach.
+"""What an incident does (pure): open on its first alarm, attach later ones, and add the steps
+that become ready as tasks complete.
 
     >>> step = on_triaged(None, triaged, playbooks, now)
     >>> step.incident.status, [t.department for t in step.new_tasks]
@@ -10,22 +11,30 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from playbooks import Facts, PlaybookSet, match, plan_tasks
-from schemas import Incident, PlaybookRef, Task, TimelineEntry, Triaged
+from playbooks import Facts, LoadedPlaybook, PlaybookSet, match, plan_tasks
+from schemas import LEVELS, Alarm, Incident, PlaybookRef, Site, Task, TimelineEntry, Triaged
 
 from .timelines import entry
 
-__all__ = ["IncidentStep", "on_triaged"]
+__all__ = ["IncidentStep", "advance", "facts_of", "on_triaged"]
 
 
 @dataclass
 class IncidentStep:
-    """The outcome of one triaged alarm. `changed` is False for a replay that changes nothing."""
+    """The outcome of one event. `changed` is False for a replay that changes nothing."""
 
     incident: Incident
     changed: bool
     new_tasks: list[Task] = field(default_factory=list)
     entries: list[TimelineEntry] = field(default_factory=list)
+
+
+def facts_of(alarm: Alarm, site: Site) -> Facts:
+    """What matching sees of an alarm at a site. A level is taken from `attributes.level`."""
+    level = alarm.attributes.get("level")
+    return Facts(kind=alarm.kind, signal=alarm.signal, site_type=site.type, site_id=site.site_id,
+                 grid=site.grid, level=level if level in LEVELS else None, at=alarm.occurred_at,
+                 attributes=alarm.attributes)
 
 
 def _received(triaged: Triaged, now: datetime) -> TimelineEntry:
@@ -41,6 +50,26 @@ def _received(triaged: Triaged, now: datetime) -> TimelineEntry:
                  detail=detail)
 
 
+def advance(incident: Incident, loaded: LoadedPlaybook, site: Site, tasks: list[Task],
+            now: datetime) -> IncidentStep:
+    """Dispatch every step that is ready now and was not dispatched before."""
+    new = plan_tasks(incident, loaded.playbook, site, now,
+                     planned={t.step for t in tasks},
+                     completed={t.step for t in tasks if t.status == "completed"})
+    if not new:
+        return IncidentStep(incident, changed=False)
+    incident = incident.model_copy(update={
+        "task_ids": [*incident.task_ids, *(t.task_id for t in new)],
+        "revision": incident.revision + (1 if incident.task_ids else 0)})
+    entries = [entry(incident.incident_id, "task_dispatched", now, task_id=t.task_id,
+                     department=t.department, revision=t.revision,
+                     detail={"step": t.step, "action": t.action, "unit": t.unit,
+                             "ack_due": t.ack_due.isoformat(),
+                             "complete_due": t.complete_due.isoformat()})
+               for t in new]
+    return IncidentStep(incident, changed=True, new_tasks=new, entries=entries)
+
+
 def on_triaged(current: Incident | None, triaged: Triaged, playbooks: PlaybookSet,
                now: datetime) -> IncidentStep:
     """Open the incident (match, plan, record) or attach the alarm to it."""
@@ -51,17 +80,16 @@ def on_triaged(current: Incident | None, triaged: Triaged, playbooks: PlaybookSe
         return IncidentStep(current.with_alarm(alarm.alarm_id, alarm.occurred_at), changed=True,
                             entries=[_received(triaged, now)])
 
-    result = match(playbooks, Facts(kind=alarm.kind, signal=alarm.signal,
-                                    site_type=triaged.site.type))
+    result = match(playbooks, facts_of(alarm, triaged.site))
     pb = result.winner.playbook
     incident = Incident(
         incident_id=triaged.incident_id, status="open", level=pb.level,
         site_id=triaged.site.site_id, kind=alarm.kind, hazard=triaged.hazard,
-        playbook=PlaybookRef(id=pb.id, version=pb.version),
+        playbook=PlaybookRef(id=pb.id, version=pb.version,
+                             content_hash=result.winner.content_hash),
         alarm_ids=[alarm.alarm_id], task_ids=[], opened_at=now, last_alarm_at=alarm.occurred_at,
     )
-    tasks = plan_tasks(incident, pb, triaged.site, now)
-    incident = incident.model_copy(update={"task_ids": [t.task_id for t in tasks]})
+    planned = advance(incident, result.winner, triaged.site, [], now)
     iid = incident.incident_id
     entries = [
         _received(triaged, now),
@@ -71,10 +99,7 @@ def on_triaged(current: Incident | None, triaged: Triaged, playbooks: PlaybookSe
         entry(iid, "playbook_matched", now, detail={
             "playbook_id": pb.id, "version": pb.version, "title": pb.title,
             "content_hash": result.winner.content_hash, "why": result.why}),
-        *(entry(iid, "task_dispatched", now, task_id=t.task_id, department=t.department,
-                revision=t.revision,
-                detail={"step": t.step, "action": t.action, "ack_due": t.ack_due.isoformat(),
-                        "complete_due": t.complete_due.isoformat()})
-          for t in tasks),
+        *planned.entries,
     ]
-    return IncidentStep(incident, changed=True, new_tasks=tasks, entries=entries)
+    return IncidentStep(planned.incident, changed=True, new_tasks=planned.new_tasks,
+                        entries=entries)

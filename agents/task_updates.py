@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from schemas import Task, TaskUpdate
+from schemas import Incident, Task, TaskUpdate
 from streams import topics
 from streams.codec import Rejected, decode, dump
 
+from .incidents import advance
 from .taskstate import ENTRY_TYPE_OF, IllegalTransition, apply_update
 from .timelines import entry
 
@@ -45,14 +46,29 @@ async def handle(w: "Whistle", message) -> None:
     except IllegalTransition as exc:  # lost a race with another update: nothing changes
         _answer(w, update.update_id, "conflict", str(exc))
         return
-    w.tables.tasks[task.task_id] = task.model_dump(mode="json")
     w.metrics.task_updates.labels(department=task.department, action=update.action).inc()
-    await w.send(topics.task_topic(task.department), task.incident_id, dump(task))
-    await w.send(topics.TIMELINE, task.incident_id, dump(entry(
+    await w.publish(None, [task], [entry(
         task.incident_id, ENTRY_TYPE_OF[update.action], update.at, task_id=task.task_id,
         department=task.department, by=update.by, revision=task.revision,
-        detail={"status": task.status, **({"note": update.note} if update.note else {})})))
+        detail={"status": task.status, **({"note": update.note} if update.note else {})})])
     _answer(w, update.update_id, "ok", task)
+    if task.status == "completed":
+        await _dispatch_waiting_steps(w, task.incident_id)
+
+
+async def _dispatch_waiting_steps(w: "Whistle", incident_id: str) -> None:
+    """Steps that wait (`after:`) for the completed one are dispatched now."""
+    incident = Incident.model_validate(w.tables.incidents[incident_id])
+    loaded = w.library.version(incident.playbook)
+    if loaded is None:
+        w.app.log.error("incident %s: playbook %s@%s is no longer known; steps waiting for "
+                        "others cannot be planned", incident_id, incident.playbook.id,
+                        incident.playbook.content_hash)
+        return
+    tasks = [Task.model_validate(w.tables.tasks[t]) for t in incident.task_ids]
+    step = advance(incident, loaded, w.site(incident.site_id), tasks, w.clock())
+    if step.changed:
+        await w.publish(step.incident, step.new_tasks, step.entries)
 
 
 def register(w: "Whistle") -> None:

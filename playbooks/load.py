@@ -11,14 +11,19 @@ Problems come back as `Problem(file, line, message)` so `whistle playbooks check
 from __future__ import annotations
 
 import hashlib
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from collections.abc import Collection
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import ValidationError
 
 from schemas import Playbook
+
+if TYPE_CHECKING:
+    from .match import Facts
 
 __all__ = ["LIBRARY", "LoadedPlaybook", "PlaybookError", "PlaybookSet", "Problem",
            "load_playbooks", "parse_playbook"]
@@ -52,18 +57,53 @@ class LoadedPlaybook:
     playbook: Playbook
     source: str
     content_hash: str
+    node: yaml.Node | None = field(default=None, repr=False, compare=False)
+
+    def line(self, *loc: Any) -> int:
+        """The line in the source file of a field, e.g. `line("steps", 2, "department")`."""
+        return _line_of(self.node, loc)
 
 
 @dataclass(frozen=True)
 class PlaybookSet:
-    """All playbooks in force; exactly one of them is the fallback."""
+    """All playbooks in force; exactly one of them is the fallback.
+
+    `candidates(facts)` narrows the set by kind, signal and site type through a cache of
+    rank-ordered lists, so matching costs about the same with 10 or 10,000 playbooks."""
 
     playbooks: tuple[LoadedPlaybook, ...]
     fallback: LoadedPlaybook
     by_id: dict[str, LoadedPlaybook] = field(repr=False)
+    ranked: tuple[LoadedPlaybook, ...] = field(repr=False, default=())
+    kinds_named: frozenset[str] = field(repr=False, default=frozenset())
+    _cache: dict = field(repr=False, default_factory=dict, compare=False)
+
+    @property
+    def digest(self) -> str:
+        """One hash for the whole set: changes when any playbook's bytes change."""
+        joined = "|".join(sorted(f"{lp.playbook.id}@{lp.content_hash}" for lp in self.playbooks))
+        return hashlib.sha256(joined.encode()).hexdigest()[:12]
+
+    def candidates(self, facts: "Facts") -> list[LoadedPlaybook]:
+        """The non-fallback playbooks that can fit these facts' kind, signal and site type,
+        most specific first."""
+        key = (facts.kind if facts.kind in self.kinds_named else None, facts.signal,
+               facts.site_type)
+        found = self._cache.get(key)
+        if found is None:
+            found = [lp for lp in self.ranked
+                     if (not lp.playbook.match.kinds or key[0] in lp.playbook.match.kinds)
+                     and (not lp.playbook.match.signals or key[1] in lp.playbook.match.signals)
+                     and (not lp.playbook.match.site_types
+                          or key[2] in lp.playbook.match.site_types)]
+            if len(self._cache) < 100_000:  # kinds named, signals and site types bound it
+                self._cache[key] = found
+        return found
 
     @classmethod
     def of(cls, loaded: list[LoadedPlaybook]) -> "PlaybookSet":
+        from .match import _rank
+
         problems = []
         fallbacks = [lp for lp in loaded if lp.playbook.fallback]
         if len(fallbacks) != 1:
@@ -76,9 +116,41 @@ class PlaybookSet:
                 problems.append(Problem(lp.source, 1, f"playbook id {lp.playbook.id!r} is "
                                                       f"also used by {by_id[lp.playbook.id].source}"))
             by_id[lp.playbook.id] = lp
+        ranked = sorted((lp for lp in loaded if not lp.playbook.fallback), key=_rank)
+        problems += _ambiguities(ranked)
         if problems:
             raise PlaybookError(problems)
-        return cls(tuple(loaded), fallbacks[0], by_id)
+        kinds = frozenset(k for lp in loaded for k in lp.playbook.match.kinds)
+        return cls(tuple(loaded), fallbacks[0], by_id, tuple(ranked), kinds)
+
+
+def _ambiguities(ranked: list[LoadedPlaybook]) -> list[Problem]:
+    """Pairs of equal specificity and priority that could both fit one alarm."""
+    from .match import overlap, specificity
+
+    groups: dict[tuple, list[LoadedPlaybook]] = defaultdict(list)
+    for lp in ranked:
+        groups[(specificity(lp.playbook.match), lp.playbook.priority)].append(lp)
+    problems = []
+    for (spec, prio), members in groups.items():
+        by_site: dict[str, list[int]] = defaultdict(list)
+        for i, lp in enumerate(members):
+            for site in lp.playbook.match.sites or ["*"]:
+                by_site[site].append(i)
+        for i, lp in enumerate(members):
+            sites = lp.playbook.match.sites
+            near = (set(by_site["*"]).union(*(by_site[s] for s in sites)) if sites
+                    else range(len(members)))
+            for j in sorted(near):
+                other = members[j]
+                if j < i and overlap(lp.playbook.match, other.playbook.match):
+                    problems.append(Problem(
+                        lp.source, lp.line("match"),
+                        f"playbook {lp.playbook.id!r} is as specific ({spec}) and as urgent "
+                        f"(priority {prio}) as {other.playbook.id!r} ({other.source}) and both "
+                        f"can fit the same alarm: narrow one's match or give one a higher "
+                        f"priority"))
+    return problems
 
 
 def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int:
@@ -119,11 +191,33 @@ def parse_playbook(text: str, source: str) -> LoadedPlaybook:
             for err in exc.errors()
         ]) from None
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-    return LoadedPlaybook(playbook, source, digest)
+    return LoadedPlaybook(playbook, source, digest, node)
 
 
-def load_playbooks(directory: Path | str = LIBRARY) -> PlaybookSet:
-    """Load every `*.yaml` / `*.yml` file in `directory`; raise PlaybookError with all problems."""
+def _unknown_departments(loaded: list[LoadedPlaybook], known: Collection[str]) -> list[Problem]:
+    return [Problem(lp.source, lp.line("steps", i, "department"),
+                    f"steps.{i}.department: {step.department!r} is not a configured department")
+            for lp in loaded for i, step in enumerate(lp.playbook.steps)
+            if step.department not in known] + [
+        Problem(lp.source, lp.line(*loc), f"{'.'.join(map(str, loc))}: {dept!r} is not a "
+                                          f"configured department")
+        for lp in loaded for loc, dept in _escalation_targets(lp.playbook) if dept not in known]
+
+
+def _escalation_targets(pb: Playbook) -> list[tuple[tuple, str]]:
+    found = [(("escalate", r, "notify", n), d) for r, rule in enumerate(pb.escalate)
+             for n, d in enumerate(rule.notify)]
+    for i, step in enumerate(pb.steps):
+        found += [(("steps", i, "escalate", r, "notify", n), d)
+                  for r, rule in enumerate(step.escalate or []) for n, d in enumerate(rule.notify)]
+    return found
+
+
+def load_playbooks(directory: Path | str = LIBRARY,
+                   departments: Collection[str] | None = None) -> PlaybookSet:
+    """Load every `*.yaml` / `*.yml` file in `directory`; raise PlaybookError with all problems.
+
+    With `departments`, every department a step or an escalation names must be one of them."""
     directory = Path(directory)
     if not directory.is_dir():
         raise PlaybookError([Problem(str(directory), 0, "not a directory of playbooks")])
@@ -136,6 +230,8 @@ def load_playbooks(directory: Path | str = LIBRARY) -> PlaybookSet:
             problems.extend(exc.problems)
         except UnicodeDecodeError:
             problems.append(Problem(str(path), 1, "not UTF-8 text"))
+    if departments is not None:
+        problems += _unknown_departments(loaded, departments)
     if problems:
         raise PlaybookError(problems)
     return PlaybookSet.of(loaded)

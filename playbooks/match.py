@@ -1,7 +1,9 @@
 """Which playbook answers an alarm: the most specific match wins, then the higher priority.
 
-A playbook's specificity is the number of its match lists that are given (kinds, signals,
-site types); each given list must contain the alarm's value. The fallback takes the rest.
+A playbook fits when every condition it gives holds (`fits`); its specificity is the weighted
+count of what it gives (`specificity`). Two playbooks of equal specificity and priority that
+could both fit one alarm are refused when the set is loaded (`overlap`), so the first fit in
+rank order is the one winner, never a coin toss.
 
     >>> from playbooks.load import load_playbooks
     >>> match(load_playbooks(), Facts(kind="smoke", signal="alarm", site_type="laboratory")).winner.playbook.id
@@ -10,60 +12,171 @@ site types); each given list must contain the alarm's value. The fallback takes 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Mapping
+from zoneinfo import ZoneInfo
 
-from schemas import PlaybookMatch
+from schemas import LEVELS, PlaybookMatch
+from schemas.playbook import WEEKDAYS, AttributeCondition, window_minutes
 
-from .load import LoadedPlaybook, PlaybookSet
+if TYPE_CHECKING:
+    from .load import LoadedPlaybook, PlaybookSet
 
-__all__ = ["Facts", "MatchResult", "match"]
+__all__ = ["Candidate", "Facts", "MatchResult", "explain", "fits", "match", "overlap",
+           "specificity"]
+
+WEIGHTS = {"kinds": 1, "signals": 1, "site_types": 1, "sites": 4, "grids": 2, "levels": 1}
 
 
 @dataclass(frozen=True)
 class Facts:
-    """What matching looks at."""
+    """What matching looks at: the alarm, its site, and when it happened."""
 
     kind: str
-    signal: str
-    site_type: str
+    signal: str = "alarm"
+    site_type: str = "unknown"
+    site_id: str = ""
+    grid: str = ""
+    level: str | None = None
+    at: datetime | None = None
+    attributes: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class MatchResult:
-    winner: LoadedPlaybook
+    winner: "LoadedPlaybook"
     why: str
 
 
-def _fits(rule: PlaybookMatch, facts: Facts) -> tuple[bool, int]:
-    """Whether the rule takes these facts, and how specific it is."""
-    specificity = 0
-    for allowed, value in ((rule.kinds, facts.kind), (rule.signals, facts.signal),
-                           (rule.site_types, facts.site_type)):
-        if allowed:
-            if value not in allowed:
-                return False, 0
-            specificity += 1
-    return True, specificity
+def specificity(rule: PlaybookMatch) -> int:
+    score = sum(w for name, w in WEIGHTS.items() if getattr(rule, name))
+    return score + bool(rule.hours) + bool(rule.weekdays) + len(rule.attributes)
 
 
-def match(playbooks: PlaybookSet, facts: Facts) -> MatchResult:
+def _holds(cond: AttributeCondition, present: bool, value: Any) -> bool:
+    if cond.exists is not None and cond.exists != present:
+        return False
+    if not present:
+        return cond.exists is False
+    try:
+        return ((cond.eq is None or value == cond.eq)
+                and (cond.in_ is None or value in cond.in_)
+                and (cond.not_in is None or value not in cond.not_in)
+                and (cond.gte is None or value >= cond.gte)
+                and (cond.lte is None or value <= cond.lte)
+                and (cond.gt is None or value > cond.gt)
+                and (cond.lt is None or value < cond.lt))
+    except TypeError:  # a string compared with a number: the condition does not hold
+        return False
+
+
+def _in_window(minute: int, window: str) -> bool:
+    start, end = window_minutes(window)
+    return start <= minute < end if start < end else minute >= start or minute < end
+
+
+def fits(rule: PlaybookMatch, facts: Facts) -> str | None:
+    """None when the rule takes the facts, else why not (for `explain`)."""
+    for name, value in (("kinds", facts.kind), ("signals", facts.signal),
+                        ("site_types", facts.site_type), ("sites", facts.site_id),
+                        ("grids", facts.grid), ("levels", facts.level)):
+        allowed = getattr(rule, name)
+        if allowed and value not in allowed:
+            return f"{name[:-1]} {value or '(none)'} is not one of {', '.join(allowed)}"
+    if rule.hours or rule.weekdays:
+        if facts.at is None:
+            return "no time given for its hours/weekdays"
+        local = facts.at.astimezone(ZoneInfo(rule.timezone))
+        if rule.weekdays and WEEKDAYS[local.weekday()] not in rule.weekdays:
+            return f"{WEEKDAYS[local.weekday()]} is not one of {', '.join(rule.weekdays)}"
+        minute = local.hour * 60 + local.minute
+        if rule.hours and not any(_in_window(minute, w) for w in rule.hours):
+            return f"{local:%H:%M} {rule.timezone} is outside {', '.join(rule.hours)}"
+    for key, cond in rule.attributes.items():
+        if not _holds(cond, key in facts.attributes, facts.attributes.get(key)):
+            shown = facts.attributes.get(key, "(absent)")
+            return f"attribute {key}={shown} fails {cond.model_dump(exclude_none=True, by_alias=True)}"
+    return None
+
+
+def _rank(lp: "LoadedPlaybook") -> tuple:
+    return (-specificity(lp.playbook.match), -lp.playbook.priority, lp.playbook.id)
+
+
+def match(playbooks: "PlaybookSet", facts: Facts) -> MatchResult:
     """The winning playbook for `facts`; the fallback when nothing else fits."""
-    best: tuple[int, int, str] | None = None
-    winner = playbooks.fallback
-    for lp in playbooks.playbooks:
+    for lp in playbooks.candidates(facts):
+        if fits(lp.playbook.match, facts) is None:
+            rule = lp.playbook.match
+            return MatchResult(lp, f"most specific fit (specificity {specificity(rule)}, "
+                                   f"priority {lp.playbook.priority})")
+    return MatchResult(playbooks.fallback, "no other playbook fits: fallback")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    playbook: "LoadedPlaybook"
+    won: bool
+    why: str
+
+
+def explain(playbooks: "PlaybookSet", facts: Facts) -> list[Candidate]:
+    """Every playbook, winner first, each with why it won or lost."""
+    result = match(playbooks, facts)
+    win = result.winner
+    out = [Candidate(win, True, result.why)]
+    for lp in sorted(playbooks.playbooks, key=_rank):
+        if lp is win:
+            continue
         if lp.playbook.fallback:
-            continue
-        fits, specificity = _fits(lp.playbook.match, facts)
-        if not fits:
-            continue
-        rank = (specificity, lp.playbook.priority, lp.playbook.id)
-        # Most specific first, then highest priority, then the id, so ties never toss a coin.
-        if best is None or (rank[0], rank[1]) > (best[0], best[1]) or (
-                rank[:2] == best[:2] and rank[2] < best[2]):
-            best, winner = rank, lp
-    if best is None:
-        return MatchResult(winner, f"no playbook takes kind={facts.kind} signal={facts.signal} "
-                                   f"site_type={facts.site_type}: fallback")
-    return MatchResult(winner, f"matched {best[0]} of kind/signal/site_type "
-                               f"(kind={facts.kind} signal={facts.signal} "
-                               f"site_type={facts.site_type}), priority {best[1]}")
+            why = "the fallback only takes what no other playbook fits"
+        elif (reason := fits(lp.playbook.match, facts)) is not None:
+            why = f"does not fit: {reason}"
+        else:
+            why = (f"fits, but ranks lower (specificity {specificity(lp.playbook.match)}, "
+                   f"priority {lp.playbook.priority})")
+        out.append(Candidate(lp, False, why))
+    return out
+
+
+def _lists_meet(a: list, b: list) -> bool:
+    return not a or not b or bool(set(a) & set(b))
+
+
+def _conditions_meet(a: AttributeCondition, b: AttributeCondition) -> bool:
+    """False only when no value can satisfy both (a conservative test)."""
+    if a.eq is not None and b.eq is not None and a.eq != b.eq:
+        return False
+    for x, y in ((a, b), (b, a)):
+        if x.eq is not None and y.in_ is not None and x.eq not in y.in_:
+            return False
+        if x.in_ is not None and y.in_ is not None and not set(map(repr, x.in_)) & set(
+                map(repr, y.in_)):
+            return False
+        if x.exists is not None and y.exists is not None and x.exists != y.exists:
+            return False
+    return True
+
+
+def _windows_meet(a: list[str], b: list[str]) -> bool:
+    if not a or not b:
+        return True
+    minutes = lambda ws: {m for w in ws for m in range(1440) if _in_window(m, w)}  # noqa: E731
+    return bool(minutes(a) & minutes(b))
+
+
+def overlap(a: PlaybookMatch, b: PlaybookMatch) -> bool:
+    """Whether some alarm could fit both rules."""
+    if not all(_lists_meet(getattr(a, n), getattr(b, n)) for n in WEIGHTS):
+        return False
+    if a.timezone == b.timezone and not (_lists_meet(a.weekdays, b.weekdays)
+                                         and _windows_meet(a.hours, b.hours)):
+        return False
+    return all(_conditions_meet(a.attributes[k], b.attributes[k])
+               for k in a.attributes.keys() & b.attributes.keys())
+
+
+def level_rank(level: str) -> int:
+    """0 for I (the most severe) ... 3 for IV."""
+    return LEVELS.index(level)

@@ -1,15 +1,23 @@
-"""Turn a matched playbook into tasks: deterministic ids, deadlines from the playbook.
+"""Turn a matched playbook into tasks: deterministic ids, deadlines from the playbook, steps
+added as they become ready.
 
-    task_id = f"{incident_id}.{step_id}"   # a replay plans the very same ids
+A step is ready when it has no task yet, its `when` holds (confirmed, level) and every step in
+its `after` is completed. `plan_tasks` is called whenever one of those can have changed: the
+incident opens, is confirmed, changes level, or a task completes. A step is never planned twice
+because its task id is `f"{incident_id}.{step_id}"` and planned steps are skipped.
+
+    >>> [t.step for t in plan_tasks(incident, playbook, site, now)]
+    ['fire_brigade', 'lead', 'cordon', 'isolate_power', 'investigate']
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
-from schemas import Incident, Playbook, Site, Task
+from schemas import LEVELS, Incident, Playbook, PlaybookStep, Site, Task
 
-__all__ = ["plan_tasks", "task_id_for"]
+__all__ = ["plan_tasks", "ready_steps", "task_id_for", "unit_for"]
 
 
 def task_id_for(incident_id: str, step_id: str) -> str:
@@ -17,24 +25,38 @@ def task_id_for(incident_id: str, step_id: str) -> str:
     return f"{incident_id}.{step_id}"
 
 
-def plan_tasks(incident: Incident, playbook: Playbook, site: Site, now: datetime) -> list[Task]:
-    """Every step of `playbook` as a dispatched task for `incident`, due from `now`."""
-    tasks = []
-    for step in playbook.steps:
-        override = site.overrides.get(step.department)
-        tasks.append(Task(
-            task_id=task_id_for(incident.incident_id, step.id),
-            incident_id=incident.incident_id,
-            department=step.department,
-            step=step.id,
-            action=step.action,
-            status="dispatched",
-            ack_due=now + step.ack_within,
-            complete_due=now + step.complete_within,
-            created_at=now,
-            updated_at=now,
-            site_id=incident.site_id,
-            level=incident.level,
-            unit=override.unit if override else None,
-        ))
-    return tasks
+def _level_reached(level: str, at_least: str | None) -> bool:
+    return at_least is None or LEVELS.index(level) <= LEVELS.index(at_least)
+
+
+def ready_steps(playbook: Playbook, *, level: str, confirmed: bool,
+                planned: Collection[str] = (), completed: Collection[str] = ()) -> list[PlaybookStep]:
+    """The steps to dispatch now, in playbook order."""
+    return [s for s in playbook.steps
+            if s.id not in planned
+            and (not s.when.confirmed or confirmed)
+            and _level_reached(level, s.when.level_at_least)
+            and all(dep in completed for dep in s.after)]
+
+
+def unit_for(step: PlaybookStep, site: Site) -> str | None:
+    """Which unit covers the site: the step's per-site unit, then the site registry's override,
+    then the step's per-grid unit."""
+    override = site.overrides.get(step.department)
+    return (step.units.by_site.get(site.site_id)
+            or (override.unit if override else None)
+            or step.units.by_grid.get(site.grid))
+
+
+def plan_tasks(incident: Incident, playbook: Playbook, site: Site, now: datetime, *,
+               planned: Collection[str] = (), completed: Collection[str] = ()) -> list[Task]:
+    """A dispatched task, due from `now`, for every step that is ready and not yet planned."""
+    return [
+        Task(task_id=task_id_for(incident.incident_id, step.id),
+             incident_id=incident.incident_id, department=step.department, step=step.id,
+             action=step.action, status="dispatched", ack_due=now + step.ack_within,
+             complete_due=now + step.complete_within, created_at=now, updated_at=now,
+             site_id=incident.site_id, level=incident.level, unit=unit_for(step, site))
+        for step in ready_steps(playbook, level=incident.level, confirmed=incident.confirmed,
+                                planned=planned, completed=completed)
+    ]

@@ -36,10 +36,12 @@ _RFC3339 = re.compile(
 )
 
 
-def field_error(field: str, kind: str, message: str) -> ValidationError:
-    """A validation error that names `field`, for rules that involve more than one field."""
+def field_error(field: str | tuple, kind: str, message: str) -> ValidationError:
+    """A validation error that names `field` (or a path to it), for rules that involve more
+    than one field."""
+    loc = field if isinstance(field, tuple) else (field,)
     return ValidationError.from_exception_data(
-        "validation", [InitErrorDetails(type=PydanticCustomError(kind, message), loc=(field,),
+        "validation", [InitErrorDetails(type=PydanticCustomError(kind, message), loc=loc,
                                         input=None)]
     )
 

@@ -22,6 +22,7 @@ class PlaybookRef(BaseModel):
 
     id: str
     version: str
+    content_hash: str = ""
 
 
 class Incident(BaseModel):
@@ -36,6 +37,7 @@ class Incident(BaseModel):
     site_id: Identifier
     kind: str
     hazard: str
+    confirmed: bool = True
     playbook: PlaybookRef
     alarm_ids: list[str] = Field(default_factory=list)
     task_ids: list[str] = Field(default_factory=list)

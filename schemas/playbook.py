@@ -11,29 +11,86 @@
         action: 启动应急预案, 统一指挥
         ack_within: 1m
         complete_within: 2h
+
+The reference with one worked example per feature is docs/playbooks.md; the JSON Schema editors
+use is schemas/playbook.schema.json (`whistle playbooks schema` writes it).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints,
+                      field_validator, model_validator)
 
 from .alarm import Signal
-from .common import DepartmentId, Duration, Level, field_error
+from .common import DepartmentId, Duration, Identifier, Level, field_error
 from .site import SiteType
 
-__all__ = ["Playbook", "PlaybookMatch", "PlaybookStep", "Slug"]
+__all__ = ["AttributeCondition", "EscalationRule", "HourWindow", "Playbook", "PlaybookMatch",
+           "PlaybookStep", "Slug", "StepUnits", "StepWhen", "WEEKDAYS", "Weekday"]
 
-Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+_WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 
 
 def _version_text(value: object) -> object:
     return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
 
 
+def _parse_window(value: Any) -> Any:
+    if not isinstance(value, str) or not _WINDOW.match(value):
+        raise ValueError('an hour window is "HH:MM-HH:MM", e.g. "22:00-06:00"')
+    return value
+
+
+HourWindow = Annotated[str, BeforeValidator(_parse_window)]
+"""Local time of day, start inclusive, end exclusive; a window may wrap past midnight."""
+
+
+def window_minutes(window: str) -> tuple[int, int]:
+    """ "22:00-06:00" -> (1320, 360)."""
+    m = _WINDOW.match(window)
+    assert m, window
+    return int(m[1]) * 60 + int(m[2]), int(m[3]) * 60 + int(m[4])
+
+
+def _shorthand(value: Any) -> Any:
+    """A bare value means equality: `floor: 12` is `floor: {eq: 12}`."""
+    if isinstance(value, dict) and value and set(value) <= {"eq", "in", "not_in", "gte", "lte",
+                                                           "gt", "lt", "exists"}:
+        return value
+    return {"eq": value}
+
+
+class AttributeCondition(BaseModel):
+    """A test on one of the alarm's free `attributes`. All given operators must hold."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    eq: Any = None
+    in_: list[Any] | None = Field(default=None, alias="in")
+    not_in: list[Any] | None = None
+    gte: float | None = None
+    lte: float | None = None
+    gt: float | None = None
+    lt: float | None = None
+    exists: bool | None = None
+
+
+Condition = Annotated[AttributeCondition, BeforeValidator(_shorthand)]
+
+
 class PlaybookMatch(BaseModel):
-    """What a playbook answers. An empty list means any; each list given narrows the match."""
+    """What a playbook answers. An empty list means any; each thing given narrows the match.
+
+    Specificity (the most specific playbook wins) is the sum of the weights of what is given:
+    sites 4, grids 2, every other list 1, hours or weekdays 1, each attribute 1."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -41,6 +98,74 @@ class PlaybookMatch(BaseModel):
         default_factory=list)
     signals: list[Signal] = Field(default_factory=list)
     site_types: list[SiteType] = Field(default_factory=list)
+    sites: list[Identifier] = Field(default_factory=list)
+    grids: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = Field(
+        default_factory=list)
+    levels: list[Level] = Field(default_factory=list,
+                                description="the level an alarm states in attributes.level")
+    hours: list[HourWindow] = Field(default_factory=list)
+    weekdays: list[Weekday] = Field(default_factory=list)
+    timezone: str = "Asia/Shanghai"
+    attributes: dict[Annotated[str, StringConstraints(min_length=1, max_length=64)],
+                     Condition] = Field(default_factory=dict)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name like "
+                             f"Asia/Shanghai)") from None
+        return value
+
+    def is_empty(self) -> bool:
+        return self.model_dump(exclude={"timezone"}) == PlaybookMatch().model_dump(
+            exclude={"timezone"})
+
+
+class StepWhen(BaseModel):
+    """A step is planned only while its conditions hold (it is added when they come to)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    confirmed: bool | None = Field(default=None,
+                                   description="true: only once the incident is confirmed")
+    level_at_least: Level | None = Field(default=None,
+                                         description="III: at level III, II or I (I is worst)")
+
+
+class StepUnits(BaseModel):
+    """Which unit of the department covers a site or a grid (the site registry's own
+    `overrides` come between the two)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    by_site: dict[Identifier, str] = Field(default_factory=dict)
+    by_grid: dict[str, str] = Field(default_factory=dict)
+
+
+class EscalationRule(BaseModel):
+    """What happens when a task is overdue: notify other departments, raise the incident's
+    level (which adds the steps of the higher level), again every `repeat` up to `times`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    on_overdue: Literal["ack", "complete"] = Field(
+        description="which deadline: the acknowledgement's or the completion's")
+    notify: list[DepartmentId] = Field(default_factory=list)
+    raise_level: bool = False
+    repeat: Duration | None = None
+    times: int = Field(default=1, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _does_something(self) -> "EscalationRule":
+        if not self.notify and not self.raise_level:
+            raise field_error("notify", "value_error",
+                              "an escalation notifies a department or raises the level")
+        if self.times > 1 and self.repeat is None:
+            raise field_error("repeat", "missing", "needed when times is more than 1")
+        return self
 
 
 class PlaybookStep(BaseModel):
@@ -54,6 +179,12 @@ class PlaybookStep(BaseModel):
     action_en: str = Field(default="", max_length=2000)
     ack_within: Duration
     complete_within: Duration
+    after: list[Slug] = Field(default_factory=list,
+                              description="dispatched once these steps are completed")
+    when: StepWhen = Field(default_factory=StepWhen)
+    units: StepUnits = Field(default_factory=StepUnits)
+    escalate: list[EscalationRule] | None = Field(
+        default=None, description="overrides the playbook's escalate for this step")
 
     @model_validator(mode="after")
     def _complete_after_ack(self) -> "PlaybookStep":
@@ -75,18 +206,56 @@ class Playbook(BaseModel):
     title: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=4000)
     level: Level
-    priority: int = 0
+    priority: int = Field(default=0, ge=-1000, le=1000)
     fallback: bool = False
     match: PlaybookMatch = Field(default_factory=PlaybookMatch)
     steps: list[PlaybookStep] = Field(min_length=1)
+    escalate: list[EscalationRule] = Field(
+        default_factory=list, description="for every step that has no escalate of its own")
 
     @model_validator(mode="after")
     def _consistent(self) -> "Playbook":
         ids = [s.id for s in self.steps]
-        for i, step_id in enumerate(ids):
-            if step_id in ids[:i]:
-                raise field_error("steps", "value_error", f"step id {step_id!r} appears twice")
-        if self.fallback and self.match != PlaybookMatch():
+        for i, step in enumerate(self.steps):
+            if step.id in ids[:i]:
+                raise field_error(("steps", i, "id"), "value_error",
+                                  f"step id {step.id!r} appears twice")
+            for dep in step.after:
+                if dep not in ids:
+                    raise field_error(("steps", i, "after"), "value_error",
+                                      f"step {step.id!r} waits for {dep!r}, which is no step")
+        cycle = _cycle({s.id: s.after for s in self.steps})
+        if cycle:
+            raise field_error(("steps", ids.index(cycle[0]), "after"), "value_error",
+                              f"steps wait for each other in a circle: {' -> '.join(cycle)}")
+        if self.fallback and not self.match.is_empty():
             raise field_error("match", "value_error",
                               "the fallback playbook takes everything: leave match empty")
         return self
+
+    def step(self, step_id: str) -> PlaybookStep:
+        return next(s for s in self.steps if s.id == step_id)
+
+
+def _cycle(graph: dict[str, list[str]]) -> list[str]:
+    """A cycle in `after`, as a path, or []."""
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> list[str]:
+        state[node] = 1
+        for nxt in graph.get(node, []):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [node, nxt] if nxt in path else [node, nxt]
+            if nxt not in state:
+                found = visit(nxt, path + [node])
+                if found:
+                    return found
+        state[node] = 2
+        return []
+
+    for node in graph:
+        if node not in state:
+            found = visit(node, [])
+            if found:
+                return found
+    return []

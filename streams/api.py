@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from agents.correlation import site_key
 from agents.taskstate import IllegalTransition, next_status
 from agents.timelines import in_time_order
+from playbooks import PlaybookError
 from schemas import (INCIDENT_STATUSES, TASK_ACTIONS, TASK_STATUSES, Alarm, Task, TaskUpdate,
                      TaskUpdateRequest)
 
@@ -34,7 +35,7 @@ from .codec import dump, error_details, json_bytes
 if TYPE_CHECKING:
     from .app import Whistle
 
-__all__ = ["register"]
+__all__ = ["register", "reload_playbooks"]
 
 JSON = "application/json; charset=utf-8"
 
@@ -120,6 +121,20 @@ def _parse_alarms(data: Any, w: "Whistle") -> list[Alarm]:
     if details:
         raise Refusal(422, "invalid alarm" + ("s" if batch else ""), details)
     return [a.model_copy(update={"received_at": now}) for a in alarms]
+
+
+def reload_playbooks(w: "Whistle") -> None:
+    """Reload the playbook directory; log and count the outcome; PlaybookError if refused."""
+    before = w.library.current.digest
+    try:
+        after = w.library.reload().digest
+    except PlaybookError as exc:
+        w.metrics.playbook_reloads.labels(result="refused").inc()
+        w.app.log.error("playbooks in %s refused, still running %s:\n%s", w.library.directory,
+                        before, exc)
+        raise
+    w.metrics.playbook_reloads.labels(result="loaded").inc()
+    w.app.log.warning("playbooks reloaded from %s: %s -> %s", w.library.directory, before, after)
 
 
 def register(w: "Whistle") -> None:
@@ -250,6 +265,22 @@ def register(w: "Whistle") -> None:
             if outcome != "ok":
                 raise Refusal(404, f"no task {update.task_id}", _field("task_id", "unknown"))
             return self.reply(value.model_dump(mode="json"))
+
+    @page("/api/v1/playbooks")
+    class Playbooks(_Api):
+        async def get(self, request: Request) -> Response:
+            return self.reply(w.library.describe())
+
+    @page("/api/v1/playbooks/reload")
+    class ReloadPlaybooks(_Api):
+        async def post(self, request: Request) -> Response:
+            try:
+                reload_playbooks(w)
+            except PlaybookError as exc:
+                raise Refusal(422, "the playbooks were refused; the running set stays",
+                              [{"loc": [p.file, p.line], "msg": p.message}
+                               for p in exc.problems]) from None
+            return self.reply(w.library.describe())
 
     @page("/healthz")
     class Health(_Api):

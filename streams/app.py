@@ -11,19 +11,21 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterable
 
 import faust
 import yaml
 
 from agents import dispatch, task_updates, timeline, triage
-from playbooks import PlaybookSet, load_playbooks
+from playbooks import PlaybookError
 from playbooks.departments import load_departments
-from schemas import DeadLetter, Department, Site, SiteRegistry, utc_now
+from schemas import (DeadLetter, Department, Incident, Site, SiteRegistry, Task, TimelineEntry,
+                     utc_now)
 
 from . import api
 from . import topics as names
 from .codec import dump
+from .library import PlaybookLibrary
 from .metrics import Metrics
 from .settings import Settings
 from .transport import Transport
@@ -62,6 +64,7 @@ class Tables:
     incidents: faust.Table     # incident_id -> Incident JSON      (partitioned by incident_id)
     tasks: faust.Table         # task_id -> Task JSON              (partitioned by incident_id)
     timelines: faust.Table     # incident_id -> [TimelineEntry JSON]
+    playbooks: faust.GlobalTable  # "id@content_hash" -> Playbook JSON, every version matched
 
 
 @dataclass
@@ -72,7 +75,7 @@ class Whistle:
     app: WhistleApp
     topics: Topics
     tables: Tables
-    playbooks: PlaybookSet
+    library: PlaybookLibrary
     sites: dict[str, Site]
     departments: dict[str, Department]
     metrics: Metrics
@@ -115,6 +118,23 @@ class Whistle:
         self.app.log.warning("dead letter from %s[%s]@%s: %s", message.topic, message.partition,
                              message.offset, reason)
         await self.send(names.DLQ, message.topic, dump(letter))
+
+    async def publish(self, incident: Incident | None = None, tasks: Iterable[Task] = (),
+                      entries: Iterable[TimelineEntry] = ()) -> None:
+        """Record and send what changed: the incident's snapshot, each task's on its
+        department's topic, and the timeline entries."""
+        if incident is not None:
+            self.tables.incidents[incident.incident_id] = incident.model_dump(mode="json")
+            await self.send(names.INCIDENTS, incident.incident_id, dump(incident))
+        for task in tasks:
+            self.tables.tasks[task.task_id] = task.model_dump(mode="json")
+            await self.send(names.task_topic(task.department), task.incident_id, dump(task))
+        for e in entries:
+            await self.send(names.TIMELINE, e.incident_id, dump(e))
+
+    def site(self, site_id: str) -> Site:
+        """The registered site, or an ad-hoc one of type unknown."""
+        return self.sites.get(site_id) or Site.ad_hoc(site_id)
 
     async def send_and_wait(self, topic: str, key: str, value: bytes) -> Any:
         return await self.app.producer.send_and_wait(topic, key.encode("utf-8"), value,
@@ -159,13 +179,8 @@ def _new_app(settings: Settings) -> WhistleApp:
 def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistle:
     """Assemble a worker from settings: load playbooks, sites and departments, declare topics
     and tables, register the agents and the HTTP views."""
-    playbooks = load_playbooks(settings.playbooks)
     departments = load_departments(settings.departments).by_id()
-    unknown = sorted({s.department for lp in playbooks.playbooks for s in lp.playbook.steps}
-                     - set(departments))
-    if unknown:
-        raise ValueError(f"playbooks name departments not in {settings.departments}: "
-                         f"{', '.join(unknown)}")
+    library = PlaybookLibrary(settings.playbooks, departments)
     app = _new_app(settings)
 
     def topic(name: str, **kw: Any) -> faust.TopicT:
@@ -184,9 +199,12 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistl
 
     tables = Tables(alarms_seen=table("alarms-seen"), sites=table("sites"),
                     incidents=table("incidents"), tasks=table("tasks"),
-                    timelines=table("timelines"))
+                    timelines=table("timelines"),
+                    playbooks=app.GlobalTable("playbook-versions", default=None,
+                                              partitions=settings.partitions))
+    library.versions = tables.playbooks
     whistle = Whistle(settings=settings, app=app, topics=topics, tables=tables,
-                      playbooks=playbooks, sites=load_sites(settings.sites),
+                      library=library, sites=load_sites(settings.sites),
                       departments=departments, metrics=Metrics(), clock=clock)
 
     @app.task
@@ -194,6 +212,15 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistl
         for t in topics.all():
             await t.declare()
         whistle.topics_declared = True
+
+    if settings.playbooks_watch > 0:
+        @app.timer(settings.playbooks_watch)
+        async def watch_playbooks() -> None:
+            if whistle.library.changed_on_disk():
+                try:
+                    api.reload_playbooks(whistle)
+                except PlaybookError:
+                    pass  # logged and counted; the running set stays
 
     @app.on_rebalance_complete.connect
     async def on_rebalanced(sender: Any, **kwargs: Any) -> None:

@@ -4,6 +4,7 @@
     whistle worker                      # settings from WHISTLE_* environment variables
     whistle send --kind smoke --site jyh-yinfeng-lab-3 [--signal alarm] [--url URL]
     whistle send --file streams/demo/lab-fire.json
+    whistle playbooks check|explain|test|reload|schema   (see streams/playbook_cli.py)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pydantic import ValidationError
 
 from schemas import SIGNALS, utc_now
 
+from . import playbook_cli
 from .settings import Settings
 
 __all__ = ["main"]
@@ -109,14 +111,16 @@ def parser() -> argparse.ArgumentParser:
     send.add_argument("--url", default=os.environ.get("WHISTLE_URL", DEFAULT_URL))
     send.add_argument("--token", help="bearer token (or WHISTLE_TOKEN)")
     send.set_defaults(func=cmd_send)
+
+    playbook_cli.add_parser(sub, os.environ.get("WHISTLE_URL", DEFAULT_URL))
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `whistle ... | head` ends quietly
     args = parser().parse_args(argv)
     return args.func(args)
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     sys.exit(main())

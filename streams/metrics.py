@@ -28,6 +28,8 @@ class Metrics:
                              ["department"], registry=r)
         self.task_updates = Counter("whistle_task_updates_total", "Task updates applied, by "
                                     "department and action", ["department", "action"], registry=r)
+        self.playbook_reloads = Counter("whistle_playbook_reloads_total", "Playbook reloads, "
+                                        "by result (loaded, refused)", ["result"], registry=r)
         self.alarm_to_task = Histogram(
             "whistle_alarm_to_task_seconds", "From the API accepting an alarm to its incident's "
             "tasks being handed to the producer", registry=r,

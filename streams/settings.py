@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     port: int = Field(6066, ge=1, le=65535)
     app_id: str = "whistle"
     playbooks: Path = LIBRARY
+    playbooks_watch: float = Field(2.0, ge=0, description="seconds between looks for changed "
+                                   "playbook files; 0 turns reloading on change off")
     sites: Path = DEMO_SITES
     departments: Path = DEPARTMENTS
     data: Path = Path("./whistle-data")

@@ -32,7 +32,7 @@ def test_opening_matches_plans_and_records_in_order(clock):
     assert types == ["alarm_received", "incident_opened", "playbook_matched",
                      *["task_dispatched"] * len(step.new_tasks)]
     matched = step.entries[2].detail
-    assert matched["playbook_id"] == "laboratory-fire" and matched["version"] == "1"
+    assert matched["playbook_id"] == "laboratory-fire" and matched["version"] == "2"
     assert step.entries[0].detail["occurred_at"] == T0.isoformat()
 
 

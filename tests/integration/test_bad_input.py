@@ -92,7 +92,9 @@ def test_unregistered_site_and_located_report_are_still_dispatched(stack):
     found = {i["alarm_ids"][0]: i for i in stack.wait_for(mine, what="both incidents")}
     assert found["nosite:1"]["site_id"] == "not-in-registry"
     assert found["located:1"]["site_id"].startswith("adhoc-")
-    assert all(i["playbook"]["id"] == "fallback" and i["task_ids"] for i in found.values())
+    assert found["nosite:1"]["playbook"]["id"] == "fallback"
+    assert found["located:1"]["playbook"]["id"] == "citizen-fire-report"
+    assert all(i["task_ids"] for i in found.values())
 
 
 async def test_poison_on_the_topic_goes_to_the_dead_letter_topic_and_the_next_is_processed(stack):

@@ -30,7 +30,8 @@ async def test_lab_fire_one_incident_five_departments_and_a_timeline(stack):
         lambda: next((i for i in lab_incidents(stack) if len(i["alarm_ids"]) == 3), None),
         what="the three distinct alarms on one incident")
     assert len(lab_incidents(stack)) == 1
-    assert incident["playbook"] == {"id": "laboratory-fire", "version": "1"}
+    assert incident["playbook"]["id"] == "laboratory-fire"
+    assert incident["playbook"]["version"] == "2" and len(incident["playbook"]["content_hash"]) == 12
     assert sorted(incident["alarm_ids"]) == sorted({a["alarm_id"] for a in LAB_FIRE})
     iid = incident["incident_id"]
 

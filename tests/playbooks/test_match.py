@@ -5,7 +5,12 @@ from textwrap import dedent
 
 import pytest
 
-from playbooks import Facts, PlaybookError, load_playbooks, match
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from playbooks import Facts, PlaybookError, PlaybookSet, load_playbooks, match
+from playbooks.match import explain, overlap
+from schemas import PlaybookMatch
 
 STEP = """
 steps:
@@ -49,11 +54,14 @@ def test_most_specific_then_priority_then_fallback(tmp_path, kind, signal, site_
     assert ("fallback" in result.why) == (winner == "fallback")
 
 
-def test_equal_rank_is_decided_by_id_not_by_file_order(tmp_path):
+def test_equal_rank_that_can_fit_one_alarm_is_an_error_not_a_coin_toss(tmp_path):
     files = {k: v for k, v in SET.items() if k in ("fallback.yaml", "gas-a.yaml")}
     files["gas-0.yaml"] = SET["gas-a.yaml"].replace("id: gas-a", "id: gas-0")
-    pset = load_playbooks(write(tmp_path, files))
-    assert match(pset, Facts("gas", "alarm", "factory")).winner.playbook.id == "gas-0"
+    with pytest.raises(PlaybookError) as exc:
+        load_playbooks(write(tmp_path, files))
+    (problem,) = exc.value.problems
+    assert problem.file.endswith("gas-a.yaml") and problem.line == 5
+    assert "'gas-0'" in problem.message and "priority" in problem.message
 
 
 def test_versions_and_content_hashes_are_recorded(tmp_path):
@@ -99,3 +107,91 @@ def test_the_shipped_library_loads_and_covers_the_seed_cases():
         s.department for s in lab.steps}
     assert match(pset, Facts("smoke", "alarm", "residential")).winner.playbook.id == \
         "residential-smoke"
+
+
+FALLBACK = {"fallback.yaml": SET["fallback.yaml"]}
+
+
+def one(tmp_path, match_yaml: str, **extra: str) -> "PlaybookSet":
+    text = "id: it\nversion: 1\ntitle: t\nlevel: III\nmatch:\n" + match_yaml + STEP
+    return load_playbooks(write(tmp_path, {**FALLBACK, "it.yaml": text, **extra}))
+
+
+SAT_NIGHT = datetime(2024, 6, 1, 23, 30, tzinfo=ZoneInfo("Asia/Shanghai"))   # a Saturday
+MON_NOON = datetime(2024, 6, 3, 12, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+
+
+@pytest.mark.parametrize("rule,facts,fits_", [
+    ("  sites: [lab-3]\n", dict(site_id="lab-3"), True),
+    ("  sites: [lab-3]\n", dict(site_id="lab-4"), False),
+    ("  grids: [JYH-G2]\n", dict(grid="JYH-G2"), True),
+    ("  grids: [JYH-G2]\n", dict(grid=""), False),
+    ("  levels: [I, II]\n", dict(level="II"), True),
+    ("  levels: [I, II]\n", dict(level=None), False),
+    ('  hours: ["22:00-06:00"]\n', dict(at=SAT_NIGHT), True),          # wraps past midnight
+    ('  hours: ["22:00-06:00"]\n', dict(at=MON_NOON), False),
+    ('  hours: ["22:00-06:00"]\n', dict(at=None), False),
+    ('  hours: ["08:00-18:00"]\n  timezone: UTC\n', dict(at=MON_NOON), False),  # 04:00 UTC
+    ("  weekdays: [sat, sun]\n", dict(at=SAT_NIGHT), True),
+    ("  weekdays: [sat, sun]\n", dict(at=MON_NOON), False),
+    ("  attributes: {floors: {gte: 10}}\n", dict(attributes={"floors": 18}), True),
+    ("  attributes: {floors: {gte: 10}}\n", dict(attributes={"floors": 6}), False),
+    ("  attributes: {floors: {gte: 10}}\n", dict(attributes={"floors": "tall"}), False),
+    ("  attributes: {floors: {gte: 10}}\n", dict(attributes={}), False),
+    ("  attributes: {occupants: elderly}\n", dict(attributes={"occupants": "elderly"}), True),
+    ("  attributes: {use: {in: [fuel, chemicals]}}\n", dict(attributes={"use": "fuel"}), True),
+    ("  attributes: {use: {not_in: [office]}}\n", dict(attributes={"use": "office"}), False),
+    ("  attributes: {sprinklers: {exists: false}}\n", dict(attributes={}), True),
+    ("  attributes: {sprinklers: {exists: false}}\n", dict(attributes={"sprinklers": 1}), False),
+])
+def test_each_condition(tmp_path, rule, facts, fits_):
+    pset = one(tmp_path, rule)
+    winner = match(pset, Facts(kind="smoke", **facts)).winner.playbook.id
+    assert winner == ("it" if fits_ else "fallback")
+
+
+def test_specificity_weights_a_named_site_above_a_site_type(tmp_path):
+    site_plan = ("id: lab3-plan\nversion: 1\ntitle: 3号实验室专项\nlevel: I\n"
+                 "match: {sites: [jyh-yinfeng-lab-3]}\n" + STEP)
+    pset = load_playbooks(write(tmp_path, {**SET, "lab3.yaml": site_plan}))
+    facts = Facts("smoke", "alarm", "laboratory", site_id="jyh-yinfeng-lab-3")
+    assert match(pset, facts).winner.playbook.id == "lab3-plan"
+
+
+def test_explain_says_why_each_lost(tmp_path):
+    pset = load_playbooks(write(tmp_path, SET))
+    ranked = explain(pset, Facts("smoke", "alarm", "laboratory"))
+    assert ranked[0].won and ranked[0].playbook.playbook.id == "lab-smoke-alarm"
+    why = {c.playbook.playbook.id: c.why for c in ranked[1:]}
+    assert why["lab-fire"].startswith("fits, but ranks lower (specificity 2")
+    assert why["gas-a"] == "does not fit: kind smoke is not one of gas"
+    assert why["fallback"].startswith("the fallback only takes")
+    assert len(ranked) == len(SET)
+
+
+@pytest.mark.parametrize("a,b,meet", [
+    ({"kinds": ["gas"]}, {"kinds": ["smoke"]}, False),
+    ({"kinds": ["gas"]}, {"site_types": ["factory"]}, True),
+    ({"hours": ["08:00-12:00"]}, {"hours": ["12:00-18:00"]}, False),
+    ({"hours": ["22:00-06:00"]}, {"hours": ["05:00-07:00"]}, True),
+    ({"weekdays": ["sat"]}, {"weekdays": ["sun"]}, False),
+    ({"attributes": {"use": "fuel"}}, {"attributes": {"use": "office"}}, False),
+    ({"attributes": {"use": {"in": ["fuel", "oil"]}}}, {"attributes": {"use": "oil"}}, True),
+    ({"attributes": {"floors": {"gte": 10}}}, {"attributes": {"floors": {"lt": 5}}}, True),
+])
+def test_overlap(a, b, meet):
+    assert overlap(PlaybookMatch.model_validate(a), PlaybookMatch.model_validate(b)) is meet
+
+
+@pytest.mark.parametrize("steps,message", [
+    ("  - {id: a, department: police, action: x, ack_within: 1m, complete_within: 1h, after: [b]}\n",
+     "waits for 'b', which is no step"),
+    ("  - {id: a, department: police, action: x, ack_within: 1m, complete_within: 1h, after: [b]}\n"
+     "  - {id: b, department: police, action: x, ack_within: 1m, complete_within: 1h, after: [a]}\n",
+     "in a circle: a -> b -> a"),
+])
+def test_step_dependencies_are_checked(tmp_path, steps, message):
+    text = "id: it\nversion: 1\ntitle: t\nlevel: III\nmatch: {kinds: [gas]}\nsteps:\n" + steps
+    with pytest.raises(PlaybookError) as exc:
+        load_playbooks(write(tmp_path, {**FALLBACK, "it.yaml": text}))
+    assert message in str(exc.value) and "it.yaml:7: steps.0.after:" in str(exc.value)

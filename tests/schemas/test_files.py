@@ -41,7 +41,7 @@ def test_step_ids_must_be_unique():
     step = playbook()["steps"][0]
     with pytest.raises(ValidationError) as exc:
         Playbook.model_validate(playbook(steps=[step, step]))
-    assert exc.value.errors()[0]["loc"] == ("steps",)
+    assert exc.value.errors()[0]["loc"] == ("steps", 1, "id")
 
 
 def test_completion_cannot_be_due_before_acknowledgement():
