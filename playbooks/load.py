@@ -171,6 +171,13 @@ def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int:
     return line
 
 
+def _explained(err: dict) -> str:
+    if err["msg"] == "Keys should be strings" and isinstance(err["input"], bool):
+        return ("a key was read as true/false: YAML reads on, off, yes and no as booleans; "
+                "quote the key")
+    return err["msg"]
+
+
 def parse_playbook(text: str, source: str) -> LoadedPlaybook:
     """Parse one playbook file's text; raise PlaybookError naming file and line."""
     try:
@@ -187,7 +194,7 @@ def parse_playbook(text: str, source: str) -> LoadedPlaybook:
     except ValidationError as exc:
         raise PlaybookError([
             Problem(source, _line_of(node, tuple(err["loc"])),
-                    f"{'.'.join(str(p) for p in err['loc']) or 'playbook'}: {err['msg']}")
+                    f"{'.'.join(str(p) for p in err['loc']) or 'playbook'}: {_explained(err)}")
             for err in exc.errors()
         ]) from None
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
@@ -232,6 +239,10 @@ def load_playbooks(directory: Path | str = LIBRARY,
             problems.append(Problem(str(path), 1, "not UTF-8 text"))
     if departments is not None:
         problems += _unknown_departments(loaded, departments)
+    try:  # set-wide checks run on the files that parsed, so one run reports everything
+        pset = PlaybookSet.of(loaded)
+    except PlaybookError as exc:
+        problems.extend(exc.problems)
     if problems:
         raise PlaybookError(problems)
-    return PlaybookSet.of(loaded)
+    return pset

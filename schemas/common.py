@@ -14,7 +14,8 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, PlainSerializer, StringConstraints, ValidationError
+from pydantic import (BeforeValidator, Field, PlainSerializer, StringConstraints, ValidationError,
+                      WithJsonSchema)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 __all__ = [
@@ -115,6 +116,10 @@ Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str, when_used="json"),
+    WithJsonSchema({"anyOf": [
+        {"type": "string", "pattern": r"^(\s*\d+\s*(ms|d|h|m|s))+\s*$|^P",
+         "examples": ["30s", "15m", "1h30m", "1d", "PT15M"]},
+        {"type": "number", "minimum": 0, "description": "seconds"}]}),
 ]
 
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128)]

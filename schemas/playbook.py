@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints,
-                      field_validator, model_validator)
+                      WithJsonSchema, field_validator, model_validator)
 
 from .alarm import Signal
 from .common import DepartmentId, Duration, Identifier, Level, field_error
@@ -83,7 +83,13 @@ class AttributeCondition(BaseModel):
     exists: bool | None = None
 
 
-Condition = Annotated[AttributeCondition, BeforeValidator(_shorthand)]
+Condition = Annotated[AttributeCondition, BeforeValidator(_shorthand), WithJsonSchema({
+    "description": "a value (the attribute must equal it) or an object of operators: eq, in, "
+                   "not_in, gte, lte, gt, lt, exists",
+    "anyOf": [{"type": ["string", "number", "boolean", "null"]},
+              {"type": "object", "additionalProperties": False, "minProperties": 1,
+               "properties": {op: {} for op in ("eq", "in", "not_in", "gte", "lte", "gt", "lt",
+                                                "exists")}}]})]
 
 
 class PlaybookMatch(BaseModel):
@@ -202,7 +208,8 @@ class Playbook(BaseModel):
 
     id: Slug
     version: Annotated[str, BeforeValidator(_version_text),
-                       StringConstraints(min_length=1, max_length=32)]
+                       StringConstraints(min_length=1, max_length=32),
+                       WithJsonSchema({"type": ["string", "integer", "number"]})]
     title: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=4000)
     level: Level
