@@ -11,10 +11,12 @@ Problems come back as `Problem(file, line, message)` so `whistle playbooks check
 from __future__ import annotations
 
 import hashlib
+import heapq
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -23,7 +25,7 @@ from pydantic import ValidationError
 from schemas import Playbook
 
 if TYPE_CHECKING:
-    from .match import Facts
+    from .match import Compiled, Facts
 
 __all__ = ["LIBRARY", "LoadedPlaybook", "PlaybookError", "PlaybookSet", "Problem",
            "load_playbooks", "parse_playbook"]
@@ -59,6 +61,11 @@ class LoadedPlaybook:
     content_hash: str
     node: yaml.Node | None = field(default=None, repr=False, compare=False)
 
+    @cached_property
+    def compiled(self) -> "Compiled":
+        from .match import Compiled
+        return Compiled(self.playbook.match)
+
     def line(self, *loc: Any) -> int:
         """The line in the source file of a field, e.g. `line("steps", 2, "department")`."""
         return _line_of(self.node, loc)
@@ -84,21 +91,22 @@ class PlaybookSet:
         joined = "|".join(sorted(f"{lp.playbook.id}@{lp.content_hash}" for lp in self.playbooks))
         return hashlib.sha256(joined.encode()).hexdigest()[:12]
 
-    def candidates(self, facts: "Facts") -> list[LoadedPlaybook]:
-        """The non-fallback playbooks that can fit these facts' kind, signal and site type,
-        most specific first."""
+    def candidates(self, facts: "Facts") -> Iterator[LoadedPlaybook]:
+        """The non-fallback playbooks that can fit these facts' kind, signal, site type, site
+        and grid, most specific first."""
         key = (facts.kind if facts.kind in self.kinds_named else None, facts.signal,
                facts.site_type)
-        found = self._cache.get(key)
-        if found is None:
-            found = [lp for lp in self.ranked
-                     if (not lp.playbook.match.kinds or key[0] in lp.playbook.match.kinds)
-                     and (not lp.playbook.match.signals or key[1] in lp.playbook.match.signals)
-                     and (not lp.playbook.match.site_types
-                          or key[2] in lp.playbook.match.site_types)]
+        bucket = self._cache.get(key)
+        if bucket is None:
+            bucket = _Bucket.of(lp for lp in self.ranked
+                                if (not lp.playbook.match.kinds or key[0] in lp.playbook.match.kinds)
+                                and (not lp.playbook.match.signals
+                                     or key[1] in lp.playbook.match.signals)
+                                and (not lp.playbook.match.site_types
+                                     or key[2] in lp.playbook.match.site_types))
             if len(self._cache) < 100_000:  # kinds named, signals and site types bound it
-                self._cache[key] = found
-        return found
+                self._cache[key] = bucket
+        return bucket.candidates(facts.site_id, facts.grid, facts.attributes)
 
     @classmethod
     def of(cls, loaded: list[LoadedPlaybook]) -> "PlaybookSet":
@@ -124,6 +132,55 @@ class PlaybookSet:
         return cls(tuple(loaded), fallbacks[0], by_id, tuple(ranked), kinds)
 
 
+@dataclass
+class _Bucket:
+    """Candidates for one (kind, signal, site type), split by the site or grid they name, so a
+    city's thousands of site plans cost nothing to alarms at other sites."""
+
+    by_site: dict[str, list[tuple[tuple, LoadedPlaybook]]]
+    by_grid: dict[str, list[tuple[tuple, LoadedPlaybook]]]
+    by_attribute: dict[tuple[str, Any], list[tuple[tuple, LoadedPlaybook]]]
+    rest: list[tuple[tuple, LoadedPlaybook]]
+
+    @classmethod
+    def of(cls, ranked: Iterable[LoadedPlaybook]) -> "_Bucket":
+        from .match import _rank
+
+        bucket = cls(defaultdict(list), defaultdict(list), defaultdict(list), [])
+        for lp in ranked:
+            entry = (_rank(lp), lp)
+            rule = lp.playbook.match
+            equal = next(((name, c.eq) for name, c in rule.attributes.items()
+                          if c.eq is not None and isinstance(c.eq, (str, int, float, bool))),
+                         None)
+            if rule.sites:
+                for site in rule.sites:
+                    bucket.by_site[site].append(entry)
+            elif rule.grids:
+                for grid in rule.grids:
+                    bucket.by_grid[grid].append(entry)
+            elif equal is not None:
+                bucket.by_attribute[equal].append(entry)
+            else:
+                bucket.rest.append(entry)
+        return cls(dict(bucket.by_site), dict(bucket.by_grid), dict(bucket.by_attribute),
+                   bucket.rest)
+
+    def candidates(self, site_id: str, grid: str,
+                   attributes: Mapping[str, Any]) -> Iterator[LoadedPlaybook]:
+        lists = [found for found in (self.by_site.get(site_id), self.by_grid.get(grid)) if found]
+        if self.by_attribute and attributes:
+            for name, value in attributes.items():
+                if isinstance(value, (str, int, float, bool)):
+                    found = self.by_attribute.get((name, value))
+                    if found:
+                        lists.append(found)
+        if not lists:
+            return (lp for _, lp in self.rest)
+        merged = heapq.merge(*lists, self.rest, key=lambda e: e[0])
+        return (lp for _, lp in merged)
+
+
 def _ambiguities(ranked: list[LoadedPlaybook]) -> list[Problem]:
     """Pairs of equal specificity and priority that could both fit one alarm."""
     from .match import overlap, specificity
@@ -133,24 +190,44 @@ def _ambiguities(ranked: list[LoadedPlaybook]) -> list[Problem]:
         groups[(specificity(lp.playbook.match), lp.playbook.priority)].append(lp)
     problems = []
     for (spec, prio), members in groups.items():
-        by_site: dict[str, list[int]] = defaultdict(list)
-        for i, lp in enumerate(members):
-            for site in lp.playbook.match.sites or ["*"]:
-                by_site[site].append(i)
-        for i, lp in enumerate(members):
-            sites = lp.playbook.match.sites
-            near = (set(by_site["*"]).union(*(by_site[s] for s in sites)) if sites
-                    else range(len(members)))
-            for j in sorted(near):
-                other = members[j]
-                if j < i and overlap(lp.playbook.match, other.playbook.match):
-                    problems.append(Problem(
-                        lp.source, lp.line("match"),
-                        f"playbook {lp.playbook.id!r} is as specific ({spec}) and as urgent "
-                        f"(priority {prio}) as {other.playbook.id!r} ({other.source}) and both "
-                        f"can fit the same alarm: narrow one's match or give one a higher "
-                        f"priority"))
+        for i, j in _maybe_overlapping(members):
+            a, b = members[i], members[j]
+            if overlap(a.playbook.match, b.playbook.match):
+                problems.append(Problem(
+                    a.source, a.line("match"),
+                    f"playbook {a.playbook.id!r} is as specific ({spec}) and as urgent "
+                    f"(priority {prio}) as {b.playbook.id!r} ({b.source}) and both can fit the "
+                    f"same alarm: narrow one's match or give one a higher priority"))
     return problems
+
+
+def _maybe_overlapping(members: list[LoadedPlaybook]) -> Iterator[tuple[int, int]]:
+    """Pairs (i, j), j < i, that meet on every list and on every attribute both test for
+    equality; `overlap` decides the rest. Indexes keep this near linear for large sets."""
+    everyone = set(range(len(members)))
+    keys = []
+    for lp in members:
+        rule = lp.playbook.match
+        k = {name: set(getattr(rule, name)) for name in
+             ("kinds", "signals", "site_types", "sites", "grids", "levels")}
+        k.update({f"attr:{a}": {repr(c.eq)} for a, c in rule.attributes.items()
+                  if c.eq is not None})
+        keys.append(k)
+    index: dict[str, dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
+    dims = {d for k in keys for d in k}
+    for i, k in enumerate(keys):
+        for dim in dims:
+            for value in k.get(dim) or ("*",):
+                index[dim][value].add(i)
+    for i, k in enumerate(keys):
+        near = set(everyone)
+        for dim in dims:
+            values = k.get(dim)
+            if values:
+                near &= set().union(index[dim]["*"], *(index[dim][v] for v in values))
+            if len(near) <= 1:
+                break
+        yield from ((i, j) for j in near if j < i)
 
 
 def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int:

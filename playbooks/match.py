@@ -100,6 +100,45 @@ def fits(rule: PlaybookMatch, facts: Facts) -> str | None:
     return None
 
 
+class Compiled:
+    """A rule prepared for the hot path: sets, minute windows and the zone resolved once.
+    `accepts(facts)` is `fits(rule, facts) is None`, without building reasons."""
+
+    __slots__ = ("lists", "zone", "weekdays", "windows", "attributes")
+
+    def __init__(self, rule: PlaybookMatch) -> None:
+        self.lists = tuple((attr, frozenset(getattr(rule, name)))
+                           for name, attr in (("kinds", "kind"), ("signals", "signal"),
+                                              ("site_types", "site_type"), ("sites", "site_id"),
+                                              ("grids", "grid"), ("levels", "level"))
+                           if getattr(rule, name))
+        timed = bool(rule.hours or rule.weekdays)
+        self.zone = ZoneInfo(rule.timezone) if timed else None
+        self.weekdays = frozenset(WEEKDAYS.index(d) for d in rule.weekdays)
+        self.windows = tuple(window_minutes(w) for w in rule.hours)
+        self.attributes = tuple(rule.attributes.items())
+
+    def accepts(self, facts: Facts) -> bool:
+        for attr, allowed in self.lists:
+            if getattr(facts, attr) not in allowed:
+                return False
+        for key, cond in self.attributes:
+            if not _holds(cond, key in facts.attributes, facts.attributes.get(key)):
+                return False
+        if self.zone is not None:
+            if facts.at is None:
+                return False
+            local = facts.at.astimezone(self.zone)
+            if self.weekdays and local.weekday() not in self.weekdays:
+                return False
+            minute = local.hour * 60 + local.minute
+            if self.windows and not any(
+                    (s <= minute < e) if s < e else (minute >= s or minute < e)
+                    for s, e in self.windows):
+                return False
+        return True
+
+
 def _rank(lp: "LoadedPlaybook") -> tuple:
     return (-specificity(lp.playbook.match), -lp.playbook.priority, lp.playbook.id)
 
@@ -107,7 +146,7 @@ def _rank(lp: "LoadedPlaybook") -> tuple:
 def match(playbooks: "PlaybookSet", facts: Facts) -> MatchResult:
     """The winning playbook for `facts`; the fallback when nothing else fits."""
     for lp in playbooks.candidates(facts):
-        if fits(lp.playbook.match, facts) is None:
+        if lp.compiled.accepts(facts):
             rule = lp.playbook.match
             return MatchResult(lp, f"most specific fit (specificity {specificity(rule)}, "
                                    f"priority {lp.playbook.priority})")

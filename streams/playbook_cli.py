@@ -5,6 +5,7 @@
     whistle playbooks test ALARMS.json            replay through triage and matching, print the plan
     whistle playbooks reload [--url URL]          ask a running worker to reload its directory
     whistle playbooks schema [-o FILE]            the JSON Schema of a playbook file
+    whistle playbooks bench [--sizes 10,...]      median match time per alarm vs set size
 """
 
 from __future__ import annotations
@@ -176,6 +177,21 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from playbooks.bench import run
+
+    sizes = [int(x) for x in args.sizes.split(",")]
+    print(f"playbook matching, {args.alarms} random alarms per set (median/p99/mean per alarm)")
+    print(f"{'playbooks':>10} {'median':>10} {'p99':>10} {'mean':>10} {'fallback':>9} {'load':>8}")
+    rows = run(sizes, args.alarms)
+    for r in rows:
+        print(f"{r['playbooks']:>10} {r['median_us']:>8.1f}us {r['p99_us']:>8.1f}us "
+              f"{r['mean_us']:>8.1f}us {r['fallback_share']:>8.0%} {r['load_s']:>7.2f}s")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    return 0
+
+
 def add_parser(sub: Any, default_url: str) -> None:
     p = sub.add_parser("playbooks", help="check, explain, test, reload playbooks")
     commands = p.add_subparsers(dest="playbooks_command", required=True)
@@ -206,6 +222,12 @@ def add_parser(sub: Any, default_url: str) -> None:
     rel = commands.add_parser("reload", help="make a running worker reload its playbooks")
     rel.add_argument("--url", default=default_url)
     rel.set_defaults(func=cmd_reload)
+
+    bench = commands.add_parser("bench", help="median match time per alarm vs set size")
+    bench.add_argument("--sizes", default="10,100,1000,10000")
+    bench.add_argument("--alarms", type=int, default=20_000)
+    bench.add_argument("--json", type=Path, help="also write the figures as JSON")
+    bench.set_defaults(func=cmd_bench)
 
     sch = commands.add_parser("schema", help="print (or -o write) the playbook JSON Schema")
     sch.add_argument("-o", help="write to this file")

@@ -195,3 +195,29 @@ def test_step_dependencies_are_checked(tmp_path, steps, message):
     with pytest.raises(PlaybookError) as exc:
         load_playbooks(write(tmp_path, {**FALLBACK, "it.yaml": text}))
     assert message in str(exc.value) and "it.yaml:7: steps.0.after:" in str(exc.value)
+
+
+def brute_force(pset: PlaybookSet, facts: Facts) -> str:
+    """The definition, without indexes: the best-ranked playbook whose rule fits."""
+    from playbooks.match import _rank, fits
+
+    fitting = [lp for lp in pset.ranked if fits(lp.playbook.match, facts) is None]
+    return min(fitting, key=_rank).playbook.id if fitting else pset.fallback.playbook.id
+
+
+@pytest.mark.parametrize("size", [0, 60, 600])
+def test_the_indexed_matcher_agrees_with_the_definition(size):
+    import random
+
+    from playbooks import LIBRARY
+    from playbooks.bench import _facts, synthetic_set
+
+    pset = synthetic_set(size, max(50, size // 2)) if size else load_playbooks(LIBRARY)
+    rng = random.Random(size)
+    for _ in range(3000):
+        facts = _facts(rng, size, max(50, size // 2))
+        if not size:  # the library: real site types, grids and a level now and then
+            facts = Facts(**{**facts.__dict__, "grid": rng.choice(["JYH-G2", "CQ-03", ""]),
+                             "level": rng.choice([None, "I", "III"]),
+                             "attributes": rng.choice([{}, {"floors": 18}, {"floors": 3}])})
+        assert match(pset, facts).winner.playbook.id == brute_force(pset, facts), facts
