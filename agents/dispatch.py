@@ -7,10 +7,10 @@ by (task_id, revision) if they already have them."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from schemas import Incident, Task, Triaged
-from streams.codec import Rejected, decode
 from streams.library import PlaybookLibrary
 
 from .incidents import on_triaged
@@ -20,12 +20,10 @@ if TYPE_CHECKING:
 
 __all__ = ["register"]
 
+_END_OF_TIME = datetime(9999, 1, 1, tzinfo=timezone.utc)
 
-async def handle(w: "Whistle", message) -> None:
-    triaged = decode(Triaged, message.value, {"now": w.clock()})
-    if isinstance(triaged, Rejected):
-        await w.dead_letter(message, triaged.reason)
-        return
+
+async def handle(w: "Whistle", triaged: Triaged, message) -> None:
     stored = w.tables.incidents.get(triaged.incident_id)
     current = Incident.model_validate(stored) if stored else None
     now = w.clock()
@@ -51,4 +49,5 @@ async def handle(w: "Whistle", message) -> None:
 
 
 def register(w: "Whistle") -> None:
-    w.stage(w.topics.triaged, "dispatch", handle)
+    # the alarm inside was checked at ingest and by triage; replays may come much later
+    w.stage(w.topics.triaged, "dispatch", Triaged, handle, lambda m: {"now": _END_OF_TIME})

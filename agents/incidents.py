@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from playbooks import Facts, LoadedPlaybook, PlaybookSet, match, plan_tasks
-from schemas import LEVELS, Alarm, Incident, PlaybookRef, Site, Task, TimelineEntry, Triaged
+from schemas import (LEVELS, Alarm, Incident, IncidentUpdate, PlaybookRef, Site, Task,
+                     TimelineEntry, Triaged)
 
 from .timelines import entry
 
-__all__ = ["IncidentStep", "advance", "facts_of", "on_triaged"]
+__all__ = ["IncidentStep", "advance", "change_level", "facts_of", "on_triaged"]
 
 
 @dataclass
@@ -103,3 +104,26 @@ def on_triaged(current: Incident | None, triaged: Triaged, playbooks: PlaybookSe
     ]
     return IncidentStep(planned.incident, changed=True, new_tasks=planned.new_tasks,
                         entries=entries)
+
+
+class SameLevel(ValueError):
+    """The incident is at that level already (HTTP 409)."""
+
+
+def change_level(incident: Incident, update: IncidentUpdate, loaded: LoadedPlaybook, site: Site,
+                 tasks: list[Task], now: datetime) -> IncidentStep:
+    """Set the incident's level and dispatch the steps the new level reaches (`when:
+    level_at_least`); steps already dispatched are never dispatched again."""
+    if update.level == incident.level:
+        raise SameLevel(f"incident {incident.incident_id} is at level {incident.level} already")
+    changed = incident.model_copy(update={"level": update.level, "revision": incident.revision + 1,
+                                          "last_update_id": update.update_id})
+    recorded = entry(incident.incident_id, "level_changed", update.at, by=update.by,
+                     revision=changed.revision,
+                     detail={"from": incident.level, "to": update.level,
+                             **({"note": update.note} if update.note else {})})
+    planned = advance(changed, loaded, site, tasks, now)
+    # advance bumps the revision only for incidents that had tasks; one change, one revision
+    incident = planned.incident.model_copy(update={"revision": changed.revision})
+    return IncidentStep(incident, changed=True, new_tasks=planned.new_tasks,
+                        entries=[recorded, *planned.entries])

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from schemas import Incident, Task, TaskUpdate
 from streams import topics
-from streams.codec import Rejected, decode, dump
+from streams.codec import dump
 
 from .incidents import advance
 from .taskstate import ENTRY_TYPE_OF, IllegalTransition, apply_update
@@ -19,39 +19,28 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 
-def _answer(w: "Whistle", update_id: str, outcome: str, value: object) -> None:
-    """Tell a waiting HTTP request (on this worker) how its update went."""
-    waiter = w.waiters.pop(update_id, None)
-    if waiter is not None and not waiter.done():
-        waiter.set_result((outcome, value))
-
-
-async def handle(w: "Whistle", message) -> None:
-    update = decode(TaskUpdate, message.value)
-    if isinstance(update, Rejected):
-        await w.dead_letter(message, update.reason)
-        return
+async def handle(w: "Whistle", update: TaskUpdate, message) -> None:
     stored = w.tables.tasks.get(update.task_id)
     if stored is None:
         await w.dead_letter(message, f"unknown task {update.task_id}")
-        _answer(w, update.update_id, "unknown", None)
+        w.answer(update.update_id, "unknown", None)
         return
     task = Task.model_validate(stored)
     if task.last_update_id == update.update_id:  # a replay: send the snapshot again
         await w.send(topics.task_topic(task.department), task.incident_id, dump(task))
-        _answer(w, update.update_id, "ok", task)
+        w.answer(update.update_id, "ok", task)
         return
     try:
         task = apply_update(task, update)
     except IllegalTransition as exc:  # lost a race with another update: nothing changes
-        _answer(w, update.update_id, "conflict", str(exc))
+        w.answer(update.update_id, "conflict", str(exc))
         return
     w.metrics.task_updates.labels(department=task.department, action=update.action).inc()
     await w.publish(None, [task], [entry(
         task.incident_id, ENTRY_TYPE_OF[update.action], update.at, task_id=task.task_id,
         department=task.department, by=update.by, revision=task.revision,
         detail={"status": task.status, **({"note": update.note} if update.note else {})})])
-    _answer(w, update.update_id, "ok", task)
+    w.answer(update.update_id, "ok", task)
     if task.status == "completed":
         await _dispatch_waiting_steps(w, task.incident_id)
 
@@ -72,4 +61,4 @@ async def _dispatch_waiting_steps(w: "Whistle", incident_id: str) -> None:
 
 
 def register(w: "Whistle") -> None:
-    w.stage(w.topics.task_updates, "task-updates", handle)
+    w.stage(w.topics.task_updates, "task-updates", TaskUpdate, handle)

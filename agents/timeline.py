@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from schemas import TimelineEntry
-from streams.codec import Rejected, decode
 
 from .timelines import append
 
@@ -15,11 +14,7 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 
-async def handle(w: "Whistle", message) -> None:
-    new = decode(TimelineEntry, message.value)
-    if isinstance(new, Rejected):
-        await w.dead_letter(message, new.reason)
-        return
+async def handle(w: "Whistle", new: TimelineEntry, message) -> None:
     entries = w.tables.timelines.get(new.incident_id) or []
     updated = append(entries, new)
     if updated is not entries:
@@ -27,4 +22,4 @@ async def handle(w: "Whistle", message) -> None:
 
 
 def register(w: "Whistle") -> None:
-    w.stage(w.topics.timeline, "timeline", handle)
+    w.stage(w.topics.timeline, "timeline", TimelineEntry, handle)

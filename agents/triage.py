@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from schemas import Alarm, Site, Triaged
 from streams import topics
-from streams.codec import Rejected, decode, dump
+from streams.codec import dump
 
 from .correlation import SiteState, decide, site_key
 
@@ -19,11 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 
-async def handle(w: "Whistle", message) -> None:
-    alarm = decode(Alarm, message.value, {"now": _message_time(message, w)})
-    if isinstance(alarm, Rejected):
-        await w.dead_letter(message, alarm.reason)
-        return
+async def handle(w: "Whistle", alarm: Alarm, message) -> None:
     key = site_key(alarm)
     site = w.sites.get(alarm.site_id or "") or Site.ad_hoc(
         key, alarm.location.address if alarm.location else None)
@@ -43,12 +39,11 @@ async def handle(w: "Whistle", message) -> None:
         hazard=decision.hazard, site=site)))
 
 
-def _message_time(message, w: "Whistle") -> datetime:
-    """The clock an alarm's occurred_at is checked against: when the broker took it."""
-    if message.timestamp:
-        return datetime.fromtimestamp(message.timestamp, timezone.utc)
-    return w.clock()
-
-
 def register(w: "Whistle") -> None:
-    w.stage(w.topics.alarms, "triage", handle)
+    def checked_against_broker_time(message) -> dict:
+        """An alarm's occurred_at is checked against when the broker took it, not now."""
+        if message.timestamp:
+            return {"now": datetime.fromtimestamp(message.timestamp, timezone.utc)}
+        return {"now": w.clock()}
+
+    w.stage(w.topics.alarms, "triage", Alarm, handle, checked_against_broker_time)

@@ -3,7 +3,8 @@
 from .alarm import KINDS, SIGNALS, Alarm, Location, Reporter, Signal
 from .common import LEVELS, Duration, Level, Timestamp, parse_duration, utc_now
 from .department import Department, DepartmentRegistry
-from .incident import INCIDENT_STATUSES, Incident, IncidentStatus, PlaybookRef
+from .incident import (INCIDENT_STATUSES, Incident, IncidentStatus, IncidentUpdate, LevelRequest,
+                       PlaybookRef)
 from .messages import DeadLetter, Triaged
 from .playbook import Playbook, PlaybookMatch, PlaybookStep
 from .site import SITE_TYPES, Site, SiteRegistry, SiteType
@@ -12,7 +13,7 @@ from .timeline import ENTRY_TYPES, Timeline, TimelineEntry
 
 __all__ = [
     "Alarm", "DeadLetter", "INCIDENT_STATUSES", "Department", "DepartmentRegistry", "Duration", "ENTRY_TYPES",
-    "Incident", "IncidentStatus", "KINDS", "LEVELS", "Level", "Location", "Playbook",
+    "Incident", "IncidentStatus", "IncidentUpdate", "LevelRequest", "KINDS", "LEVELS", "Level", "Location", "Playbook",
     "PlaybookMatch", "PlaybookRef", "PlaybookStep", "Reporter", "SIGNALS", "SITE_TYPES",
     "Signal", "Site", "SiteRegistry", "SiteType", "TASK_ACTIONS", "TASK_STATUSES", "Task", "TaskAction",
     "TaskStatus", "TaskUpdate", "TaskUpdateRequest", "Timeline", "TimelineEntry", "Timestamp",

@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .common import Identifier, Level, Timestamp
 
-__all__ = ["INCIDENT_STATUSES", "Incident", "IncidentStatus", "PlaybookRef"]
+__all__ = ["INCIDENT_STATUSES", "Incident", "IncidentStatus", "IncidentUpdate", "LevelRequest",
+           "PlaybookRef"]
 
 IncidentStatus = Literal["open", "contained", "closed"]
 INCIDENT_STATUSES: tuple[str, ...] = ("open", "contained", "closed")
@@ -45,6 +46,7 @@ class Incident(BaseModel):
     closed_at: Timestamp | None = None
     last_alarm_at: Timestamp
     revision: int = 1
+    last_update_id: str | None = None
 
     def with_alarm(self, alarm_id: str, occurred_at: datetime) -> "Incident":
         """A copy with one more alarm attached (the caller checks it is not attached yet)."""
@@ -53,3 +55,27 @@ class Incident(BaseModel):
             "last_alarm_at": max(self.last_alarm_at, occurred_at),
             "revision": self.revision + 1,
         })
+
+
+class LevelRequest(BaseModel):
+    """The body of `POST /api/v1/incidents/{incident_id}/level`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    level: Level
+    by: str = Field(min_length=1, max_length=200)
+    note: str = Field(default="", max_length=4000)
+
+
+class IncidentUpdate(BaseModel):
+    """A change to an incident, carried on `whistle.incident-updates` (key: incident_id)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    update_id: Identifier
+    incident_id: Identifier
+    action: Literal["set_level"]
+    level: Level
+    by: str = Field(min_length=1, max_length=200)
+    note: str = Field(default="", max_length=4000)
+    at: Timestamp

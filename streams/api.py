@@ -6,6 +6,7 @@
     GET  /api/v1/incidents/{incident_id}/timeline?format=json
     GET  /api/v1/tasks[?department=&status=&incident_id=]
     POST /api/v1/tasks/{task_id}/ack|start|complete|reject   {"by": str, "note": str}
+    POST /api/v1/incidents/{incident_id}/level               {"level": "I", "by": str, "note": str}
     GET  /healthz  /readyz  /metrics
 
 Every refusal is JSON: `{"error": str, "details": [{"loc": [...], "msg": str}]}`.
@@ -26,8 +27,8 @@ from agents.correlation import site_key
 from agents.taskstate import IllegalTransition, next_status
 from agents.timelines import in_time_order
 from playbooks import PlaybookError
-from schemas import (INCIDENT_STATUSES, TASK_ACTIONS, TASK_STATUSES, Alarm, Task, TaskUpdate,
-                     TaskUpdateRequest)
+from schemas import (INCIDENT_STATUSES, TASK_ACTIONS, TASK_STATUSES, Alarm, IncidentUpdate,
+                     LevelRequest, Task, TaskUpdate, TaskUpdateRequest)
 
 from . import topics
 from .codec import dump, error_details, json_bytes
@@ -93,6 +94,35 @@ class _Api(View):
             return json.loads(body)
         except (UnicodeDecodeError, ValueError) as exc:
             raise Refusal(400, "body is not JSON", _field("body", str(exc))) from None
+
+    async def submit(self, topic: str, key: str, update_id: str, value: bytes,
+                     conflict_on: str, subject: tuple[str, str]) -> Any:
+        """Put an update on its topic and wait for the agent that applies it to answer with the
+        new state. 409 (naming `conflict_on`) if it lost a race, 404 if the `subject` (field,
+        id) is gone, 503 if the broker does not take it, 504 if it is taken but not applied
+        within WHISTLE_UPDATE_TIMEOUT."""
+        w = self.whistle
+        waiter = asyncio.get_running_loop().create_future()
+        w.waiters[update_id] = waiter
+        deadline = time.monotonic() + w.settings.update_timeout
+        try:
+            await asyncio.wait_for(w.send_and_wait(topic, key, value), w.settings.ingest_timeout)
+        except Exception as exc:
+            w.waiters.pop(update_id, None)
+            raise Refusal(503, "the broker did not acknowledge the update; retry",
+                          _field("broker", repr(exc)), {"Retry-After": "1"}) from None
+        try:
+            outcome, state = await asyncio.wait_for(waiter, max(0.1, deadline - time.monotonic()))
+        except asyncio.TimeoutError:
+            w.waiters.pop(update_id, None)
+            raise Refusal(504, "the update is on the broker but was not applied in time; read "
+                               "it again before retrying", _field("update_id", update_id)) from None
+        if outcome == "conflict":
+            raise Refusal(409, state, _field(conflict_on, "changed meanwhile"))
+        if outcome != "ok":
+            raise Refusal(404, f"no {subject[0].removesuffix('_id')} {subject[1]}",
+                          _field(subject[0], "unknown"))
+        return state
 
     def query(self, request: Request, name: str, allowed: tuple[str, ...] | None = None) -> str | None:
         value = request.query.get(name)
@@ -238,33 +268,28 @@ def register(w: "Whistle") -> None:
                 next_status(task.status, action)
             except IllegalTransition as exc:
                 raise Refusal(409, str(exc), _field("status", task.status)) from None
-            return await self._apply(update)
+            task = await self.submit(topics.TASK_UPDATES, update.incident_id, update.update_id,
+                                     dump(update), "status", ("task_id", task_id))
+            return self.reply(task.model_dump(mode="json"))
 
-        async def _apply(self, update: TaskUpdate) -> Response:
-            waiter = asyncio.get_running_loop().create_future()
-            w.waiters[update.update_id] = waiter
-            deadline = time.monotonic() + w.settings.update_timeout
+    @page("/api/v1/incidents/{incident_id}/level")
+    class IncidentLevel(_Api):
+        async def post(self, request: Request, incident_id: str) -> Response:
+            incident = incident_or_404(incident_id)
+            data = await self.read_json(request)
             try:
-                await asyncio.wait_for(
-                    w.send_and_wait(topics.TASK_UPDATES, update.incident_id, dump(update)),
-                    w.settings.ingest_timeout)
-            except Exception as exc:
-                w.waiters.pop(update.update_id, None)
-                raise Refusal(503, "the broker did not acknowledge the update; retry",
-                              _field("broker", repr(exc)), {"Retry-After": "1"}) from None
-            try:
-                outcome, value = await asyncio.wait_for(
-                    waiter, max(0.1, deadline - time.monotonic()))
-            except asyncio.TimeoutError:
-                w.waiters.pop(update.update_id, None)
-                raise Refusal(504, "the update is on the broker but was not applied in time; "
-                                   "read the task again before retrying",
-                              _field("task_id", update.task_id)) from None
-            if outcome == "conflict":
-                raise Refusal(409, value, _field("status", "changed meanwhile"))
-            if outcome != "ok":
-                raise Refusal(404, f"no task {update.task_id}", _field("task_id", "unknown"))
-            return self.reply(value.model_dump(mode="json"))
+                body = LevelRequest.model_validate(data)
+            except ValidationError as exc:
+                raise Refusal(422, "invalid level change", error_details(exc)) from None
+            if body.level == incident["level"]:
+                raise Refusal(409, f"incident {incident_id} is at level {body.level} already",
+                              _field("level", body.level))
+            update = IncidentUpdate(update_id=uuid.uuid4().hex, incident_id=incident_id,
+                                    action="set_level", level=body.level, by=body.by,
+                                    note=body.note, at=w.clock())
+            changed = await self.submit(topics.INCIDENT_UPDATES, incident_id, update.update_id,
+                                        dump(update), "level", ("incident_id", incident_id))
+            return self.reply(changed.model_dump(mode="json"))
 
     @page("/api/v1/playbooks")
     class Playbooks(_Api):

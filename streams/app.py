@@ -15,8 +15,9 @@ from typing import Any, Awaitable, Callable, Iterable
 
 import faust
 import yaml
+from pydantic import BaseModel
 
-from agents import dispatch, task_updates, timeline, triage
+from agents import dispatch, incident_updates, task_updates, timeline, triage
 from playbooks import PlaybookError
 from playbooks.departments import load_departments
 from schemas import (DeadLetter, Department, Incident, Site, SiteRegistry, Task, TimelineEntry,
@@ -24,7 +25,7 @@ from schemas import (DeadLetter, Department, Incident, Site, SiteRegistry, Task,
 
 from . import api
 from . import topics as names
-from .codec import dump
+from .codec import Rejected, decode, dump
 from .library import PlaybookLibrary
 from .metrics import Metrics
 from .settings import Settings
@@ -49,12 +50,13 @@ class Topics:
     triaged: faust.TopicT
     incidents: faust.TopicT
     task_updates: faust.TopicT
+    incident_updates: faust.TopicT
     timeline: faust.TopicT
     tasks: dict[str, faust.TopicT]
 
     def all(self) -> list[faust.TopicT]:
         return [self.alarms, self.dlq, self.triaged, self.incidents, self.task_updates,
-                self.timeline, *self.tasks.values()]
+                self.incident_updates, self.timeline, *self.tasks.values()]
 
 
 @dataclass
@@ -92,18 +94,25 @@ class Whistle:
         return await self.app.producer.send(topic, key.encode("utf-8"), value, partition=None,
                                             timestamp=None, headers=None)
 
-    def stage(self, topic: faust.TopicT, name: str,
-              handle: Callable[["Whistle", Any], Awaitable[None]]) -> None:
-        """Run `handle(whistle, message)` for every message of `topic` as the agent `name`.
+    def stage(self, topic: faust.TopicT, name: str, model: type[BaseModel],
+              handle: Callable[["Whistle", Any, Any], Awaitable[None]],
+              context: Callable[[Any], dict] | None = None) -> None:
+        """Run `handle(whistle, value, message)` as the agent `name` for every message of
+        `topic` that decodes to `model` (validated with `context(message)` when given).
 
-        Whatever `handle` raises sends that message to the dead-letter topic; the agent goes on."""
+        A message that does not decode, or on which `handle` raises, goes to the dead-letter
+        topic with the reason; the agent goes on."""
 
         async def agent(stream: Any) -> None:
             async for event in stream.events():
+                message = event.message
                 try:
-                    await handle(self, event.message)
+                    value = decode(model, message.value, context(message) if context else None)
+                    if isinstance(value, Rejected):
+                        await self.dead_letter(message, value.reason)
+                    else:
+                        await handle(self, value, message)
                 except Exception as exc:
-                    message = event.message
                     self.app.log.exception("%s failed on %s[%s]@%s", name, message.topic,
                                            message.partition, message.offset)
                     await self.dead_letter(message, f"{name} failed: {exc!r}")
@@ -131,6 +140,13 @@ class Whistle:
             await self.send(names.task_topic(task.department), task.incident_id, dump(task))
         for e in entries:
             await self.send(names.TIMELINE, e.incident_id, dump(e))
+
+    def answer(self, update_id: str, outcome: str, value: object) -> None:
+        """Tell a waiting HTTP request (on this worker) how its update went: "ok" with the new
+        state, "conflict" with why, or "unknown"."""
+        waiter = self.waiters.pop(update_id, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result((outcome, value))
 
     def site(self, site_id: str) -> Site:
         """The registered site, or an ad-hoc one of type unknown."""
@@ -190,6 +206,7 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistl
     topics = Topics(
         alarms=topic(names.ALARMS), dlq=topic(names.DLQ), triaged=topic(names.TRIAGED),
         incidents=topic(names.INCIDENTS), task_updates=topic(names.TASK_UPDATES),
+        incident_updates=topic(names.INCIDENT_UPDATES),
         timeline=topic(names.TIMELINE),
         tasks={d: topic(names.task_topic(d)) for d in departments},
     )
@@ -226,7 +243,7 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistl
     async def on_rebalanced(sender: Any, **kwargs: Any) -> None:
         whistle.consuming = True
 
-    for stage in (triage, dispatch, task_updates, timeline):
+    for stage in (triage, dispatch, task_updates, incident_updates, timeline):
         stage.register(whistle)
     api.register(whistle)
     return whistle

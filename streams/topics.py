@@ -6,13 +6,15 @@
 
 from __future__ import annotations
 
-__all__ = ["ALARMS", "DLQ", "INCIDENTS", "TASK_UPDATES", "TIMELINE", "TRIAGED", "task_topic"]
+__all__ = ["ALARMS", "DLQ", "INCIDENTS", "INCIDENT_UPDATES", "TASK_UPDATES", "TIMELINE",
+           "TRIAGED", "task_topic"]
 
 ALARMS = "whistle.alarms"              # key: site_id (or the ad-hoc site of a located report)
 DLQ = "whistle.alarms.dlq"             # a DeadLetter: the raw bytes and the reason
 TRIAGED = "whistle.triaged"            # internal; key: incident_id
 INCIDENTS = "whistle.incidents"        # Incident snapshots; key: incident_id
 TASK_UPDATES = "whistle.task-updates"  # TaskUpdate; key: incident_id
+INCIDENT_UPDATES = "whistle.incident-updates"  # IncidentUpdate; key: incident_id
 TIMELINE = "whistle.timeline"          # TimelineEntry; key: incident_id
 
 

@@ -67,3 +67,29 @@ def test_timeline_appends_once_and_sorts_by_time_keeping_recorded_order_for_ties
     assert len(stored) == 3
     assert [e.type for e in in_time_order(stored)] == [
         "alarm_received", "incident_opened", "task_acknowledged"]
+
+
+def test_a_level_change_adds_the_steps_it_reaches_and_nothing_twice(clock):
+    import pytest
+
+    from agents.incidents import SameLevel, change_level
+    from schemas import IncidentUpdate
+
+    opened = on_triaged(None, triaged("gw:1"), PLAYBOOKS, clock())
+    loaded = PLAYBOOKS.by_id["laboratory-fire"]
+
+    def to(level: str, incident, tasks, n: int):
+        update = IncidentUpdate(update_id=f"u{n}", incident_id=incident.incident_id,
+                                action="set_level", level=level, by="值班领导", at=clock())
+        return change_level(incident, update, loaded, LAB, tasks, clock())
+
+    up = to("I", opened.incident, opened.new_tasks, 1)
+    assert [t.step for t in up.new_tasks] == ["medical"]
+    assert [e.type for e in up.entries] == ["level_changed", "task_dispatched"]
+    assert up.incident.revision == opened.incident.revision + 1
+    tasks = opened.new_tasks + up.new_tasks
+    down = to("II", up.incident, tasks, 2)
+    again = to("I", down.incident, tasks, 3)
+    assert not down.new_tasks and not again.new_tasks
+    with pytest.raises(SameLevel):
+        to("I", again.incident, tasks, 4)

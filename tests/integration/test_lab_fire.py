@@ -114,3 +114,36 @@ def test_health_readiness_and_metrics(stack):
     metrics = stack.http.get("/metrics")
     assert metrics.headers["content-type"].startswith("text/plain")
     assert "whistle_alarm_to_task_seconds_bucket" in metrics.text
+
+
+def test_raising_the_level_adds_the_steps_of_that_level_once(stack):
+    incident = stack.wait_for(lambda: lab_incidents(stack), what="the lab incident")[0]
+    iid, url = incident["incident_id"], f"/api/v1/incidents/{incident['incident_id']}/level"
+
+    def steps():
+        return sorted(t["step"] for t in stack.http.get(
+            "/api/v1/tasks", params={"incident_id": iid}).json()["tasks"])
+
+    assert "medical" not in steps()                      # laboratory-fire: 120 at level I
+    r = stack.http.post(url, json={"level": "I", "by": "安委会办公室 值班领导", "note": "火势扩大"})
+    assert r.status_code == 200, r.text
+    assert r.json()["level"] == "I" and r.json()["task_ids"][-1] == f"{iid}.medical"
+    assert steps().count("medical") == 1
+    assert stack.http.post(url, json={"level": "I", "by": "x"}).status_code == 409
+    assert stack.http.post(url, json={"level": "II", "by": "x"}).status_code == 200
+    assert stack.http.post(url, json={"level": "I", "by": "x"}).status_code == 200
+    assert steps().count("medical") == 1                 # never dispatched twice
+    assert stack.http.post(url, json={"level": "V", "by": "x"}).json()["details"][0]["loc"] == [
+        "level"]
+    assert stack.http.post("/api/v1/incidents/inc-nope/level",
+                           json={"level": "I", "by": "x"}).status_code == 404
+
+    def level_changes():
+        entries = stack.http.get(f"/api/v1/incidents/{iid}/timeline").json()["entries"]
+        found = [e for e in entries if e["type"] == "level_changed"]
+        return found if len(found) == 3 else None
+
+    changes = stack.wait_for(level_changes, what="three level changes on the timeline")
+    assert [(e["detail"]["from"], e["detail"]["to"]) for e in changes] == [
+        ("II", "I"), ("I", "II"), ("II", "I")]
+    assert changes[0]["detail"]["note"] == "火势扩大" and changes[0]["by"] == "安委会办公室 值班领导"
