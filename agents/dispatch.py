@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from schemas import Incident, Task, Triaged
 from streams.library import PlaybookLibrary
 
-from .incidents import on_triaged
+from .incidents import on_triaged, opening_entries
 
 if TYPE_CHECKING:
     from streams.app import Whistle
@@ -34,12 +34,18 @@ async def handle(w: "Whistle", triaged: Triaged, message) -> None:
         if w.tables.playbooks.get(key) is None:
             w.tables.playbooks[key] = w.library.version(incident.playbook).playbook.model_dump(
                 mode="json")
+    entries = step.entries
     if step.changed:
         tasks = step.new_tasks
-    else:
+    else:  # a replay: send again what an earlier run may not have sent before it died
         tasks = [Task.model_validate(w.tables.tasks[t]) for t in incident.task_ids
                  if w.tables.tasks.get(t) is not None]
-    await w.publish(incident, tasks, step.entries)
+        loaded = w.library.version(incident.playbook)
+        if incident.alarm_ids[0] == triaged.alarm.alarm_id and loaded is not None:
+            entries = [*entries, *opening_entries(
+                incident, triaged.site, loaded, "matched when the incident opened",
+                [t for t in tasks if t.created_at == incident.opened_at], incident.opened_at)]
+    await w.publish(incident, tasks, entries)
     if step.new_tasks:
         for task in step.new_tasks:
             w.metrics.tasks.labels(department=task.department).inc()

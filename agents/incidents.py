@@ -17,7 +17,7 @@ from schemas import (LEVELS, Alarm, Incident, IncidentUpdate, PlaybookRef, Site,
 
 from .timelines import entry
 
-__all__ = ["IncidentStep", "advance", "change_level", "facts_of", "on_triaged"]
+__all__ = ["IncidentStep", "advance", "change_level", "facts_of", "on_triaged", "opening_entries"]
 
 
 @dataclass
@@ -51,6 +51,30 @@ def _received(triaged: Triaged, now: datetime) -> TimelineEntry:
                  detail=detail)
 
 
+def _dispatched(task: Task, at: datetime) -> TimelineEntry:
+    return entry(task.incident_id, "task_dispatched", at, task_id=task.task_id,
+                 department=task.department, revision=1,
+                 detail={"step": task.step, "action": task.action, "unit": task.unit,
+                         "ack_due": task.ack_due.isoformat(),
+                         "complete_due": task.complete_due.isoformat()})
+
+
+def opening_entries(incident: Incident, site: Site, loaded: LoadedPlaybook, why: str,
+                    tasks: list[Task], at: datetime) -> list[TimelineEntry]:
+    """incident_opened, playbook_matched and the first tasks' task_dispatched. Their ids come
+    from the incident, so sending them again (after a restart) records nothing twice."""
+    iid, pb = incident.incident_id, loaded.playbook
+    return [
+        entry(iid, "incident_opened", at, detail={
+            "site_id": incident.site_id, "site_name": site.name, "address": site.address,
+            "level": incident.level, "kind": incident.kind}),
+        entry(iid, "playbook_matched", at, detail={
+            "playbook_id": pb.id, "version": pb.version, "title": pb.title,
+            "content_hash": loaded.content_hash, "why": why}),
+        *(_dispatched(t, t.created_at) for t in tasks),
+    ]
+
+
 def advance(incident: Incident, loaded: LoadedPlaybook, site: Site, tasks: list[Task],
             now: datetime) -> IncidentStep:
     """Dispatch every step that is ready now and was not dispatched before."""
@@ -62,13 +86,8 @@ def advance(incident: Incident, loaded: LoadedPlaybook, site: Site, tasks: list[
     incident = incident.model_copy(update={
         "task_ids": [*incident.task_ids, *(t.task_id for t in new)],
         "revision": incident.revision + (1 if incident.task_ids else 0)})
-    entries = [entry(incident.incident_id, "task_dispatched", now, task_id=t.task_id,
-                     department=t.department, revision=t.revision,
-                     detail={"step": t.step, "action": t.action, "unit": t.unit,
-                             "ack_due": t.ack_due.isoformat(),
-                             "complete_due": t.complete_due.isoformat()})
-               for t in new]
-    return IncidentStep(incident, changed=True, new_tasks=new, entries=entries)
+    return IncidentStep(incident, changed=True, new_tasks=new,
+                        entries=[_dispatched(t, now) for t in new])
 
 
 def on_triaged(current: Incident | None, triaged: Triaged, playbooks: PlaybookSet,
@@ -91,17 +110,8 @@ def on_triaged(current: Incident | None, triaged: Triaged, playbooks: PlaybookSe
         alarm_ids=[alarm.alarm_id], task_ids=[], opened_at=now, last_alarm_at=alarm.occurred_at,
     )
     planned = advance(incident, result.winner, triaged.site, [], now)
-    iid = incident.incident_id
-    entries = [
-        _received(triaged, now),
-        entry(iid, "incident_opened", now, detail={
-            "site_id": incident.site_id, "site_name": triaged.site.name,
-            "address": triaged.site.address, "level": incident.level, "kind": incident.kind}),
-        entry(iid, "playbook_matched", now, detail={
-            "playbook_id": pb.id, "version": pb.version, "title": pb.title,
-            "content_hash": result.winner.content_hash, "why": result.why}),
-        *planned.entries,
-    ]
+    entries = [_received(triaged, now), *opening_entries(
+        planned.incident, triaged.site, result.winner, result.why, planned.new_tasks, now)]
     return IncidentStep(planned.incident, changed=True, new_tasks=planned.new_tasks,
                         entries=entries)
 

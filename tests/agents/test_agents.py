@@ -129,3 +129,15 @@ async def test_task_updates_apply_the_state_machine_and_answer_the_waiting_reque
     entries = [v["type"] for t, _, v in whistle.sent if t == topics.TIMELINE]
     assert entries == ["task_acknowledged", "task_completed"]
     assert whistle.tables.tasks[task_id]["status"] == "completed"
+
+
+async def test_a_replayed_opening_alarm_resends_the_opening_entries_with_the_same_ids(whistle):
+    async with agent(whistle, "dispatch").test_context() as dispatch:
+        await dispatch.put(triaged_bytes("gw:1"), key=b"inc-20230516-x")
+        first = [v for t, _, v in whistle.sent if t == topics.TIMELINE]
+        whistle.sent.clear()
+        await dispatch.put(triaged_bytes("gw:1"), key=b"inc-20230516-x")  # as after a crash
+        again = [v for t, _, v in whistle.sent if t == topics.TIMELINE]
+    assert sorted(e["entry_id"] for e in again) == sorted(e["entry_id"] for e in first)
+    assert {e["type"] for e in again} == {"alarm_received", "incident_opened", "playbook_matched",
+                                         "task_dispatched"}
