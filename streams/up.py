@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -53,8 +54,21 @@ def _wait_ready(url: str, worker: subprocess.Popen, stop: threading.Event) -> bo
     return False
 
 
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def run_up(settings: Settings, embedded: bool) -> int:
     _check_files(settings)
+    if not _port_free(settings.host, settings.port):
+        print(f"whistle up: {settings.host}:{settings.port} is in use (another whistle up?); "
+              f"stop it or choose another --port", file=sys.stderr)
+        return 1
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

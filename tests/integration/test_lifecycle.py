@@ -75,3 +75,21 @@ def test_sends_a_json_file_of_alarms(stack, tmp_path):
                           "--url", stack.url], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0 and '"file:1"' in out.stdout
     assert httpx.get(f"{stack.url}/healthz").status_code == 200
+
+
+def test_a_busy_port_is_named_and_nothing_is_started(stack, tmp_path):
+    port = stack.url.rsplit(":", 1)[1]
+    out = subprocess.run([sys.executable, "-m", "streams.cli", "up", "--port", port, "--data",
+                          str(tmp_path)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1
+    assert f"127.0.0.1:{port} is in use" in out.stderr
+
+
+def test_broken_playbooks_are_refused_before_anything_starts(tmp_path):
+    from tests.playbooks.test_check import BROKEN
+
+    out = subprocess.run([sys.executable, "-m", "streams.cli", "up", "--port", "1",
+                          "--playbooks", str(BROKEN), "--data", str(tmp_path)],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1
+    assert "bad-level.yaml:4: level:" in out.stderr
