@@ -35,7 +35,6 @@ from .settings import DEMO_SITES
 __all__ = ["add_parser", "schema"]
 
 _END_OF_TIME = datetime(9999, 1, 1, tzinfo=timezone.utc)
-SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schemas" / "playbook.schema.json"
 
 
 def schema() -> dict[str, Any]:
