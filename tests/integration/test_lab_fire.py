@@ -147,3 +147,25 @@ def test_raising_the_level_adds_the_steps_of_that_level_once(stack):
     assert [(e["detail"]["from"], e["detail"]["to"]) for e in changes] == [
         ("II", "I"), ("I", "II"), ("II", "I")]
     assert changes[0]["detail"]["note"] == "火势扩大" and changes[0]["by"] == "安委会办公室 值班领导"
+
+
+def test_two_departments_racing_on_one_task_get_one_200_and_one_409(stack):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    task = stack.wait_for(lambda: next((t for t in stack.http.get(
+        "/api/v1/tasks", params={"department": "power_supply"}).json()["tasks"]
+        if t["site_id"] == LAB and t["status"] == "dispatched"), None), what="a dispatched task")
+    url = f"{stack.url}/api/v1/tasks/{task['task_id']}/ack"
+
+    def ack(who: str) -> int:
+        return httpx.post(url, json={"by": who}, timeout=15).status_code
+
+    # whichever check catches the loser (the API's or the agent's), exactly one ack wins
+    with ThreadPoolExecutor(2) as pool:
+        codes = sorted(pool.map(ack, ["供电所 甲", "供电所 乙"]))
+    assert codes == [200, 409]
+    final = stack.http.get("/api/v1/tasks", params={"incident_id": task["incident_id"]}).json()
+    acked = [t for t in final["tasks"] if t["task_id"] == task["task_id"]][0]
+    assert acked["status"] == "acknowledged" and acked["revision"] == 2
