@@ -44,8 +44,9 @@ def test_503_while_the_broker_is_frozen_then_accepted_again(tmp_path):
         os.kill(broker, signal.SIGCONT)
     stack.wait_for(lambda: stack.http.get("/readyz").status_code == 200, timeout=15,
                    what="/readyz to recover")
-    r = stack.http.post("/api/v1/alarms", json=alarm)  # the gateway's retry, same alarm_id
-    assert r.status_code == 202
+    # the gateway retries with the same alarm_id until it gets 202, as a 503 asks it to
+    stack.wait_for(lambda: stack.http.post("/api/v1/alarms", json=alarm).status_code == 202,
+                   timeout=15, what="a 202 once the broker runs again")
     incidents = stack.wait_for(lambda: stack.http.get("/api/v1/incidents", params={
         "site_id": "cq-xianna-factory"}).json()["incidents"], timeout=15, what="the incident")
     assert len(incidents) == 1 and incidents[0]["alarm_ids"] == ["stall:1"]
