@@ -77,15 +77,15 @@ def opening_entries(incident: Incident, site: Site, loaded: LoadedPlaybook, why:
 
 def advance(incident: Incident, loaded: LoadedPlaybook, site: Site, tasks: list[Task],
             now: datetime) -> IncidentStep:
-    """Dispatch every step that is ready now and was not dispatched before."""
+    """Dispatch every step that is ready now and was not dispatched before. The caller counts
+    the incident's revision: one event, one revision."""
     new = plan_tasks(incident, loaded.playbook, site, now,
                      planned={t.step for t in tasks},
                      completed={t.step for t in tasks if t.status == "completed"})
     if not new:
         return IncidentStep(incident, changed=False)
     incident = incident.model_copy(update={
-        "task_ids": [*incident.task_ids, *(t.task_id for t in new)],
-        "revision": incident.revision + (1 if incident.task_ids else 0)})
+        "task_ids": [*incident.task_ids, *(t.task_id for t in new)]})
     return IncidentStep(incident, changed=True, new_tasks=new,
                         entries=[_dispatched(t, now) for t in new])
 
@@ -133,7 +133,5 @@ def change_level(incident: Incident, update: IncidentUpdate, loaded: LoadedPlayb
                      detail={"from": incident.level, "to": update.level,
                              **({"note": update.note} if update.note else {})})
     planned = advance(changed, loaded, site, tasks, now)
-    # advance bumps the revision only for incidents that had tasks; one change, one revision
-    incident = planned.incident.model_copy(update={"revision": changed.revision})
-    return IncidentStep(incident, changed=True, new_tasks=planned.new_tasks,
+    return IncidentStep(planned.incident, changed=True, new_tasks=planned.new_tasks,
                         entries=[recorded, *planned.entries])

@@ -57,7 +57,8 @@ async def _dispatch_waiting_steps(w: "Whistle", incident_id: str) -> None:
     tasks = [Task.model_validate(w.tables.tasks[t]) for t in incident.task_ids]
     step = advance(incident, loaded, w.site(incident.site_id), tasks, w.clock())
     if step.changed:
-        await w.publish(step.incident, step.new_tasks, step.entries)
+        incident = step.incident.model_copy(update={"revision": incident.revision + 1})
+        await w.publish(incident, step.new_tasks, step.entries)
 
 
 def register(w: "Whistle") -> None:
