@@ -1,13 +1,14 @@
-"""Incident-updates agent: `whistle.incident-updates` -> the incident with its new level, the
-steps that level reaches, and the timeline entries."""
+"""Incident-updates agent: `whistle.incident-updates` -> the changed incident, the steps the
+change makes ready, and the timeline entries. Changes: a new level (a person), confirmation by
+the positive alarm sequence's deadlines (the PAS timer), a merge into another incident."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from schemas import Incident, IncidentUpdate, Task
+from schemas import Incident, IncidentUpdate
 
-from .incidents import SameLevel, change_level
+from .incidents import SameLevel, change_level, on_update
 
 if TYPE_CHECKING:
     from streams.app import Whistle
@@ -32,15 +33,19 @@ async def handle(w: "Whistle", update: IncidentUpdate, message) -> None:
                                      f"{incident.playbook.content_hash} is no longer known")
         w.answer(update.update_id, "unknown", None)
         return
-    tasks = [Task.model_validate(w.tables.tasks[t]) for t in incident.task_ids]
-    try:
-        step = change_level(incident, update, loaded, w.site(incident.site_id), tasks, w.clock())
-    except SameLevel as exc:
-        w.answer(update.update_id, "conflict", str(exc))
-        return
-    await w.publish(step.incident, step.new_tasks, step.entries)
-    for task in step.new_tasks:
-        w.metrics.tasks.labels(department=task.department).inc()
+    tasks = w.tasks_of(incident)
+    site = w.site(incident.site_id)
+    if update.action == "set_level":
+        try:
+            step = change_level(incident, update, loaded, site, tasks, w.clock())
+        except SameLevel as exc:
+            w.answer(update.update_id, "conflict", str(exc))
+            return
+    else:
+        step = on_update(incident, update, loaded, site, tasks, w.clock())
+        if not step.changed:
+            return
+    await w.apply(step)
     w.answer(update.update_id, "ok", step.incident)
 
 

@@ -8,26 +8,32 @@ that become ready as tasks complete.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from playbooks import Facts, LoadedPlaybook, PlaybookSet, match, plan_tasks
-from schemas import (LEVELS, Alarm, Incident, IncidentUpdate, PlaybookRef, Site, Task,
+from schemas import (LEVELS, Alarm, Incident, IncidentUpdate, PlaybookRef, Site, SiteEvent, Task,
                      TimelineEntry, Triaged)
 
+from .confirmation import judge, pas_expired, verdict_of
 from .timelines import entry
 
-__all__ = ["IncidentStep", "advance", "change_level", "facts_of", "on_triaged", "opening_entries"]
+__all__ = ["IncidentStep", "SameLevel", "advance", "change_level", "facts_of", "on_task_changed",
+           "on_triaged", "on_update", "opening_entries"]
 
 
 @dataclass
 class IncidentStep:
-    """The outcome of one event. `changed` is False for a replay that changes nothing."""
+    """The outcome of one event. `changed` is False for a replay that changes nothing.
+    `updates` go to other incidents (merges); `site_events` tell triage (closings)."""
 
     incident: Incident
     changed: bool
     new_tasks: list[Task] = field(default_factory=list)
     entries: list[TimelineEntry] = field(default_factory=list)
+    updates: list[IncidentUpdate] = field(default_factory=list)
+    site_events: list[SiteEvent] = field(default_factory=list)
 
 
 def facts_of(alarm: Alarm, site: Site) -> Facts:
@@ -91,20 +97,61 @@ def advance(incident: Incident, loaded: LoadedPlaybook, site: Site, tasks: list[
 
 
 def on_triaged(current: Incident | None, triaged: Triaged, playbooks: PlaybookSet,
+               loaded: LoadedPlaybook | None, tasks: Callable[[], list[Task]],
                now: datetime) -> IncidentStep:
-    """Open the incident (match, plan, record) or attach the alarm to it."""
+    """Open the incident (match, judge, plan, record) or attach the alarm to it: merge what
+    triage merged, reopen it if it had just closed, confirm it when the evidence does, and
+    dispatch what that makes ready. `loaded` is the current incident's playbook version;
+    `tasks()` its tasks, asked for only when steps may have become ready."""
     alarm = triaged.alarm
-    if current is not None:
-        if alarm.alarm_id in current.alarm_ids:  # a replay: record nothing new
-            return IncidentStep(current, changed=False, entries=[_received(triaged, now)])
-        return IncidentStep(current.with_alarm(alarm.alarm_id, alarm.occurred_at), changed=True,
-                            entries=[_received(triaged, now)])
+    if current is None:
+        if triaged.action != "open":
+            raise ValueError(f"alarm {alarm.alarm_id} joins incident {triaged.incident_id}, "
+                             f"which this worker does not hold")
+        return _open(triaged, playbooks, now)
+    if alarm.alarm_id in current.alarm_ids:  # a replay: record nothing new
+        return IncidentStep(current, changed=False, entries=[_received(triaged, now)])
 
+    incident = current.with_alarm(alarm.alarm_id, alarm.occurred_at)
+    entries = [_received(triaged, now)]
+    if triaged.action == "attach" or incident.merged_into is not None or loaded is None:
+        return IncidentStep(incident, changed=True, entries=entries)
+    step = IncidentStep(incident, changed=True, entries=entries)
+    fresh = [m for m in triaged.merges if m not in incident.merged]
+    if fresh:
+        step.incident = step.incident.model_copy(update={"merged": [*incident.merged, *fresh]})
+        step.entries.append(entry(incident.incident_id, "incident_merged", now,
+                                  alarm_id=alarm.alarm_id, detail={"merged": fresh}))
+        step.updates += [IncidentUpdate(
+            update_id=f"{m}:merge", incident_id=m, action="merge_into",
+            into=incident.incident_id, by="whistle", note=f"alarm {alarm.alarm_id} bridged them",
+            at=now) for m in fresh]
+    step.incident = step.incident.model_copy(
+        update={"evidence": step.incident.evidence.union(triaged.evidence)})
+    ready_may_change = step.incident.status == "closed"
+    if ready_may_change:
+        _reopen(step, alarm, now)
+    if step.incident.confirmation == "unconfirmed":
+        verdict, why = judge(loaded.playbook, step.incident.evidence)
+        if verdict == "confirmed":
+            _confirm(step, why or "", now, alarm_id=alarm.alarm_id)
+            ready_may_change = True
+    if ready_may_change:
+        step = _advance(step, loaded, triaged.site, tasks(), now)
+    return step
+
+
+def _open(triaged: Triaged, playbooks: PlaybookSet, now: datetime) -> IncidentStep:
+    alarm = triaged.alarm
     result = match(playbooks, facts_of(alarm, triaged.site))
     pb = result.winner.playbook
+    confirmation, why = judge(pb, triaged.evidence)
     incident = Incident(
         incident_id=triaged.incident_id, status="open", level=pb.level,
         site_id=triaged.site.site_id, kind=alarm.kind, hazard=triaged.hazard,
+        family=triaged.family, confirmation=confirmation,
+        confirmed_at=now if confirmation == "confirmed" else None, confirmed_by=why,
+        evidence=triaged.evidence,
         playbook=PlaybookRef(id=pb.id, version=pb.version,
                              content_hash=result.winner.content_hash),
         alarm_ids=[alarm.alarm_id], task_ids=[], opened_at=now, last_alarm_at=alarm.occurred_at,
@@ -114,6 +161,103 @@ def on_triaged(current: Incident | None, triaged: Triaged, playbooks: PlaybookSe
         planned.incident, triaged.site, result.winner, result.why, planned.new_tasks, now)]
     return IncidentStep(planned.incident, changed=True, new_tasks=planned.new_tasks,
                         entries=entries)
+
+
+def on_task_changed(incident: Incident, task: Task, loaded: LoadedPlaybook, site: Site,
+                    tasks: list[Task], now: datetime) -> IncidentStep:
+    """After a department changed `task` (already in `tasks`): a finished verification
+    confirms the incident or closes it as a false alarm; completed steps let the steps that
+    wait for them go; when every task is completed the incident closes."""
+    step = IncidentStep(incident, changed=False)
+    if task.verification and incident.confirmation == "unconfirmed":
+        verdict = verdict_of(task)
+        if verdict is not None and verdict[0] == "false_alarm":
+            step.incident = incident.model_copy(update={"confirmation": "false_alarm"})
+            _close(step, "false_alarm", verdict[1], now, by=task.by)
+            return _bumped(step, incident)
+        if verdict is not None:
+            _confirm(step, verdict[1], now, by=task.by, task_id=task.task_id)
+    step = _advance(step, loaded, site, tasks, now)
+    if (step.incident.status != "closed" and not step.new_tasks and tasks
+            and all(t.status == "completed" for t in tasks)):
+        _close(step, "completed", "every task is completed", now)
+    return _bumped(step, incident)
+
+
+def on_update(incident: Incident, update: IncidentUpdate, loaded: LoadedPlaybook, site: Site,
+              tasks: list[Task], now: datetime) -> IncidentStep:
+    """`confirm` (the timer saw a verification deadline pass) or `merge_into`. Either is
+    checked against the incident as it is now, so a late or repeated request changes nothing."""
+    step = IncidentStep(incident, changed=False)
+    if update.action == "merge_into":
+        if incident.merged_into is None:
+            step.incident = incident.model_copy(update={"merged_into": update.into})
+            _close(step, "merged", f"merged into {update.into}: {update.note}", update.at,
+                   site_event=False)
+        return _bumped(step, incident, update.update_id)
+    verify = next((t for t in tasks if t.verification), None)
+    why = pas_expired(incident, verify, update.at)
+    if why is not None:
+        _confirm(step, why, update.at, by=update.by)
+        step = _advance(step, loaded, site, tasks, now)
+    return _bumped(step, incident, update.update_id)
+
+
+def _advance(step: IncidentStep, loaded: LoadedPlaybook, site: Site, tasks: list[Task],
+             now: datetime) -> IncidentStep:
+    if step.incident.status == "closed":
+        return step
+    planned = advance(step.incident, loaded, site, tasks, now)
+    if planned.changed:
+        step.incident, step.changed = planned.incident, True
+        step.new_tasks += planned.new_tasks
+        step.entries += planned.entries
+    return step
+
+
+def _confirm(step: IncidentStep, why: str, at: datetime, *, by: str | None = None,
+             alarm_id: str | None = None, task_id: str | None = None) -> None:
+    step.incident = step.incident.model_copy(update={
+        "confirmation": "confirmed", "confirmed_at": at, "confirmed_by": why})
+    step.changed = True
+    step.entries.append(entry(step.incident.incident_id, "incident_confirmed", at, by=by,
+                              alarm_id=alarm_id, task_id=task_id, detail={"why": why}))
+
+
+def _close(step: IncidentStep, reason: str, why: str, at: datetime, *, by: str | None = None,
+           site_event: bool = True) -> None:
+    inc = step.incident.model_copy(update={"status": "closed", "closed_at": at,
+                                           "close_reason": reason})
+    step.incident, step.changed = inc, True
+    step.entries.append(entry(inc.incident_id, "incident_closed", at, by=by,
+                              revision=inc.revision + 1,
+                              detail={"reason": reason, "why": why,
+                                      **({"merged_into": inc.merged_into}
+                                         if inc.merged_into else {})}))
+    if site_event:
+        step.site_events.append(SiteEvent(
+            event_id=f"{inc.incident_id}:closed:{inc.revision + 1}", site_id=inc.site_id,
+            type="incident_closed", incident_id=inc.incident_id, family=inc.family or inc.hazard,
+            reason=reason, devices=inc.evidence.real_devices(), at=at))
+
+
+def _reopen(step: IncidentStep, alarm: Alarm, at: datetime) -> None:
+    """An alarm that raced the incident's closing: safer to take it up again than to lose it."""
+    was = step.incident
+    step.incident = was.model_copy(update={
+        "status": "open", "closed_at": None, "close_reason": None,
+        "confirmation": "unconfirmed" if was.confirmation == "false_alarm" else was.confirmation})
+    step.entries.append(entry(was.incident_id, "incident_reopened", at, alarm_id=alarm.alarm_id,
+                              detail={"was": was.close_reason}))
+
+
+def _bumped(step: IncidentStep, before: Incident, update_id: str | None = None) -> IncidentStep:
+    """One event, one revision."""
+    if step.changed:
+        step.incident = step.incident.model_copy(update={
+            "revision": before.revision + 1,
+            **({"last_update_id": update_id} if update_id else {})})
+    return step
 
 
 class SameLevel(ValueError):

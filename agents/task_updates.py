@@ -9,7 +9,7 @@ from schemas import Incident, Task, TaskUpdate
 from streams import topics
 from streams.codec import dump
 
-from .incidents import advance
+from .incidents import on_task_changed
 from .taskstate import ENTRY_TYPE_OF, IllegalTransition, apply_update
 from .timelines import entry
 
@@ -39,26 +39,25 @@ async def handle(w: "Whistle", update: TaskUpdate, message) -> None:
     await w.publish(None, [task], [entry(
         task.incident_id, ENTRY_TYPE_OF[update.action], update.at, task_id=task.task_id,
         department=task.department, by=update.by, revision=task.revision,
-        detail={"status": task.status, **({"note": update.note} if update.note else {})})])
+        detail={"status": task.status, **({"note": update.note} if update.note else {}),
+                **({"outcome": task.outcome} if task.outcome else {})})])
     w.answer(update.update_id, "ok", task)
-    if task.status == "completed":
-        await _dispatch_waiting_steps(w, task.incident_id)
+    await _follow_up(w, task)
 
 
-async def _dispatch_waiting_steps(w: "Whistle", incident_id: str) -> None:
-    """Steps that wait (`after:`) for the completed one are dispatched now."""
-    incident = Incident.model_validate(w.tables.incidents[incident_id])
+async def _follow_up(w: "Whistle", task: Task) -> None:
+    """What the change means for the incident: a verdict, waiting steps, closing."""
+    incident = Incident.model_validate(w.tables.incidents[task.incident_id])
     loaded = w.library.version(incident.playbook)
     if loaded is None:
-        w.app.log.error("incident %s: playbook %s@%s is no longer known; steps waiting for "
-                        "others cannot be planned", incident_id, incident.playbook.id,
+        w.app.log.error("incident %s: playbook %s@%s is no longer known; its next steps "
+                        "cannot be planned", incident.incident_id, incident.playbook.id,
                         incident.playbook.content_hash)
         return
-    tasks = [Task.model_validate(w.tables.tasks[t]) for t in incident.task_ids]
-    step = advance(incident, loaded, w.site(incident.site_id), tasks, w.clock())
+    step = on_task_changed(incident, task, loaded, w.site(incident.site_id), w.tasks_of(incident),
+                           w.clock())
     if step.changed:
-        incident = step.incident.model_copy(update={"revision": incident.revision + 1})
-        await w.publish(incident, step.new_tasks, step.entries)
+        await w.apply(step)
 
 
 def register(w: "Whistle") -> None:

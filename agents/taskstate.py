@@ -58,4 +58,5 @@ def apply_update(task: Task, update: TaskUpdate) -> Task:
         "by": update.by,
         "note": update.note or None,
         "last_update_id": update.update_id,
+        "outcome": update.outcome or task.outcome,
     })

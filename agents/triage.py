@@ -1,17 +1,23 @@
-"""Triage agent: `whistle.alarms` -> `whistle.triaged`.
+"""Triage agent: `whistle.alarms` -> `whistle.triaged`, and the device table.
 
-Deduplicates by alarm_id and correlates alarms into incidents per site (see `correlation`)."""
+Resolves where the alarm is (`locate`), notes the device's sign of life (`health`),
+deduplicates by alarm_id and correlates into incidents per site (`correlation`).
+
+A gateway's retry (the same alarm_id in a later message) stops here. The *same message* seen
+again (a replay after a crash, before its offset was committed) is forwarded again, because
+the first run may have died before sending it; the incident stage drops what it has."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from schemas import Alarm, Site, Triaged
+from schemas import Alarm, Evidence, Triaged
 from streams import topics
 from streams.codec import dump
 
-from .correlation import SiteState, decide, site_key
+from .correlation import SiteState, decide, hazard_of
+from .health import DeviceState, seen
 
 if TYPE_CHECKING:
     from streams.app import Whistle
@@ -20,23 +26,46 @@ __all__ = ["register"]
 
 
 async def handle(w: "Whistle", alarm: Alarm, message) -> None:
-    key = site_key(alarm)
-    site = w.sites.get(alarm.site_id or "") or Site.ad_hoc(
-        key, alarm.location.address if alarm.location else None)
+    site = w.locate(alarm).site
+    key = site.site_id
+    if alarm.device_id:
+        _note_device(w, alarm, key)
+    position = f"{message.partition}:{message.offset}"
+    recorded = w.tables.alarms_seen.get(alarm.alarm_id)  # [incident, position, action, merges]
     state = SiteState.from_json(w.tables.sites.get(key))
-    decision = decide(alarm, state, w.tables.alarms_seen.get(alarm.alarm_id),
-                      w.settings.correlation_window)
-    if not decision.duplicate:
-        w.tables.sites[key] = state.to_json()
-        w.tables.alarms_seen[alarm.alarm_id] = decision.incident_id
-    result = "duplicate" if decision.duplicate else "opened" if decision.opens else "joined"
+    decision = decide(alarm, state, recorded[0] if recorded else False,
+                      w.settings.correlation_window, site=key)
     w.metrics.alarms.labels(kind=alarm.kind if alarm.known_kind else "unknown",
-                            result=result).inc()
-    # A duplicate is forwarded too: if an earlier run crashed after recording the alarm but
-    # before sending this, the incident stage still gets it; that stage drops what it has.
+                            result=decision.action).inc()
+    if decision.action == "record":
+        return
+    if decision.action == "duplicate":
+        if recorded[1] != position:  # a gateway's retry: decided already
+            return
+        action, merges = recorded[2], recorded[3]
+        cluster = next((c for c in state.clusters if c.incident_id == recorded[0]), None)
+        evidence = cluster.evidence() if cluster else Evidence()
+    else:
+        action, merges = decision.action, list(decision.merges)
+        evidence = decision.evidence or Evidence()
+        w.tables.sites[key] = state.to_json()
+        w.tables.alarms_seen[alarm.alarm_id] = [decision.incident_id, position, action, merges]
     await w.send(topics.TRIAGED, decision.incident_id, dump(Triaged(
-        alarm=alarm, incident_id=decision.incident_id, opens=decision.opens,
-        hazard=decision.hazard, site=site)))
+        alarm=alarm, incident_id=decision.incident_id, action=action, hazard=hazard_of(alarm.kind),
+        family=decision.family, merges=merges, evidence=evidence, site=site)))
+
+
+def _note_device(w: "Whistle", alarm: Alarm, site_id: str) -> None:
+    device_id = alarm.device_id
+    assert device_id is not None
+    registered = w.registry.device(device_id)
+    silence = registered.heartbeat if registered else w.settings.device_silence
+    state = seen(DeviceState.from_json(w.tables.devices.get(device_id)), alarm,
+                 site_id=site_id, silence=silence)
+    if state is not None:
+        w.tables.devices[device_id] = state.to_json()
+        if state.reported < state.last_seen:
+            w.due.schedule(device_id, state.due)
 
 
 def register(w: "Whistle") -> None:

@@ -31,10 +31,16 @@ def _level_reached(level: str, at_least: str | None) -> bool:
 
 def ready_steps(playbook: Playbook, *, level: str, confirmed: bool,
                 planned: Collection[str] = (), completed: Collection[str] = ()) -> list[PlaybookStep]:
-    """The steps to dispatch now, in playbook order."""
-    return [s for s in playbook.steps
+    """The steps to dispatch now, in playbook order. While an incident is unconfirmed only the
+    playbook's verification goes out (and steps with `when: {confirmed: false}`)."""
+    holds = playbook.confirm is not None
+
+    def waits(step: PlaybookStep) -> bool:
+        return step.when.confirmed if step.when.confirmed is not None else holds
+
+    verify = [playbook.confirm.verify] if playbook.confirm is not None and not confirmed else []
+    return [s for s in [*verify, *(s for s in playbook.steps if confirmed or not waits(s))]
             if s.id not in planned
-            and (not s.when.confirmed or confirmed)
             and _level_reached(level, s.when.level_at_least)
             and all(dep in completed for dep in s.after)]
 
@@ -56,7 +62,8 @@ def plan_tasks(incident: Incident, playbook: Playbook, site: Site, now: datetime
              incident_id=incident.incident_id, department=step.department, step=step.id,
              action=step.action, status="dispatched", ack_due=now + step.ack_within,
              complete_due=now + step.complete_within, created_at=now, updated_at=now,
-             site_id=incident.site_id, level=incident.level, unit=unit_for(step, site))
+             site_id=incident.site_id, level=incident.level, unit=unit_for(step, site),
+             verification=playbook.confirm is not None and step is playbook.confirm.verify)
         for step in ready_steps(playbook, level=incident.level, confirmed=incident.confirmed,
                                 planned=planned, completed=completed)
     ]

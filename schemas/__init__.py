@@ -3,11 +3,11 @@
 from .alarm import KINDS, SIGNALS, Alarm, Location, Reporter, Signal
 from .common import LEVELS, Duration, Level, Timestamp, parse_duration, utc_now
 from .department import Department, DepartmentRegistry
-from .incident import (INCIDENT_STATUSES, Incident, IncidentStatus, IncidentUpdate, LevelRequest,
-                       PlaybookRef)
-from .messages import DeadLetter, Triaged
+from .incident import (CONFIRMATIONS, INCIDENT_STATUSES, Confirmation, Evidence, Incident,
+                       IncidentStatus, IncidentUpdate, LevelRequest, PlaybookRef)
+from .messages import DeadLetter, SiteEvent, Triaged
 from .playbook import Playbook, PlaybookMatch, PlaybookStep
-from .site import SITE_TYPES, Site, SiteRegistry, SiteType
+from .site import SITE_TYPES, Device, Site, SiteRegistry, SiteType
 from .task import TASK_ACTIONS, TASK_STATUSES, Task, TaskAction, TaskStatus, TaskUpdate, TaskUpdateRequest
 from .timeline import ENTRY_TYPES, Timeline, TimelineEntry
 
@@ -15,7 +15,8 @@ __all__ = [
     "Alarm", "DeadLetter", "INCIDENT_STATUSES", "Department", "DepartmentRegistry", "Duration", "ENTRY_TYPES",
     "Incident", "IncidentStatus", "IncidentUpdate", "LevelRequest", "KINDS", "LEVELS", "Level", "Location", "Playbook",
     "PlaybookMatch", "PlaybookRef", "PlaybookStep", "Reporter", "SIGNALS", "SITE_TYPES",
-    "Signal", "Site", "SiteRegistry", "SiteType", "TASK_ACTIONS", "TASK_STATUSES", "Task", "TaskAction",
+    "Signal", "Device", "Site", "SiteRegistry", "SiteType", "TASK_ACTIONS", "TASK_STATUSES", "Task", "TaskAction",
     "TaskStatus", "TaskUpdate", "TaskUpdateRequest", "Timeline", "TimelineEntry", "Timestamp",
-    "Triaged", "parse_duration", "utc_now",
+    "Triaged", "parse_duration", "utc_now", "CONFIRMATIONS", "Confirmation", "Evidence",
+    "SiteEvent",
 ]

@@ -88,8 +88,9 @@ class Alarm(BaseModel):
 
     @model_validator(mode="after")
     def _site_or_location(self) -> "Alarm":
-        if self.site_id is None and self.location is None:
-            raise field_error("site_id", "missing", "Field required unless location is given")
+        if self.site_id is None and self.location is None and self.device_id is None:
+            raise field_error("site_id", "missing",
+                              "Field required unless location or device_id is given")
         return self
 
     @property

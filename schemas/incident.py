@@ -5,15 +5,36 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .common import Identifier, Level, Timestamp
+from .common import Identifier, Level, Timestamp, field_error
 
-__all__ = ["INCIDENT_STATUSES", "Incident", "IncidentStatus", "IncidentUpdate", "LevelRequest",
-           "PlaybookRef"]
+__all__ = ["CONFIRMATIONS", "Confirmation", "Evidence", "INCIDENT_STATUSES", "Incident",
+           "IncidentStatus", "IncidentUpdate", "LevelRequest", "PlaybookRef"]
 
 IncidentStatus = Literal["open", "contained", "closed"]
 INCIDENT_STATUSES: tuple[str, ...] = ("open", "contained", "closed")
+
+Confirmation = Literal["unconfirmed", "confirmed", "false_alarm"]
+CONFIRMATIONS: tuple[str, ...] = ("unconfirmed", "confirmed", "false_alarm")
+
+
+class Evidence(BaseModel):
+    """How sure an incident is: the distinct detectors that alarmed (an alarm without a
+    device id counts as `alarm:<alarm_id>`), and whether a person reported it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    devices: list[str] = Field(default_factory=list)
+    people: bool = False
+
+    def union(self, other: "Evidence") -> "Evidence":
+        return Evidence(devices=[*self.devices, *(d for d in other.devices
+                                                   if d not in self.devices)],
+                        people=self.people or other.people)
+
+    def real_devices(self) -> list[str]:
+        return [d for d in self.devices if not d.startswith("alarm:")]
 
 
 class PlaybookRef(BaseModel):
@@ -38,15 +59,26 @@ class Incident(BaseModel):
     site_id: Identifier
     kind: str
     hazard: str
-    confirmed: bool = True
+    family: str = ""
+    confirmation: Confirmation = "confirmed"
+    confirmed_at: Timestamp | None = None
+    confirmed_by: str | None = None
+    evidence: Evidence = Field(default_factory=Evidence)
     playbook: PlaybookRef
     alarm_ids: list[str] = Field(default_factory=list)
     task_ids: list[str] = Field(default_factory=list)
     opened_at: Timestamp
     closed_at: Timestamp | None = None
+    close_reason: str | None = None
+    merged: list[str] = Field(default_factory=list)
+    merged_into: str | None = None
     last_alarm_at: Timestamp
     revision: int = 1
     last_update_id: str | None = None
+
+    @property
+    def confirmed(self) -> bool:
+        return self.confirmation == "confirmed"
 
     def with_alarm(self, alarm_id: str, occurred_at: datetime) -> "Incident":
         """A copy with one more alarm attached (the caller checks it is not attached yet)."""
@@ -68,14 +100,25 @@ class LevelRequest(BaseModel):
 
 
 class IncidentUpdate(BaseModel):
-    """A change to an incident, carried on `whistle.incident-updates` (key: incident_id)."""
+    """A change to an incident, carried on `whistle.incident-updates` (key: incident_id):
+    `set_level` (a person), `confirm` (the verification's deadline passed: positive alarm
+    sequence) or `merge_into` (a late alarm showed it is part of the incident `into`)."""
 
     model_config = ConfigDict(extra="forbid")
 
     update_id: Identifier
     incident_id: Identifier
-    action: Literal["set_level"]
-    level: Level
+    action: Literal["set_level", "confirm", "merge_into"]
+    level: Level | None = None
+    into: Identifier | None = None
     by: str = Field(min_length=1, max_length=200)
     note: str = Field(default="", max_length=4000)
     at: Timestamp
+
+    @model_validator(mode="after")
+    def _action_has_what_it_needs(self) -> "IncidentUpdate":
+        if self.action == "set_level" and self.level is None:
+            raise field_error("level", "missing", "set_level needs a level")
+        if self.action == "merge_into" and self.into is None:
+            raise field_error("into", "missing", "merge_into needs the incident to merge into")
+        return self

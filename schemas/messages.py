@@ -5,27 +5,55 @@ from __future__ import annotations
 import base64
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from .alarm import Alarm
-from .common import Timestamp
+from .common import Identifier, Timestamp
+from .incident import Evidence
 from .site import Site
 
-__all__ = ["DeadLetter", "Triaged"]
+__all__ = ["DeadLetter", "SiteEvent", "Triaged"]
 
 
 class Triaged(BaseModel):
     """Triage's verdict on one alarm, carried on `whistle.triaged` (key: incident_id).
 
-    Deterministic: the same alarm always yields the same incident_id, so a replay is harmless."""
+    `open` a new incident, `join` one (after merging `merges` into it), or `attach` a restore
+    signal to it (recorded, changes nothing). `evidence` is everything triage has seen of the
+    incident so far, for the confirmation rules. Deterministic: a replay is harmless."""
 
     model_config = ConfigDict(extra="forbid")
 
     alarm: Alarm
     incident_id: str
-    opens: bool
+    action: Literal["open", "join", "attach"]
     hazard: str
+    family: str
+    merges: list[str] = Field(default_factory=list)
+    evidence: Evidence = Field(default_factory=lambda: Evidence())
     site: Site
+
+    @property
+    def opens(self) -> bool:
+        return self.action == "open"
+
+
+class SiteEvent(BaseModel):
+    """What the incident stages tell triage about a site, on `whistle.site-events` (key: the
+    site id): an incident closed, so its family starts afresh and false alarms are counted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: str
+    site_id: Identifier
+    type: Literal["incident_closed"]
+    incident_id: Identifier
+    family: str
+    reason: str
+    devices: list[str] = Field(default_factory=list)
+    at: Timestamp
 
 
 class DeadLetter(BaseModel):

@@ -19,6 +19,7 @@ use is schemas/playbook.schema.json (`whistle playbooks schema` writes it).
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -29,7 +30,7 @@ from .alarm import Signal
 from .common import DepartmentId, Duration, Identifier, Level, field_error
 from .site import SiteType
 
-__all__ = ["AttributeCondition", "EscalationRule", "HourWindow", "Playbook", "PlaybookMatch",
+__all__ = ["AttributeCondition", "Confirm", "EscalationRule", "HourWindow", "Playbook", "PlaybookMatch",
            "PlaybookStep", "Slug", "StepUnits", "StepWhen", "WEEKDAYS", "Weekday"]
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
@@ -135,8 +136,9 @@ class StepWhen(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    confirmed: bool | None = Field(default=None,
-                                   description="true: only once the incident is confirmed")
+    confirmed: bool | None = Field(
+        default=None, description="true: only once the incident is confirmed (the default in a "
+                                  "playbook with confirm); false: also while it is unconfirmed")
     level_at_least: Level | None = Field(default=None,
                                          description="III: at level III, II or I (I is worst)")
 
@@ -200,6 +202,38 @@ class PlaybookStep(BaseModel):
         return self
 
 
+class Confirm(BaseModel):
+    """Hold the playbook back until the incident is confirmed, as GB 50116-2013 4.1.6 and
+    NFPA 72's positive alarm sequence require. A single automatic detector opens the incident
+    `unconfirmed` and only `verify` is dispatched (with the steps that say `when: {confirmed:
+    false}`). It becomes confirmed, and the rest is dispatched, when `detectors` independent
+    detectors alarm, a person reports (manual call point, fire report: never held back), the
+    verification finds a fire, or the verification is not acknowledged or not completed in
+    time. A verification that finds a false alarm closes the incident."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    verify: PlaybookStep = Field(description="the on-site check: ack within 15s-1m, verify "
+                                             "within 3m")
+    detectors: int = Field(default=2, ge=2, le=5,
+                           description="independent detectors that confirm without a check")
+
+    @model_validator(mode="after")
+    def _as_the_codes_say(self) -> "Confirm":
+        v = self.verify
+        if not timedelta(seconds=15) <= v.ack_within <= timedelta(minutes=1):
+            raise field_error(("verify", "ack_within"), "value_error",
+                              "a verification is acknowledged within 15s to 1m (NFPA 72 PAS: "
+                              "15 s; GB 50116-2013 4.1.6)")
+        if v.complete_within > timedelta(minutes=3):
+            raise field_error(("verify", "complete_within"), "value_error",
+                              "a verification is done within 3m (NFPA 72 PAS: 180 s)")
+        if v.after or v.when != StepWhen():
+            raise field_error(("verify", "after"), "value_error",
+                              "the verification goes out at once: no after or when")
+        return self
+
+
 class Playbook(BaseModel):
     """A contingency plan. Exactly one playbook in a set is the `fallback`, which matches
     everything no other playbook takes, so no alarm is ever dropped."""
@@ -219,6 +253,8 @@ class Playbook(BaseModel):
     steps: list[PlaybookStep] = Field(min_length=1)
     escalate: list[EscalationRule] = Field(
         default_factory=list, description="for every step that has no escalate of its own")
+    confirm: Confirm | None = Field(
+        default=None, description="hold the steps until the incident is confirmed")
 
     @model_validator(mode="after")
     def _consistent(self) -> "Playbook":
@@ -231,6 +267,9 @@ class Playbook(BaseModel):
                 if dep not in ids:
                     raise field_error(("steps", i, "after"), "value_error",
                                       f"step {step.id!r} waits for {dep!r}, which is no step")
+        if self.confirm is not None and self.confirm.verify.id in ids:
+            raise field_error(("confirm", "verify", "id"), "value_error",
+                              f"step id {self.confirm.verify.id!r} is used by a step too")
         cycle = _cycle({s.id: s.after for s in self.steps})
         if cycle:
             raise field_error(("steps", ids.index(cycle[0]), "after"), "value_error",
@@ -241,6 +280,8 @@ class Playbook(BaseModel):
         return self
 
     def step(self, step_id: str) -> PlaybookStep:
+        if self.confirm is not None and self.confirm.verify.id == step_id:
+            return self.confirm.verify
         return next(s for s in self.steps if s.id == step_id)
 
 

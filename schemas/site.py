@@ -7,13 +7,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator, model_validator
 
-from .common import DepartmentId, Identifier
+from .common import DepartmentId, Duration, Identifier
 
-__all__ = ["SITE_TYPES", "Site", "SiteOverride", "SiteRegistry", "SiteType"]
+__all__ = ["SITE_TYPES", "Device", "Site", "SiteOverride", "SiteRegistry", "SiteType"]
 
 SiteType = Literal[
     "laboratory", "residential", "school", "hospital", "elderly_care", "small_venue",
@@ -49,7 +50,34 @@ class Site(BaseModel):
     @classmethod
     def ad_hoc(cls, site_id: str, address: str | None = None) -> "Site":
         """A site nobody registered: still dispatched, by the fallback rules."""
-        return cls(site_id=site_id, name=address or site_id, type="unknown", address=address or "")
+        return cls(site_id=site_id, name=(address or site_id)[:200], type="unknown",
+                   address=address or "")
+
+
+class Device(BaseModel):
+    """A detector of the device registry: the site it watches, and how long it may stay silent
+    before it counts as offline.
+
+        >>> Device.model_validate({"device_id": "smk-1", "site_id": "lab-3", "kind": "smoke",
+        ...                        "heartbeat": "6h"}).heartbeat
+        datetime.timedelta(seconds=21600)
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    device_id: Identifier
+    site_id: Identifier
+    kind: str | None = Field(default=None, min_length=1, max_length=64)
+    name: str = Field(default="", max_length=200)
+    heartbeat: Duration = timedelta(hours=24)
+
+    @field_validator("heartbeat")
+    @classmethod
+    def _at_least_a_minute(cls, value: timedelta) -> timedelta:
+        if value < timedelta(minutes=1):
+            raise ValueError("must be at least 1m: a detector is not expected to report "
+                             "more often than once a minute")
+        return value
 
 
 class SiteRegistry(RootModel[list[Site]]):

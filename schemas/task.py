@@ -16,6 +16,7 @@ __all__ = [
     "TaskStatus",
     "TaskUpdate",
     "TaskUpdateRequest",
+    "Outcome",
 ]
 
 TaskStatus = Literal["dispatched", "acknowledged", "in_progress", "completed", "rejected"]
@@ -23,6 +24,8 @@ TASK_STATUSES: tuple[str, ...] = ("dispatched", "acknowledged", "in_progress", "
                                   "rejected")
 TaskAction = Literal["ack", "start", "complete", "reject"]
 TASK_ACTIONS: tuple[str, ...] = ("ack", "start", "complete", "reject")
+Outcome = Literal["confirmed", "false_alarm"]
+"""What a verification found on site."""
 
 
 class Task(BaseModel):
@@ -45,6 +48,8 @@ class Task(BaseModel):
     site_id: Identifier
     level: Level
     unit: str | None = None
+    verification: bool = False
+    outcome: Outcome | None = None
     by: str | None = None
     note: str | None = None
     last_update_id: str | None = None
@@ -57,6 +62,8 @@ class TaskUpdateRequest(BaseModel):
 
     by: str = Field(min_length=1, max_length=200)
     note: str = Field(default="", max_length=4000)
+    outcome: Outcome | None = Field(
+        default=None, description="completing a verification task: what was found on site")
 
 
 class TaskUpdate(BaseModel):
@@ -72,10 +79,14 @@ class TaskUpdate(BaseModel):
     action: TaskAction
     by: str = Field(min_length=1, max_length=200)
     note: str = Field(default="", max_length=4000)
+    outcome: Outcome | None = None
     at: Timestamp
 
     @model_validator(mode="after")
     def _reject_has_note(self) -> "TaskUpdate":
         if self.action == "reject" and not self.note.strip():
             raise field_error("note", "missing", "a rejection needs a note saying why")
+        if self.outcome is not None and self.action != "complete":
+            raise field_error("outcome", "value_error",
+                              "only completing a verification task has an outcome")
         return self

@@ -7,6 +7,7 @@
     GET  /api/v1/tasks[?department=&status=&incident_id=]
     POST /api/v1/tasks/{task_id}/ack|start|complete|reject   {"by": str, "note": str}
     POST /api/v1/incidents/{incident_id}/level               {"level": "I", "by": str, "note": str}
+    GET  /api/v1/sites/{site_id}   GET /api/v1/devices/{device_id}   (registry and triage state)
     GET  /healthz  /readyz  /metrics
 
 Every refusal is JSON: `{"error": str, "details": [{"loc": [...], "msg": str}]}`.
@@ -18,12 +19,14 @@ import asyncio
 import json
 import time
 import uuid
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from faust.web import Request, Response, View
 from pydantic import ValidationError
 
-from agents.correlation import site_key
+from agents.correlation import SiteState
+from agents.health import DeviceState
 from agents.taskstate import IllegalTransition, next_status
 from agents.timelines import in_time_order
 from playbooks import PlaybookError
@@ -153,6 +156,20 @@ def _parse_alarms(data: Any, w: "Whistle") -> list[Alarm]:
     return [a.model_copy(update={"received_at": now}) for a in alarms]
 
 
+def _check_outcome(task: Task, action: str, outcome: str | None) -> None:
+    """A verification is completed with what was found; nothing else has an outcome."""
+    if task.verification and action == "complete" and outcome is None:
+        raise Refusal(422, "completing a verification needs its outcome",
+                      _field("outcome", "required: confirmed or false_alarm"))
+    if outcome is not None and not (task.verification and action == "complete"):
+        raise Refusal(422, "only completing a verification task has an outcome",
+                      _field("outcome", "not allowed here"))
+
+
+def _iso(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat()
+
+
 def reload_playbooks(w: "Whistle") -> None:
     """Reload the playbook directory; log and count the outcome; PlaybookError if refused."""
     before = w.library.current.digest
@@ -197,7 +214,7 @@ def register(w: "Whistle") -> None:
             return self.reply({"accepted": [a.alarm_id for a in alarms]}, status=202)
 
         async def _persist(self, alarms: list[Alarm]) -> None:
-            acks = [await w.send(topics.ALARMS, site_key(a), dump(a)) for a in alarms]
+            acks = [await w.send(topics.ALARMS, w.locate(a).site.site_id, dump(a)) for a in alarms]
             await asyncio.gather(*acks)
 
     @page("/api/v1/incidents")
@@ -261,9 +278,10 @@ def register(w: "Whistle") -> None:
                 body = TaskUpdateRequest.model_validate(data)
                 update = TaskUpdate(update_id=uuid.uuid4().hex, task_id=task_id,
                                     incident_id=task.incident_id, action=action, by=body.by,
-                                    note=body.note, at=w.clock())
+                                    note=body.note, outcome=body.outcome, at=w.clock())
             except ValidationError as exc:
                 raise Refusal(422, "invalid task update", error_details(exc)) from None
+            _check_outcome(task, action, body.outcome)
             try:
                 next_status(task.status, action)
             except IllegalTransition as exc:
@@ -271,6 +289,35 @@ def register(w: "Whistle") -> None:
             task = await self.submit(topics.TASK_UPDATES, update.incident_id, update.update_id,
                                      dump(update), "status", ("task_id", task_id))
             return self.reply(task.model_dump(mode="json"))
+
+    @page("/api/v1/sites/{site_id}")
+    class OneSite(_Api):
+        async def get(self, request: Request, site_id: str) -> Response:
+            site = w.registry.site(site_id)
+            state = SiteState.from_json(w.tables.sites.get(site_id))
+            if site is None and w.tables.sites.get(site_id) is None:
+                raise Refusal(404, f"no site {site_id}", _field("site_id", "unknown"))
+            return self.reply({
+                "site": site.model_dump(mode="json") if site else None,
+                "open_incidents": [c.incident_id for c in state.clusters],
+                "false_alarms": {day: len(ids) for day, ids in state.false_alarms.items()},
+                "flagged": state.flagged})
+
+    @page("/api/v1/devices/{device_id}")
+    class OneDevice(_Api):
+        async def get(self, request: Request, device_id: str) -> Response:
+            device = w.registry.device(device_id)
+            state = DeviceState.from_json(w.tables.devices.get(device_id))
+            if device is None and state is None:
+                raise Refusal(404, f"no device {device_id}", _field("device_id", "unknown"))
+            return self.reply({
+                "device": device.model_dump(mode="json") if device else None,
+                "site_id": state.site_id if state else device.site_id,
+                "last_seen": _iso(state.last_seen) if state else None,
+                "last_signal": state.last_signal if state else None,
+                "offline_due": _iso(state.due) if state else None,
+                "reported_offline": bool(state and state.reported >= state.last_seen),
+                "false_alarms": state.false_alarms if state else 0})
 
     @page("/api/v1/incidents/{incident_id}/level")
     class IncidentLevel(_Api):

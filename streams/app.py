@@ -14,24 +14,27 @@ from datetime import datetime
 from typing import Any, Awaitable, Callable, Iterable
 
 import faust
-import yaml
 from pydantic import BaseModel
 
-from agents import dispatch, incident_updates, task_updates, timeline, triage
+from agents import (dispatch, incident_updates, site_events, task_updates, timeline, timers,
+                    triage)
+from agents.health import DueIndex
+from agents.incidents import IncidentStep
+from agents.locate import Registry, Resolved, resolve
 from playbooks import PlaybookError
 from playbooks.departments import load_departments
-from schemas import (DeadLetter, Department, Incident, Site, SiteRegistry, Task, TimelineEntry,
-                     utc_now)
+from schemas import DeadLetter, Department, Incident, Site, Task, TimelineEntry, utc_now
 
 from . import api
 from . import topics as names
 from .codec import Rejected, decode, dump
 from .library import PlaybookLibrary
 from .metrics import Metrics
+from .registry import RegistryTable
 from .settings import Settings
 from .transport import Transport
 
-__all__ = ["Tables", "Topics", "Whistle", "WhistleApp", "build", "load_sites"]
+__all__ = ["Tables", "Topics", "Whistle", "WhistleApp", "build"]
 
 
 class WhistleApp(faust.App):
@@ -52,21 +55,26 @@ class Topics:
     task_updates: faust.TopicT
     incident_updates: faust.TopicT
     timeline: faust.TopicT
+    site_events: faust.TopicT
+    registry: faust.TopicT
     tasks: dict[str, faust.TopicT]
 
     def all(self) -> list[faust.TopicT]:
         return [self.alarms, self.dlq, self.triaged, self.incidents, self.task_updates,
-                self.incident_updates, self.timeline, *self.tasks.values()]
+                self.incident_updates, self.timeline, self.site_events, self.registry,
+                *self.tasks.values()]
 
 
 @dataclass
 class Tables:
-    alarms_seen: faust.Table   # alarm_id -> incident_id           (partitioned like whistle.alarms)
-    sites: faust.Table         # site key -> SiteState JSON        (partitioned like whistle.alarms)
+    alarms_seen: faust.Table   # alarm_id -> [incident, position, action, merges]  (like alarms)
+    sites: faust.Table         # site_id -> SiteState JSON         (partitioned like whistle.alarms)
+    devices: faust.Table       # device_id -> DeviceState list     (partitioned like whistle.alarms)
     incidents: faust.Table     # incident_id -> Incident JSON      (partitioned by incident_id)
     tasks: faust.Table         # task_id -> Task JSON              (partitioned by incident_id)
     timelines: faust.Table     # incident_id -> [TimelineEntry JSON]
     playbooks: faust.GlobalTable  # "id@content_hash" -> Playbook JSON, every version matched
+    registry: RegistryTable       # whistle.registry, read whole by every worker
 
 
 @dataclass
@@ -78,11 +86,13 @@ class Whistle:
     topics: Topics
     tables: Tables
     library: PlaybookLibrary
-    sites: dict[str, Site]
+    registry: Registry
     departments: dict[str, Department]
     metrics: Metrics
     clock: Callable[[], datetime] = utc_now
     waiters: dict[str, asyncio.Future] = field(default_factory=dict)
+    due: DueIndex = field(default_factory=DueIndex)           # devices by offline due time
+    verifications: dict[str, datetime] = field(default_factory=dict)  # incident -> PAS due
     consuming: bool = False
     topics_declared: bool = False
 
@@ -132,14 +142,35 @@ class Whistle:
                       entries: Iterable[TimelineEntry] = ()) -> None:
         """Record and send what changed: the incident's snapshot, each task's on its
         department's topic, and the timeline entries."""
+        tasks = list(tasks)
         if incident is not None:
             self.tables.incidents[incident.incident_id] = incident.model_dump(mode="json")
             await self.send(names.INCIDENTS, incident.incident_id, dump(incident))
+        timers.track_verification(self, incident, tasks)
         for task in tasks:
             self.tables.tasks[task.task_id] = task.model_dump(mode="json")
             await self.send(names.task_topic(task.department), task.incident_id, dump(task))
         for e in entries:
             await self.send(names.TIMELINE, e.incident_id, dump(e))
+
+    async def apply(self, step: IncidentStep) -> None:
+        """Publish an incident step, and send what it asks of other incidents and of triage."""
+        await self.publish(step.incident, step.new_tasks, step.entries)
+        for task in step.new_tasks if step.changed else ():
+            self.metrics.tasks.labels(department=task.department).inc()
+        for update in step.updates:
+            await self.send(names.INCIDENT_UPDATES, update.incident_id, dump(update))
+        for event in step.site_events:
+            await self.send(names.SITE_EVENTS, event.site_id, dump(event))
+
+    def tasks_of(self, incident: Incident | None) -> list[Task]:
+        if incident is None:
+            return []
+        return [Task.model_validate(self.tables.tasks[t]) for t in incident.task_ids
+                if self.tables.tasks.get(t) is not None]
+
+    def locate(self, alarm: Any) -> Resolved:
+        return resolve(alarm, self.registry)
 
     def answer(self, update_id: str, outcome: str, value: object) -> None:
         """Tell a waiting HTTP request (on this worker) how its update went: "ok" with the new
@@ -150,18 +181,12 @@ class Whistle:
 
     def site(self, site_id: str) -> Site:
         """The registered site, or an ad-hoc one of type unknown."""
-        return self.sites.get(site_id) or Site.ad_hoc(site_id)
+        return self.registry.site(site_id) or Site.ad_hoc(site_id)
 
     async def send_and_wait(self, topic: str, key: str, value: bytes) -> Any:
         return await self.app.producer.send_and_wait(topic, key.encode("utf-8"), value,
                                                      partition=None, timestamp=None,
                                                      headers=None)
-
-
-def load_sites(path: Any) -> dict[str, Site]:
-    """Read the site registry YAML (`--sites FILE`)."""
-    with open(path, encoding="utf-8") as fh:
-        return SiteRegistry.model_validate(yaml.safe_load(fh) or []).by_id()
 
 
 def _new_app(settings: Settings) -> WhistleApp:
@@ -207,21 +232,30 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistl
         alarms=topic(names.ALARMS), dlq=topic(names.DLQ), triaged=topic(names.TRIAGED),
         incidents=topic(names.INCIDENTS), task_updates=topic(names.TASK_UPDATES),
         incident_updates=topic(names.INCIDENT_UPDATES),
-        timeline=topic(names.TIMELINE),
+        timeline=topic(names.TIMELINE), site_events=topic(names.SITE_EVENTS),
+        registry=topic(names.REGISTRY, compacting=True),
         tasks={d: topic(names.task_topic(d)) for d in departments},
     )
 
     def table(name: str) -> faust.Table:
         return app.Table(name, default=None, partitions=settings.partitions)
 
+    registry = Registry()
+    registry_table = RegistryTable(app, name="registry", default=None, beacon=app.tables.beacon,
+                                   partitions=settings.partitions, changelog_topic=topics.registry,
+                                   key_type=bytes, value_type=bytes,
+                                   standby_buffer_size=1, is_global=True)
+    registry_table.registry = registry
+    app.tables.add(registry_table)
     tables = Tables(alarms_seen=table("alarms-seen"), sites=table("sites"),
-                    incidents=table("incidents"), tasks=table("tasks"),
+                    devices=table("devices"), incidents=table("incidents"), tasks=table("tasks"),
                     timelines=table("timelines"),
                     playbooks=app.GlobalTable("playbook-versions", default=None,
-                                              partitions=settings.partitions))
+                                              partitions=settings.partitions),
+                    registry=registry_table)
     library.versions = tables.playbooks
     whistle = Whistle(settings=settings, app=app, topics=topics, tables=tables,
-                      library=library, sites=load_sites(settings.sites),
+                      library=library, registry=registry,
                       departments=departments, metrics=Metrics(), clock=clock)
 
     @app.task
@@ -243,7 +277,8 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistl
     async def on_rebalanced(sender: Any, **kwargs: Any) -> None:
         whistle.consuming = True
 
-    for stage in (triage, dispatch, task_updates, incident_updates, timeline):
+    for stage in (triage, dispatch, task_updates, incident_updates, timeline, site_events,
+                  timers):
         stage.register(whistle)
     api.register(whistle)
     return whistle

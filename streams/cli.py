@@ -4,6 +4,7 @@
     whistle worker                      # settings from WHISTLE_* environment variables
     whistle send --kind smoke --site jyh-yinfeng-lab-3 [--signal alarm] [--url URL]
     whistle send --file streams/demo/lab-fire.json
+    whistle sites import FILE [--broker URL]   # YAML or CSV sites/devices -> whistle.registry
     whistle playbooks check|explain|test|reload|schema   (see streams/playbook_cli.py)
 """
 
@@ -43,7 +44,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 def cmd_up(args: argparse.Namespace) -> int:
     from .up import run_up
 
-    return run_up(_settings(args), embedded=args.broker is None)
+    return run_up(_settings(args), embedded=args.broker is None,
+                  sites_given=args.sites is not None)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -80,6 +82,34 @@ def cmd_send(args: argparse.Namespace) -> int:
     return 0 if answer.status_code == 202 else 1
 
 
+def cmd_sites_import(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from schemas.registry import RegistryError, read_registry
+
+    from .registry import publish
+
+    try:
+        file = read_registry(args.file)
+    except RegistryError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"whistle sites import: {exc}", file=sys.stderr)
+        return 1
+    settings = _settings(args)
+    try:
+        count = asyncio.run(publish(settings.broker, file, partitions=settings.partitions,
+                                    replication=settings.replication))
+    except Exception as exc:
+        print(f"whistle sites import: the broker {settings.broker} did not take the records: "
+              f"{exc!r}", file=sys.stderr)
+        return 2
+    print(f"{len(file.sites)} sites and {len(file.devices)} devices from {args.file} imported "
+          f"onto whistle.registry ({count} records)")
+    return 0
+
+
 def _auth(args: argparse.Namespace) -> dict[str, str]:
     token = getattr(args, "token", None) or os.environ.get("WHISTLE_TOKEN")
     return {"Authorization": f"Bearer {token}"} if token else {}
@@ -111,6 +141,14 @@ def parser() -> argparse.ArgumentParser:
     send.add_argument("--url", default=os.environ.get("WHISTLE_URL", DEFAULT_URL))
     send.add_argument("--token", help="bearer token (or WHISTLE_TOKEN)")
     send.set_defaults(func=cmd_send)
+
+    sites = sub.add_parser("sites", help="the site and device registry")
+    sites_sub = sites.add_subparsers(dest="sites_command", required=True)
+    imp = sites_sub.add_parser("import", help="import a YAML or CSV registry file onto "
+                               "whistle.registry (sites, devices)")
+    imp.add_argument("file", type=Path)
+    imp.add_argument("--broker", help="Kafka bootstrap URL (default WHISTLE_BROKER)")
+    imp.set_defaults(func=cmd_sites_import)
 
     playbook_cli.add_parser(sub, os.environ.get("WHISTLE_URL", DEFAULT_URL))
     return p

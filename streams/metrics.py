@@ -17,7 +17,7 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.alarms = Counter("whistle_alarms_total", "Alarms triaged, by kind and result "
-                              "(opened, joined, duplicate)", ["kind", "result"], registry=r)
+                              "(open, join, attach, record, duplicate)", ["kind", "result"], registry=r)
         self.ingested = Counter("whistle_alarms_accepted_total",
                                 "Alarms the HTTP API accepted (202)", registry=r)
         self.rejected = Counter("whistle_alarms_rejected_total",
@@ -30,6 +30,12 @@ class Metrics:
                                     "department and action", ["department", "action"], registry=r)
         self.playbook_reloads = Counter("whistle_playbook_reloads_total", "Playbook reloads, "
                                         "by result (loaded, refused)", ["result"], registry=r)
+        self.false_alarms = Counter("whistle_false_alarms_total",
+                                    "Incidents a verification found to be false alarms",
+                                    registry=r)
+        self.devices_offline = Counter("whistle_devices_offline_total",
+                                       "Devices reported offline (silent past their interval)",
+                                       registry=r)
         self.alarm_to_task = Histogram(
             "whistle_alarm_to_task_seconds", "From the API accepting an alarm to its incident's "
             "tasks being handed to the producer", registry=r,

@@ -20,15 +20,17 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
-from agents.correlation import SiteState, decide, site_key
+from agents.correlation import SiteState, decide, hazard_of
 from agents.incidents import facts_of, on_triaged
+from agents.locate import Registry, registry_from, resolve
 from playbooks import LIBRARY, PlaybookError, PlaybookSet, load_playbooks
 from playbooks.departments import DEPARTMENTS, load_departments
 from playbooks.match import explain
-from schemas import Alarm, Incident, Playbook, Site, Task, Triaged, parse_duration
+from schemas import Alarm, Evidence, Incident, Playbook, Site, Task, Triaged, parse_duration
 from schemas.common import format_duration
 
-from .app import load_sites
+from schemas.registry import RegistryError, read_registry
+
 from .codec import error_details, summarize
 from .settings import DEMO_SITES
 
@@ -65,9 +67,15 @@ def _alarms(path: Path) -> list[Alarm]:
     return alarms
 
 
-def _site(sites: dict[str, Site], alarm: Alarm) -> Site:
-    return sites.get(alarm.site_id or "") or Site.ad_hoc(
-        site_key(alarm), alarm.location.address if alarm.location else None)
+def _registry(path: Path) -> Registry:
+    try:
+        return registry_from(read_registry(path))
+    except RegistryError as exc:
+        raise SystemExit(f"the registry {path} is refused:\n{exc}") from None
+
+
+def _site(registry: Registry, alarm: Alarm) -> Site:
+    return resolve(alarm, registry).site
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -85,7 +93,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    pset, sites = _load(args), load_sites(args.sites)
+    pset, sites = _load(args), _registry(args.sites)
     for alarm in _alarms(args.alarm):
         site = _site(sites, alarm)
         print(f"alarm {alarm.alarm_id}: kind={alarm.kind} signal={alarm.signal} "
@@ -112,30 +120,42 @@ def _short(delta: timedelta) -> str:
 
 def cmd_test(args: argparse.Namespace) -> int:
     """Replay recorded alarms through triage and matching, each at its own occurred_at."""
-    pset, sites = _load(args), load_sites(args.sites)
+    pset, sites = _load(args), _registry(args.sites)
     window = parse_duration(args.window)
     states: dict[str, SiteState] = {}
-    seen: dict[str, str] = {}
+    seen: dict[str, str | None] = {}
     incidents: dict[str, Incident] = {}
+    tasks: dict[str, list[Task]] = {}
     plan: list[dict] = []
     for alarm in sorted(_alarms(args.alarms), key=lambda a: a.occurred_at):
         site = _site(sites, alarm)
-        key = site_key(alarm)
-        d = decide(alarm, states.setdefault(key, SiteState()), seen.get(alarm.alarm_id), window)
-        if d.duplicate:
+        d = decide(alarm, states.setdefault(site.site_id, SiteState()),
+                   seen.get(alarm.alarm_id, False), window, site=site.site_id)
+        if d.action == "duplicate":
             print(f"{alarm.alarm_id}: duplicate of an alarm on {d.incident_id}")
             continue
-        seen[alarm.alarm_id] = d.incident_id
-        step = on_triaged(incidents.get(d.incident_id), Triaged(
-            alarm=alarm, incident_id=d.incident_id, opens=d.opens, hazard=d.hazard, site=site),
-            pset, alarm.occurred_at)
-        incidents[d.incident_id] = step.incident
-        if not d.opens:
-            print(f"{alarm.alarm_id}: joins {d.incident_id}")
+        if d.action == "record" or d.incident_id is None:
+            print(f"{alarm.alarm_id}: {alarm.signal} recorded on device {alarm.device_id}")
             continue
-        inc = step.incident
+        seen[alarm.alarm_id] = d.incident_id
+        current = incidents.get(d.incident_id)
+        step = on_triaged(current, Triaged(
+            alarm=alarm, incident_id=d.incident_id, action=d.action, hazard=hazard_of(alarm.kind),
+            family=d.family, merges=list(d.merges), evidence=d.evidence or Evidence(), site=site),
+            pset, pset.by_id.get(current.playbook.id) if current else None,
+            lambda: tasks.get(d.incident_id, []), alarm.occurred_at)
+        incidents[d.incident_id] = inc = step.incident
+        tasks.setdefault(d.incident_id, []).extend(step.new_tasks)
+        if not d.opens:
+            news = "; confirmed: " + (inc.confirmed_by or "") if any(
+                e.type == "incident_confirmed" for e in step.entries) else ""
+            print(f"{alarm.alarm_id}: {d.action}s {d.incident_id}{news}")
+            for task in step.new_tasks:
+                print(_task_line(task, inc.opened_at))
+            continue
         print(f"{alarm.alarm_id}: opens {inc.incident_id} at {site.site_id} ({site.name}), "
-              f"level {inc.level}, playbook {inc.playbook.id} v{inc.playbook.version}")
+              f"level {inc.level}, playbook {inc.playbook.id} v{inc.playbook.version}, "
+              f"{inc.confirmation}")
         for task in step.new_tasks:
             print(_task_line(task, inc.opened_at))
         waiting = [s.id for s in pset.by_id[inc.playbook.id].playbook.steps

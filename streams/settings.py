@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     partitions: int = Field(4, ge=1, le=1024)
     replication: int = Field(1, ge=1, le=16)
     correlation_window: Duration = timedelta(minutes=10)
+    device_silence: Duration = Field(timedelta(hours=24), description="how long a device not in "
+                                     "the registry may stay silent before it counts as offline")
+    offline_check: float = Field(60.0, gt=0, description="seconds between offline checks")
+    pas_check: float = Field(1.0, gt=0, description="seconds between looks at verification "
+                             "deadlines (positive alarm sequence)")
     ingest_timeout: float = Field(5.0, gt=0, description="seconds to wait for the broker's ack")
     update_timeout: float = Field(10.0, gt=0, description="seconds to wait for a task update")
     fetch_wait_ms: int = Field(10, ge=1, le=1500,

@@ -5,6 +5,7 @@ die with this process even if it is killed outright."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -20,7 +21,9 @@ import httpx
 
 from playbooks import PlaybookError, load_playbooks
 
-from .app import load_sites
+from schemas.registry import RegistryError, read_registry
+
+from . import registry
 from .broker import BrokerError, EmbeddedBroker
 from .procs import child_options, stop_process
 from .settings import Settings
@@ -37,9 +40,9 @@ def _check_files(settings: Settings) -> None:
     except PlaybookError as exc:
         raise SystemExit(f"whistle up: the playbooks in {settings.playbooks} are refused:\n{exc}")
     try:
-        load_sites(settings.sites)
-    except Exception as exc:
-        raise SystemExit(f"whistle up: the sites file {settings.sites} is refused: {exc}")
+        read_registry(settings.sites)
+    except (RegistryError, OSError) as exc:
+        raise SystemExit(f"whistle up: the registry {settings.sites} is refused:\n{exc}")
 
 
 def _wait_ready(url: str, worker: subprocess.Popen, stop: threading.Event) -> bool:
@@ -63,7 +66,7 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-def run_up(settings: Settings, embedded: bool) -> int:
+def run_up(settings: Settings, embedded: bool, sites_given: bool = False) -> int:
     _check_files(settings)
     if not _port_free(settings.host, settings.port):
         print(f"whistle up: {settings.host}:{settings.port} is in use (another whistle up?); "
@@ -89,9 +92,15 @@ def run_up(settings: Settings, embedded: bool) -> int:
                 print(f"whistle up: {exc}", file=sys.stderr)
                 return 1
             settings = settings.model_copy(update={"broker": broker.url})
+        if broker is not None or sites_given:  # never the demo sites onto someone's Kafka
+            count = asyncio.run(registry.publish(
+                settings.broker, read_registry(settings.sites), partitions=settings.partitions,
+                replication=settings.replication))
+            print(f"whistle up: {count} registry records from {settings.sites} imported",
+                  file=sys.stderr)
         env = {**os.environ, **{f"WHISTLE_{k.upper()}": str(v) for k, v in {
             "broker": settings.broker, "port": settings.port, "host": settings.host,
-            "playbooks": settings.playbooks, "sites": settings.sites, "data": settings.data,
+            "playbooks": settings.playbooks, "data": settings.data,
             "log_level": os.environ.get("WHISTLE_LOG_LEVEL", "warning")}.items()}}
         worker = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
                                   stdin=subprocess.DEVNULL, **child_options())

@@ -36,18 +36,37 @@ def agent(w, name):
     return next(a for a in w.app.agents.values() if a.name == name)
 
 
-async def test_triage_forwards_new_and_duplicate_alarms_to_the_same_incident(whistle):
+async def test_triage_stops_a_gateway_retry_but_forwards_a_replayed_message(whistle):
     async with agent(whistle, "triage").test_context() as triage:
         raw = json.dumps(alarm_data(alarm_id="gw:1")).encode()
         await triage.put(raw, key=b"jyh-yinfeng-lab-3")
-        await triage.put(raw, key=b"jyh-yinfeng-lab-3")
+        await triage.put(raw, key=b"jyh-yinfeng-lab-3")                 # the gateway's retry
         await triage.put(json.dumps(alarm_data(alarm_id="gw:2", kind="fire_report")).encode(),
                          key=b"jyh-yinfeng-lab-3")
-    forwarded = [(t, k, v["alarm"]["alarm_id"], v["opens"]) for t, k, v in whistle.sent]
+        triage.sent_offset = 0                                           # as after a crash
+        await triage.put(raw, key=b"jyh-yinfeng-lab-3")
+    forwarded = [(t, k, v["alarm"]["alarm_id"], v["action"]) for t, k, v in whistle.sent]
     iid = forwarded[0][1]
-    assert forwarded == [(topics.TRIAGED, iid, "gw:1", True), (topics.TRIAGED, iid, "gw:1", False),
-                         (topics.TRIAGED, iid, "gw:2", False)]
-    assert whistle.tables.alarms_seen["gw:1"] == iid
+    assert forwarded == [(topics.TRIAGED, iid, "gw:1", "open"), (topics.TRIAGED, iid, "gw:2", "join"),
+                         (topics.TRIAGED, iid, "gw:1", "open")]
+    assert whistle.tables.alarms_seen["gw:1"][:3] == [iid, "0:0", "open"]
+    assert whistle.sent[1][2]["evidence"] == {"devices": ["smk-1"], "people": True}
+
+
+async def test_triage_resolves_a_device_only_alarm_and_records_heartbeats(whistle):
+    from schemas import Device
+
+    whistle.registry.put_device(Device(device_id="smk-77", site_id="jyh-yinfeng-lab-3",
+                                       kind="smoke", heartbeat="1h"))
+    async with agent(whistle, "triage").test_context() as triage:
+        beat = alarm_data(alarm_id="hb:1", signal="test", site_id=None, device_id="smk-77")
+        await triage.put(json.dumps(beat).encode(), key=b"jyh-yinfeng-lab-3")
+        fire = alarm_data(alarm_id="gw:9", site_id=None, device_id="smk-77")
+        await triage.put(json.dumps(fire).encode(), key=b"jyh-yinfeng-lab-3")
+    assert [v["site"]["site_id"] for _, _, v in whistle.sent] == ["jyh-yinfeng-lab-3"]
+    state = whistle.tables.devices["smk-77"]
+    assert state[0] == "jyh-yinfeng-lab-3" and state[3] == 3600     # site, heartbeat 1h
+    assert len(whistle.due) == 1
 
 
 async def test_triage_sends_undecodable_alarms_to_the_dead_letter_topic(whistle):
@@ -62,11 +81,12 @@ async def test_triage_sends_undecodable_alarms_to_the_dead_letter_topic(whistle)
     assert [v["alarm"]["alarm_id"] for t, _, v in whistle.sent if t == topics.TRIAGED] == ["ok"]
 
 
-def triaged_bytes(alarm_id: str, incident_id: str = "inc-20230516-x", kind: str = "smoke") -> bytes:
+def triaged_bytes(alarm_id: str, incident_id: str = "inc-20230516-x", kind: str = "smoke",
+                  devices: tuple[str, ...] = ("smk-1", "smk-2")) -> bytes:
     a = Alarm.model_validate(alarm_data(alarm_id=alarm_id, kind=kind), context={"now": T0})
     site = {"site_id": "jyh-yinfeng-lab-3", "name": "3号实验室", "type": "laboratory"}
-    return Triaged(alarm=a, incident_id=incident_id, opens=True, hazard="fire",
-                   site=site).model_dump_json().encode()
+    return Triaged(alarm=a, incident_id=incident_id, action="open", hazard="fire", family="fire",
+                   evidence={"devices": list(devices)}, site=site).model_dump_json().encode()
 
 
 async def test_dispatch_sends_each_task_to_its_department_topic_once(whistle):

@@ -36,12 +36,14 @@ def test_required_fields_are_named(field):
 
 def test_site_id_required_unless_location():
     with pytest.raises(ValidationError) as exc:
-        Alarm.model_validate(alarm_data(site_id=None), context={"now": T0})
+        Alarm.model_validate(alarm_data(site_id=None, device_id=None), context={"now": T0})
     assert locs(exc.value) == [("site_id",)]
     assert "unless location" in exc.value.errors()[0]["msg"]
     located = Alarm.model_validate(alarm_data(site_id=None, location={"address": "科荟路 12号"}),
                                    context={"now": T0})
     assert located.site_id is None and located.location.address == "科荟路 12号"
+    by_device = Alarm.model_validate(alarm_data(site_id=None), context={"now": T0})
+    assert by_device.device_id == "smk-1"  # its site comes from the device registry
 
 
 def test_location_needs_address_or_coordinates():

@@ -1,0 +1,46 @@
+"""Site-events agent: `whistle.site-events` -> triage's site and device tables.
+
+An incident closed: its family starts afresh at the site. A false alarm is counted per site
+and device; the sixth in a day flags the site with an alarm to the safety office (once a day).
+The tables are the ones triage owns, keyed by site like `whistle.alarms`, so the same worker
+holds both."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from schemas import SiteEvent
+from streams import topics
+from streams.codec import dump
+
+from .correlation import SiteState
+from .health import DeviceState, count_false_alarm, false_alarm_flag
+
+if TYPE_CHECKING:
+    from streams.app import Whistle
+
+__all__ = ["register"]
+
+
+async def handle(w: "Whistle", event: SiteEvent, message) -> None:
+    state = SiteState.from_json(w.tables.sites.get(event.site_id))
+    state.close(event.incident_id)
+    flag = None
+    if event.reason == "false_alarm":
+        counted, flag = count_false_alarm(state, event)
+        if counted:
+            w.metrics.false_alarms.inc()
+            for device_id in event.devices:
+                device = DeviceState.from_json(w.tables.devices.get(device_id))
+                if device is not None:
+                    device.false_alarms += 1
+                    w.tables.devices[device_id] = device.to_json()
+    w.tables.sites[event.site_id] = state.to_json()
+    if flag is not None:
+        alarm = false_alarm_flag(event.site_id, flag, state.false_alarms[flag], event.at)
+        alarm = alarm.model_copy(update={"received_at": w.clock()})
+        await w.send(topics.ALARMS, event.site_id, dump(alarm))
+
+
+def register(w: "Whistle") -> None:
+    w.stage(w.topics.site_events, "site-events", SiteEvent, handle)

@@ -1,0 +1,107 @@
+"""Timers: the deadlines triage and confirmation watch, over indexes derived from the tables.
+
+- Offline devices (`health.DueIndex`, every `offline_check` seconds): a device past its due
+  time gets its offline trouble alarm on `whistle.alarms`.
+- Positive alarm sequence (`Whistle.verifications`, every `pas_check` seconds): an unconfirmed
+  incident whose verification missed its deadline gets a `confirm` request on
+  `whistle.incident-updates`; the incident stage checks again before it confirms.
+
+Timers never write tables (Faust allows that only while processing a message): they send
+messages whose handlers do. Their ids are deterministic, so a check that runs twice, or on a
+restarted worker, changes nothing twice. The indexes live in memory and are rebuilt from the
+tables after every rebalance, once recovery is done: a restarted worker forgets nothing."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterable
+
+from schemas import Incident, IncidentUpdate, Task
+from streams import topics
+from streams.codec import dump
+
+from .confirmation import pas_due
+from .health import DeviceState, offline_alarm
+
+if TYPE_CHECKING:
+    from streams.app import Whistle
+
+__all__ = ["rebuild", "register", "track_verification"]
+
+
+def track_verification(w: "Whistle", incident: Incident | None, tasks: Iterable[Task]) -> None:
+    """Keep the PAS index current with what was just published."""
+    for task in tasks:
+        if task.verification:
+            due = pas_due(task)
+            if due is None:
+                w.verifications.pop(task.incident_id, None)
+            else:
+                w.verifications[task.incident_id] = due
+    if incident is not None and incident.confirmation != "unconfirmed":
+        w.verifications.pop(incident.incident_id, None)
+
+
+def rebuild(w: "Whistle") -> None:
+    """Derive both indexes from the tables this worker holds."""
+    w.verifications.clear()
+    for value in w.tables.tasks.values():
+        if value.get("verification") and value["status"] in ("dispatched", "acknowledged",
+                                                             "in_progress"):
+            incident = w.tables.incidents.get(value["incident_id"])
+            if incident and incident["confirmation"] == "unconfirmed":
+                track_verification(w, None, [Task.model_validate(value)])
+    for device_id, value in w.tables.devices.items():
+        state = DeviceState.from_json(value)
+        if state is not None and state.reported < state.last_seen:
+            w.due.schedule(device_id, state.due)
+
+
+async def check_verifications(w: "Whistle") -> None:
+    now = w.clock()
+    for incident_id, due in [(i, d) for i, d in w.verifications.items() if d <= now]:
+        del w.verifications[incident_id]
+        stored = w.tables.incidents.get(incident_id)
+        if not stored or stored["confirmation"] != "unconfirmed":
+            continue
+        update = IncidentUpdate(
+            update_id=f"{incident_id}:pas:{int(due.timestamp())}", incident_id=incident_id,
+            action="confirm", by="whistle", note="positive alarm sequence deadline", at=now)
+        await w.send(topics.INCIDENT_UPDATES, incident_id, dump(update))
+
+
+async def check_offline(w: "Whistle") -> None:
+    now = w.clock()
+    for device_id in w.due.pop_due(int(now.timestamp())):
+        state = DeviceState.from_json(w.tables.devices.get(device_id))
+        if state is None or state.reported >= state.last_seen:
+            continue
+        alarm = offline_alarm(device_id, state).model_copy(update={"received_at": now})
+        w.metrics.devices_offline.inc()
+        await w.send(topics.ALARMS, state.site_id, dump(alarm))
+
+
+def register(w: "Whistle") -> None:
+    stale = {"indexes": True}
+
+    @w.app.on_rebalance_complete.connect
+    async def on_rebalanced(sender: object, **kwargs: object) -> None:
+        stale["indexes"] = True
+
+    def ready() -> bool:
+        if w.app.in_recovery or not w.app.tables.recovery.completed.is_set():
+            stale["indexes"] = True
+            return False
+        if stale["indexes"]:
+            rebuild(w)
+            stale["indexes"] = False
+        return True
+
+    @w.app.timer(w.settings.pas_check)
+    async def positive_alarm_sequence() -> None:
+        if ready():
+            await check_verifications(w)
+
+    @w.app.timer(w.settings.offline_check)
+    async def offline_devices() -> None:
+        if ready():
+            await check_offline(w)
