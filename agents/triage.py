@@ -26,6 +26,7 @@ __all__ = ["register"]
 
 
 async def handle(w: "Whistle", alarm: Alarm, message) -> None:
+    await w.registry_read()  # never resolve against a half-read registry
     site = w.locate(alarm).site
     key = site.site_id
     if alarm.device_id:

@@ -279,20 +279,29 @@ def parse_playbook(text: str, source: str) -> LoadedPlaybook:
 
 
 def _unknown_departments(loaded: list[LoadedPlaybook], known: Collection[str]) -> list[Problem]:
-    return [Problem(lp.source, lp.line("steps", i, "department"),
-                    f"steps.{i}.department: {step.department!r} is not a configured department")
-            for lp in loaded for i, step in enumerate(lp.playbook.steps)
+    return [Problem(lp.source, lp.line(*loc, "department"),
+                    f"{'.'.join(map(str, loc))}.department: {step.department!r} is not a "
+                    f"configured department")
+            for lp in loaded for loc, step in _steps(lp.playbook)
             if step.department not in known] + [
         Problem(lp.source, lp.line(*loc), f"{'.'.join(map(str, loc))}: {dept!r} is not a "
                                           f"configured department")
         for lp in loaded for loc, dept in _escalation_targets(lp.playbook) if dept not in known]
 
 
+def _steps(pb: Playbook) -> list[tuple[tuple, Any]]:
+    """Every step with where it is in the file, the verification included."""
+    found: list[tuple[tuple, Any]] = [(("steps", i), step) for i, step in enumerate(pb.steps)]
+    if pb.confirm is not None:
+        found.append((("confirm", "verify"), pb.confirm.verify))
+    return found
+
+
 def _escalation_targets(pb: Playbook) -> list[tuple[tuple, str]]:
     found = [(("escalate", r, "notify", n), d) for r, rule in enumerate(pb.escalate)
              for n, d in enumerate(rule.notify)]
-    for i, step in enumerate(pb.steps):
-        found += [(("steps", i, "escalate", r, "notify", n), d)
+    for loc, step in _steps(pb):
+        found += [((*loc, "escalate", r, "notify", n), d)
                   for r, rule in enumerate(step.escalate or []) for n, d in enumerate(rule.notify)]
     return found
 

@@ -229,7 +229,7 @@ class Confirm(BaseModel):
             raise field_error(("verify", "complete_within"), "value_error",
                               "a verification is done within 3m (NFPA 72 PAS: 180 s)")
         if v.after or v.when != StepWhen():
-            raise field_error(("verify", "after"), "value_error",
+            raise field_error(("verify", "after" if v.after else "when"), "value_error",
                               "the verification goes out at once: no after or when")
         return self
 

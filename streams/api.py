@@ -1,8 +1,9 @@
 """The HTTP API under /api/v1 (Faust web views), as the contract says.
 
     POST /api/v1/alarms                      -> 202 {"accepted": [...]} once the broker acked all
+                                                (JSON, or one CAP 1.2 alert as application/cap+xml)
     GET  /api/v1/incidents[?status=&site_id=]
-    GET  /api/v1/incidents/{incident_id}
+    GET  /api/v1/incidents/{incident_id}[?format=cap]        (CAP 1.2 XML with format=cap)
     GET  /api/v1/incidents/{incident_id}/timeline?format=json
     GET  /api/v1/tasks[?department=&status=&incident_id=]
     POST /api/v1/tasks/{task_id}/ack|start|complete|reject   {"by": str, "note": str}
@@ -30,8 +31,9 @@ from agents.health import DeviceState
 from agents.taskstate import IllegalTransition, next_status
 from agents.timelines import in_time_order
 from playbooks import PlaybookError
-from schemas import (INCIDENT_STATUSES, TASK_ACTIONS, TASK_STATUSES, Alarm, IncidentUpdate,
-                     LevelRequest, Task, TaskUpdate, TaskUpdateRequest)
+from schemas import (INCIDENT_STATUSES, TASK_ACTIONS, TASK_STATUSES, Alarm, Incident,
+                     IncidentUpdate, LevelRequest, Task, TaskUpdate, TaskUpdateRequest)
+from schemas.cap import CAP_CONTENT_TYPE, CapError, alarm_from_cap, incident_to_cap
 
 from . import topics
 from .codec import dump, error_details, json_bytes
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = ["register", "reload_playbooks"]
 
 JSON = "application/json; charset=utf-8"
+ALARM_TYPES = ("application/json", CAP_CONTENT_TYPE)
 
 
 class Refusal(Exception):
@@ -77,10 +80,11 @@ class _Api(View):
             body = {"error": exc.error, "details": exc.details or []}
             return self.reply(body, exc.status, exc.headers)
 
-    async def read_body(self, request: Request) -> bytes:
+    async def read_body(self, request: Request,
+                        types: tuple[str, ...] = ("application/json",)) -> bytes:
         limit = self.whistle.settings.max_body_bytes
-        if request.content_type != "application/json":
-            raise Refusal(415, "Content-Type must be application/json",
+        if request.content_type not in types:
+            raise Refusal(415, f"Content-Type must be {' or '.join(types)}",
                           _field("Content-Type", f"got {request.content_type or 'nothing'}"))
         if (request.content_length or 0) > limit:
             raise Refusal(413, f"body over {limit} bytes", _field("body", "too large"))
@@ -91,8 +95,9 @@ class _Api(View):
                 raise Refusal(413, f"body over {limit} bytes", _field("body", "too large"))
         return bytes(body)
 
-    async def read_json(self, request: Request) -> Any:
-        body = await self.read_body(request)
+    async def read_json(self, request: Request,
+                        types: tuple[str, ...] = ("application/json",)) -> Any:
+        body = await self.read_body(request, types)
         try:
             return json.loads(body)
         except (UnicodeDecodeError, ValueError) as exc:
@@ -156,6 +161,15 @@ def _parse_alarms(data: Any, w: "Whistle") -> list[Alarm]:
     return [a.model_copy(update={"received_at": now}) for a in alarms]
 
 
+def _parse_cap(body: bytes, w: "Whistle") -> Alarm:
+    now = w.clock()
+    try:
+        alarm = alarm_from_cap(body, now)
+    except CapError as exc:
+        raise Refusal(422, f"invalid CAP alert: {exc}", exc.details()) from None
+    return alarm.model_copy(update={"received_at": now})
+
+
 def _check_outcome(task: Task, action: str, outcome: str | None) -> None:
     """A verification is completed with what was found; nothing else has an outcome."""
     if task.verification and action == "complete" and outcome is None:
@@ -198,7 +212,10 @@ def register(w: "Whistle") -> None:
     class Alarms(_Api):
         async def post(self, request: Request) -> Response:
             try:
-                alarms = _parse_alarms(await self.read_json(request), w)
+                if request.content_type == CAP_CONTENT_TYPE:
+                    alarms = [_parse_cap(await self.read_body(request, (CAP_CONTENT_TYPE,)), w)]
+                else:
+                    alarms = _parse_alarms(await self.read_json(request, ALARM_TYPES), w)
             except Refusal as exc:
                 w.metrics.rejected.labels(status=str(exc.status)).inc()
                 raise
@@ -237,7 +254,18 @@ def register(w: "Whistle") -> None:
     @page("/api/v1/incidents/{incident_id}")
     class OneIncident(_Api):
         async def get(self, request: Request, incident_id: str) -> Response:
-            return self.reply(incident_or_404(incident_id))
+            fmt = self.query(request, "format", ("json", "cap")) or "json"
+            stored = incident_or_404(incident_id)
+            if fmt == "json":
+                return self.reply(stored)
+            incident = Incident.model_validate(stored)
+            loaded = w.library.version(incident.playbook)
+            xml = incident_to_cap(
+                incident, site=w.site(incident.site_id),
+                title=loaded.playbook.title if loaded else incident.playbook.id,
+                confirmed=incident.confirmed, sender=f"whistle@{w.settings.host}",
+                sent=w.clock())
+            return self.raw(xml, f"{CAP_CONTENT_TYPE}; charset=utf-8")
 
     @page("/api/v1/incidents/{incident_id}/timeline")
     class IncidentTimeline(_Api):
@@ -364,7 +392,9 @@ def register(w: "Whistle") -> None:
     @page("/readyz")
     class Ready(_Api):
         async def get(self, request: Request) -> Response:
+            reader = w.registry_reader
             checks = {"topics": w.topics_declared, "consuming": w.consuming,
+                      "registry": reader is not None and reader.caught_up.is_set(),
                       "broker": await probe.reachable()}
             ok = all(checks.values())
             return self.reply({"ready": ok, **checks}, status=200 if ok else 503)

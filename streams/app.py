@@ -30,7 +30,7 @@ from . import topics as names
 from .codec import Rejected, decode, dump
 from .library import PlaybookLibrary
 from .metrics import Metrics
-from .registry import RegistryTable
+from .registry import RegistryReader
 from .settings import Settings
 from .transport import Transport
 
@@ -74,7 +74,6 @@ class Tables:
     tasks: faust.Table         # task_id -> Task JSON              (partitioned by incident_id)
     timelines: faust.Table     # incident_id -> [TimelineEntry JSON]
     playbooks: faust.GlobalTable  # "id@content_hash" -> Playbook JSON, every version matched
-    registry: RegistryTable       # whistle.registry, read whole by every worker
 
 
 @dataclass
@@ -95,6 +94,7 @@ class Whistle:
     verifications: dict[str, datetime] = field(default_factory=dict)  # incident -> PAS due
     consuming: bool = False
     topics_declared: bool = False
+    registry_reader: RegistryReader | None = None
 
     async def send(self, topic: str, key: str, value: bytes) -> asyncio.Future:
         """Hand a message to the producer without waiting for the broker's ack.
@@ -172,6 +172,12 @@ class Whistle:
     def locate(self, alarm: Any) -> Resolved:
         return resolve(alarm, self.registry)
 
+    async def registry_read(self) -> None:
+        """Wait until the registry holds what was on its topic when the worker started."""
+        reader = self.registry_reader
+        if reader is not None and not reader.caught_up.is_set():
+            await reader.caught_up.wait()
+
     def answer(self, update_id: str, outcome: str, value: object) -> None:
         """Tell a waiting HTTP request (on this worker) how its update went: "ok" with the new
         state, "conflict" with why, or "unknown"."""
@@ -241,28 +247,27 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistl
         return app.Table(name, default=None, partitions=settings.partitions)
 
     registry = Registry()
-    registry_table = RegistryTable(app, name="registry", default=None, beacon=app.tables.beacon,
-                                   partitions=settings.partitions, changelog_topic=topics.registry,
-                                   key_type=bytes, value_type=bytes,
-                                   standby_buffer_size=1, is_global=True)
-    registry_table.registry = registry
-    app.tables.add(registry_table)
     tables = Tables(alarms_seen=table("alarms-seen"), sites=table("sites"),
                     devices=table("devices"), incidents=table("incidents"), tasks=table("tasks"),
                     timelines=table("timelines"),
                     playbooks=app.GlobalTable("playbook-versions", default=None,
-                                              partitions=settings.partitions),
-                    registry=registry_table)
+                                              partitions=settings.partitions))
     library.versions = tables.playbooks
     whistle = Whistle(settings=settings, app=app, topics=topics, tables=tables,
                       library=library, registry=registry,
                       departments=departments, metrics=Metrics(), clock=clock)
+
+    whistle.registry_reader = RegistryReader(settings.broker, registry)
 
     @app.task
     async def declare_topics() -> None:
         for t in topics.all():
             await t.declare()
         whistle.topics_declared = True
+
+    @app.task
+    async def read_registry() -> None:
+        await whistle.registry_reader.run()
 
     if settings.playbooks_watch > 0:
         @app.timer(settings.playbooks_watch)

@@ -2,8 +2,9 @@
 
 `whistle sites import FILE` (and `whistle up --sites FILE`) writes one record per site and per
 device onto `whistle.registry` (key `site:<id>` or `device:<id>`, value the Site or Device as
-JSON). Every worker reads the whole topic into a Faust GlobalTable and keeps `agents.locate`'s
-`Registry` (with its address, name and spatial indexes) in step with it, record by record.
+JSON; compacted, so the latest record per key stays). Every worker reads the whole topic into
+`agents.locate`'s `Registry` (with its address, name and spatial indexes), record by record,
+at start and while running.
 
     >>> records(read_registry("sites.yaml"))[0]
     (b'site:jyh-yinfeng-lab-3', b'{"site_id": ...}')
@@ -11,10 +12,8 @@ JSON). Every worker reads the whole topic into a Faust GlobalTable and keeps `ag
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any, Iterable
-
-import faust
 from pydantic import ValidationError
 
 from agents.locate import Registry
@@ -23,7 +22,7 @@ from schemas.registry import RegistryFile
 
 from . import topics
 
-__all__ = ["RegistryTable", "apply_record", "publish", "records"]
+__all__ = ["RegistryReader", "apply_record", "publish", "records"]
 
 log = logging.getLogger(__name__)
 
@@ -91,16 +90,60 @@ async def publish(broker: str, file: RegistryFile, *, partitions: int = 4, repli
         await producer.stop()
 
 
-class RegistryTable(faust.GlobalTable):
-    """A GlobalTable over `whistle.registry` that keeps a `Registry` current as records
-    arrive (at startup and while running)."""
+class RegistryReader:
+    """Reads `whistle.registry` whole, from the beginning and then as records arrive, into a
+    `Registry`. Every worker runs one (no consumer group: each needs every record).
+    `caught_up` is set once everything on the topic at start has been applied; the worker is
+    not ready before, so no alarm is resolved against a half-read registry.
 
-    registry: Registry
+    A Faust GlobalTable was the first choice, but on a one-worker group its partitions are
+    "active", read once at recovery and never again, so a later import would go unseen."""
 
-    def apply_changelog_batch(self, batch: Iterable[Any]) -> None:
-        batch = list(batch)
-        super().apply_changelog_batch(batch)
-        for event in batch:
-            problem = apply_record(self.registry, event.key, event.value)
-            if problem is not None:
-                log.warning("registry record refused: %s", problem)
+    def __init__(self, broker: str, registry: Registry) -> None:
+        self.servers = [b.removeprefix("kafka://") for b in broker.split(";")]
+        self.registry = registry
+        self.caught_up = asyncio.Event()
+        self.applied = 0
+        self.refused = 0
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self._read()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the broker went away: start over, records are idempotent
+                log.warning("registry reader: %r; reading again in 1 s", exc)
+                await asyncio.sleep(1.0)
+
+    async def _read(self) -> None:
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.servers, enable_auto_commit=False,
+                                    auto_offset_reset="earliest", fetch_max_wait_ms=200)
+        await consumer.start()
+        try:
+            parts: set[int] | None = None
+            while not parts:
+                await consumer._client.force_metadata_update()
+                parts = consumer.partitions_for_topic(topics.REGISTRY)
+                if not parts:
+                    await asyncio.sleep(0.2)
+            tps = [TopicPartition(topics.REGISTRY, p) for p in sorted(parts)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            ends = await consumer.end_offsets(tps)
+            while True:
+                if not self.caught_up.is_set() and all(
+                        [await consumer.position(tp) >= ends[tp] for tp in tps]):
+                    self.caught_up.set()
+                    log.info("registry read: %d records, %d refused", self.applied, self.refused)
+                batch = await consumer.getmany(*tps, timeout_ms=500)
+                for record in (r for rs in batch.values() for r in rs):
+                    problem = apply_record(self.registry, record.key or b"", record.value)
+                    self.applied += 1
+                    if problem is not None:
+                        self.refused += 1
+                        log.warning("registry record refused: %s", problem)
+        finally:
+            await consumer.stop()

@@ -27,6 +27,7 @@ def whistle(tmp_path):
 
     w.send = record
     w.sent = sent
+    w.registry_reader.caught_up.set()  # no broker here: the registry is what the test puts in
     w.app.finalize()
     w.app.flow_control.resume()
     yield w
