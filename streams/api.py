@@ -309,11 +309,11 @@ def register(w: "Whistle") -> None:
                                     note=body.note, outcome=body.outcome, at=w.clock())
             except ValidationError as exc:
                 raise Refusal(422, "invalid task update", error_details(exc)) from None
-            _check_outcome(task, action, body.outcome)
             try:
                 next_status(task.status, action)
             except IllegalTransition as exc:
                 raise Refusal(409, str(exc), _field("status", task.status)) from None
+            _check_outcome(task, action, body.outcome)
             task = await self.submit(topics.TASK_UPDATES, update.incident_id, update.update_id,
                                      dump(update), "status", ("task_id", task_id))
             return self.reply(task.model_dump(mode="json"))

@@ -162,3 +162,62 @@ async def test_a_replayed_opening_alarm_resends_the_opening_entries_with_the_sam
     assert sorted(e["entry_id"] for e in again) == sorted(e["entry_id"] for e in first)
     assert {e["type"] for e in again} == {"alarm_received", "incident_opened", "playbook_matched",
                                          "task_dispatched"}
+
+
+async def test_the_pas_timer_confirms_an_unchecked_incident_once(whistle):
+    from agents import timers
+
+    async with agent(whistle, "dispatch").test_context() as dispatch:
+        await dispatch.put(triaged_bytes("gw:1", devices=("smk-1",)), key=b"inc-20230516-x")
+    incident = whistle.tables.incidents["inc-20230516-x"]
+    assert incident["confirmation"] == "unconfirmed" and incident["task_ids"] == [
+        "inc-20230516-x.verify"]
+    assert set(whistle.verifications) == {"inc-20230516-x"}
+    whistle.sent.clear()
+    await timers.check_verifications(whistle)              # 1 min after the alarm: not yet
+    assert whistle.sent == [] and whistle.verifications
+    whistle.clock.advance(seconds=30)                       # the 30 s to acknowledge are up
+    await timers.check_verifications(whistle)
+    await timers.check_verifications(whistle)               # a second look sends nothing more
+    [(topic, key, update)] = whistle.sent
+    assert (topic, key, update["action"]) == (topics.INCIDENT_UPDATES, "inc-20230516-x", "confirm")
+    whistle.sent.clear()
+    async with agent(whistle, "incident-updates").test_context() as updates:
+        await updates.put(json.dumps(update).encode(), key=b"inc-20230516-x")
+        await updates.put(json.dumps(update).encode(), key=b"inc-20230516-x")  # replayed
+    incident = whistle.tables.incidents["inc-20230516-x"]
+    assert incident["confirmation"] == "confirmed"
+    assert "not acknowledged within 30s" in incident["confirmed_by"]
+    dispatched = {v["department"] for t, _, v in whistle.sent if t.startswith("whistle.tasks.")
+                  and v["revision"] == 1}
+    assert dispatched >= {"fire_brigade", "safety_office", "police", "power_supply", "enforcement"}
+    assert not whistle.verifications
+
+
+async def test_a_silent_device_gets_one_offline_trouble_alarm(whistle):
+    from agents import timers
+
+    async with agent(whistle, "triage").test_context() as triage:
+        beat = alarm_data(alarm_id="hb:1", signal="test", device_id="smk-9")
+        await triage.put(json.dumps(beat).encode(), key=b"jyh-yinfeng-lab-3")
+        assert whistle.sent == []                            # a heartbeat opens nothing
+        whistle.clock.advance(hours=23)
+        await timers.check_offline(whistle)
+        assert whistle.sent == []
+        whistle.clock.advance(hours=1, minutes=2)            # 24 h silent
+        await timers.check_offline(whistle)
+        await timers.check_offline(whistle)
+        [(topic, key, offline)] = whistle.sent
+        assert (topic, key, offline["signal"], offline["alarm_id"]) == (
+            topics.ALARMS, "jyh-yinfeng-lab-3", "trouble",
+            f"offline:smk-9:{int(T0.timestamp())}")
+        whistle.sent.clear()
+        await triage.put(json.dumps(offline).encode(), key=b"jyh-yinfeng-lab-3")
+        [(topic, _, triaged)] = whistle.sent
+        assert (topic, triaged["family"], triaged["action"]) == (
+            topics.TRIAGED, "maintenance:smk-9", "open")
+    assert whistle.tables.devices["smk-9"][4] == int(T0.timestamp())  # reported, not alive
+    timers.rebuild(whistle)                                  # as after a restart
+    whistle.sent.clear()
+    await timers.check_offline(whistle)
+    assert whistle.sent == []                                # reported once, not again

@@ -31,7 +31,10 @@ async def test_lab_fire_one_incident_five_departments_and_a_timeline(stack):
         what="the three distinct alarms on one incident")
     assert len(lab_incidents(stack)) == 1
     assert incident["playbook"]["id"] == "laboratory-fire"
-    assert incident["playbook"]["version"] == "2" and len(incident["playbook"]["content_hash"]) == 12
+    assert incident["playbook"]["version"] == "3" and len(incident["playbook"]["content_hash"]) == 12
+    # one detector opened it unconfirmed; the second, independent one confirmed it
+    assert incident["confirmation"] == "confirmed"
+    assert incident["confirmed_by"] == "2 independent detectors: smk-lab3-02, smk-lab3-03"
     assert sorted(incident["alarm_ids"]) == sorted({a["alarm_id"] for a in LAB_FIRE})
     iid = incident["incident_id"]
 
@@ -42,7 +45,8 @@ async def test_lab_fire_one_incident_five_departments_and_a_timeline(stack):
         assert len(mine) == 1, (department, listed)
         assert mine[0]["status"] == "dispatched" and mine[0]["department"] == department
         tasks[department] = mine[0]
-    assert sorted(t["task_id"] for t in tasks.values()) == sorted(incident["task_ids"])
+    verify = f"{incident['incident_id']}.verify"  # the on-site check went out first, alone
+    assert sorted([verify, *(t["task_id"] for t in tasks.values())]) == sorted(incident["task_ids"])
 
     for department, task in tasks.items():  # each on its own topic, keyed by incident
         records = await read_topic(stack.broker, topics.task_topic(department))
@@ -74,9 +78,12 @@ async def test_lab_fire_one_incident_five_departments_and_a_timeline(stack):
         what="task_completed on the timeline")
     entries = timeline["entries"]
     types = [e["type"] for e in entries]
-    assert types[:3] == ["alarm_received", "incident_opened", "playbook_matched"]
-    assert types[3:8] == ["task_dispatched"] * 5
-    assert {e["department"] for e in entries[3:8]} == set(FIVE)
+    assert types[:4] == ["alarm_received", "incident_opened", "playbook_matched",
+                         "task_dispatched"]
+    assert entries[3]["department"] == "property" and entries[3]["task_id"] == verify
+    assert types[4:6] == ["alarm_received", "incident_confirmed"]
+    assert types[6:11] == ["task_dispatched"] * 5
+    assert {e["department"] for e in entries[6:11]} == set(FIVE)
     assert types[-3:] == ["task_acknowledged", "task_started", "task_completed"]
     assert all(e["task_id"] == police for e in entries[-3:])
     assert types.count("alarm_received") == 3
@@ -93,8 +100,11 @@ def test_illegal_and_unknown_task_actions(stack):
         "/api/v1/tasks", params={"department": "property"}).json()["tasks"]
         if t["site_id"] == "jb-wenshao-jiayuan"), None), what="the property task")
     tid = task["task_id"]
+    assert task["verification"]
     r = stack.http.post(f"/api/v1/tasks/{tid}/complete", json={"by": "物业"})
     assert r.status_code == 409 and "dispatched" in r.json()["error"]
+    r = stack.http.post(f"/api/v1/tasks/{tid}/ack", json={"by": "物业", "outcome": "confirmed"})
+    assert r.status_code == 422 and r.json()["details"][0]["loc"] == ["outcome"]
     r = stack.http.post(f"/api/v1/tasks/{tid}/reject", json={"by": "物业"})
     assert r.status_code == 422 and r.json()["details"][0]["loc"] == ["note"]
     r = stack.http.post(f"/api/v1/tasks/{tid}/reject", json={"by": "物业", "note": "非本物业辖区"})
