@@ -221,3 +221,32 @@ async def test_a_silent_device_gets_one_offline_trouble_alarm(whistle):
     whistle.sent.clear()
     await timers.check_offline(whistle)
     assert whistle.sent == []                                # reported once, not again
+
+
+async def test_the_sixth_false_alarm_of_a_day_flags_the_site_once(whistle):
+    from schemas import SiteEvent
+
+    def closed(n: int) -> bytes:
+        return SiteEvent(event_id=f"e{n}", site_id="jyh-yinfeng-lab-3", type="incident_closed",
+                         incident_id=f"inc-{n}", family="fire", reason="false_alarm",
+                         devices=["smk-1"], at=T0 + timedelta(minutes=n)
+                         ).model_dump_json().encode()
+
+    async with agent(whistle, "triage").test_context() as triage:  # the device is known
+        beat = alarm_data(alarm_id="hb:1", signal="test", device_id="smk-1")
+        await triage.put(json.dumps(beat).encode(), key=b"jyh-yinfeng-lab-3")
+    async with agent(whistle, "site-events").test_context() as events:
+        for n in range(1, 6):
+            await events.put(closed(n), key=b"jyh-yinfeng-lab-3")
+        assert whistle.sent == []                                  # five is not more than five
+        await events.put(closed(6), key=b"jyh-yinfeng-lab-3")
+        await events.put(closed(6), key=b"jyh-yinfeng-lab-3")     # replayed: counted once
+        await events.put(closed(7), key=b"jyh-yinfeng-lab-3")
+    [(topic, key, flag)] = whistle.sent
+    assert (topic, key, flag["kind"], flag["alarm_id"]) == (
+        topics.ALARMS, "jyh-yinfeng-lab-3", "repeated_false_alarms",
+        "false-alarms:jyh-yinfeng-lab-3:2023-05-16")
+    assert flag["attributes"]["false_alarms"] == 6
+    state = whistle.tables.sites["jyh-yinfeng-lab-3"]
+    assert len(state["false_alarms"]["2023-05-16"]) == 7 and state["flagged"] == "2023-05-16"
+    assert whistle.tables.devices["smk-1"][5] == 7                 # per device too

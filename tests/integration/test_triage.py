@@ -173,3 +173,27 @@ def test_cap_in_and_the_incident_out_as_valid_cap(stack):
     r = stack.http.post("/api/v1/alarms", content=b"<not-cap/>",
                         headers={"Content-Type": "application/cap+xml"})
     assert r.status_code == 422 and r.json()["details"][0]["loc"][0] == "alert"
+
+
+def test_an_unacknowledged_verification_confirms_by_the_positive_alarm_sequence(stack):
+    """The laboratory's check must be acknowledged within 30 s; nobody does."""
+    site = "jyh-yinfeng-lab-3"
+    r = stack.http.post("/api/v1/alarms", json={
+        "alarm_id": "pas:1", "kind": "smoke", "site_id": site, "device_id": "smk-pas-1",
+        "occurred_at": now_iso()})
+    assert r.status_code == 202
+    incident = stack.wait_for(lambda: next((i for i in incidents_at(stack, site)
+                                            if "pas:1" in i["alarm_ids"]), None),
+                              what="the unconfirmed incident")
+    assert incident["confirmation"] == "unconfirmed" and len(incident["task_ids"]) == 1
+    confirmed = stack.wait_for(lambda: (i := stack.http.get(
+        f"/api/v1/incidents/{incident['incident_id']}").json())["confirmation"] == "confirmed"
+        and i, timeout=45, what="confirmation when the 30 s to acknowledge ran out")
+    assert "not acknowledged within 30s" in confirmed["confirmed_by"]
+    assert len(confirmed["task_ids"]) == 6                 # the whole plan (not medical: level II)
+    opened = datetime.fromisoformat(incident["opened_at"])
+    assert datetime.fromisoformat(confirmed["confirmed_at"]) - opened >= timedelta(seconds=30)
+    assert datetime.fromisoformat(confirmed["confirmed_at"]) - opened < timedelta(seconds=35)
+    entries = stack.http.get(f"/api/v1/incidents/{incident['incident_id']}/timeline").json()[
+        "entries"]
+    assert [e for e in entries if e["type"] == "incident_confirmed"][0]["by"] == "whistle"
