@@ -24,6 +24,17 @@ def incidents_at(stack, site_id: str) -> list[dict]:
     return stack.http.get("/api/v1/incidents", params={"site_id": site_id}).json()["incidents"]
 
 
+def one_detector(stack, site: str, alarm_id: str, device_id: str) -> dict:
+    """Post one smoke alarm and return the incident it opened."""
+    r = stack.http.post("/api/v1/alarms", json={
+        "alarm_id": alarm_id, "kind": "smoke", "site_id": site, "device_id": device_id,
+        "occurred_at": now_iso()})
+    assert r.status_code == 202
+    return stack.wait_for(lambda: next((i for i in incidents_at(stack, site)
+                                        if alarm_id in i["alarm_ids"]), None),
+                          what=f"the incident of {alarm_id}")
+
+
 def test_a_registry_imported_while_running_resolves_devices_and_places(stack, tmp_path):
     sites = tmp_path / "new-sites.csv"
     sites.write_text(
@@ -89,13 +100,7 @@ def test_a_bad_registry_file_is_refused_naming_line_and_field(stack, tmp_path):
 
 def test_a_verification_that_finds_a_false_alarm_closes_and_counts_it(stack):
     site = "jb-wenshao-jiayuan"
-    r = stack.http.post("/api/v1/alarms", json={
-        "alarm_id": "fa:1", "kind": "smoke", "site_id": site, "device_id": "smk-fa-1",
-        "occurred_at": now_iso()})
-    assert r.status_code == 202
-    incident = stack.wait_for(lambda: next((i for i in incidents_at(stack, site)
-                                            if "fa:1" in i["alarm_ids"]), None),
-                              what="the unconfirmed incident")
+    incident = one_detector(stack, site, "fa:1", "smk-fa-1")
     assert incident["confirmation"] == "unconfirmed"
     [verify] = incident["task_ids"]
     assert stack.http.post(f"/api/v1/tasks/{verify}/ack", json={"by": "物业 李师傅"}
@@ -178,13 +183,7 @@ def test_cap_in_and_the_incident_out_as_valid_cap(stack):
 def test_an_unacknowledged_verification_confirms_by_the_positive_alarm_sequence(stack):
     """The laboratory's check must be acknowledged within 30 s; nobody does."""
     site = "jyh-yinfeng-lab-3"
-    r = stack.http.post("/api/v1/alarms", json={
-        "alarm_id": "pas:1", "kind": "smoke", "site_id": site, "device_id": "smk-pas-1",
-        "occurred_at": now_iso()})
-    assert r.status_code == 202
-    incident = stack.wait_for(lambda: next((i for i in incidents_at(stack, site)
-                                            if "pas:1" in i["alarm_ids"]), None),
-                              what="the unconfirmed incident")
+    incident = one_detector(stack, site, "pas:1", "smk-pas-1")
     assert incident["confirmation"] == "unconfirmed" and len(incident["task_ids"]) == 1
     confirmed = stack.wait_for(lambda: (i := stack.http.get(
         f"/api/v1/incidents/{incident['incident_id']}").json())["confirmation"] == "confirmed"
