@@ -1,9 +1,9 @@
-"""What an incident does (pure): open on its first alarm, attach later ones, and add the steps
-that become ready as tasks complete.
+"""What an incident does (pure): open on its first alarm (judged confirmed or not), attach
+later ones, confirm, merge, close, and add the steps that become ready.
 
-    >>> step = on_triaged(None, triaged, playbooks, now)
-    >>> step.incident.status, [t.department for t in step.new_tasks]
-    ('open', ['fire_brigade', 'safety_office', ...])
+    >>> step = on_triaged(None, triaged, playbooks, None, list, now)   # one smoke detector
+    >>> step.incident.confirmation, [t.department for t in step.new_tasks]
+    ('unconfirmed', ['property'])
 """
 
 from __future__ import annotations
