@@ -102,8 +102,9 @@ def offline_alarm(device_id: str, state: DeviceState) -> Alarm:
 
 
 class DueIndex:
-    """Devices by the minute they fall due: O(1) to move one, and the check touches only what
-    is due. Derived from the device table, so it is rebuilt (not recovered) after a restart.
+    """Keys (devices, tasks) by the `resolution` seconds they fall due: O(1) to move one, and
+    the check touches only what is due. Derived from a table, so it is rebuilt (not
+    recovered) after a restart.
 
         >>> index.schedule("smk-1", due=1_700_000_000)
         >>> index.pop_due(now=1_700_000_060)
@@ -127,6 +128,11 @@ class DueIndex:
             self._buckets[old].discard(device_id)
         self._buckets.setdefault(bucket, set()).add(device_id)
         self._bucket_of[device_id] = bucket
+
+    def cancel(self, key: str) -> None:
+        bucket = self._bucket_of.pop(key, None)
+        if bucket is not None:
+            self._buckets[bucket].discard(key)
 
     def pop_due(self, now: int) -> list[str]:
         """Devices whose bucket has passed, removed from the index (seeing them again puts

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from schemas import Incident, IncidentUpdate
+from schemas import LEVELS, Incident, IncidentUpdate
 
 from .incidents import SameLevel, change_level, on_update
 
@@ -35,7 +35,11 @@ async def handle(w: "Whistle", update: IncidentUpdate, message) -> None:
         return
     tasks = w.tasks_of(incident)
     site = w.site(incident.site_id)
-    if update.action == "set_level":
+    if update.action == "raise_level" and LEVELS.index(update.level) >= LEVELS.index(
+            incident.level):  # as severe already (a person, or an earlier escalation)
+        w.answer(update.update_id, "ok", incident)
+        return
+    if update.action in ("set_level", "raise_level"):
         try:
             step = change_level(incident, update, loaded, site, tasks, w.clock())
         except SameLevel as exc:

@@ -112,7 +112,7 @@ def on_triaged(current: Incident | None, triaged: Triaged, playbooks: PlaybookSe
     if alarm.alarm_id in current.alarm_ids:  # a replay: record nothing new
         return IncidentStep(current, changed=False, entries=[_received(triaged, now)])
 
-    incident = current.with_alarm(alarm.alarm_id, alarm.occurred_at)
+    incident = _with_reporter(current.with_alarm(alarm.alarm_id, alarm.occurred_at), alarm)
     entries = [_received(triaged, now)]
     if triaged.action == "attach" or incident.merged_into is not None or loaded is None:
         return IncidentStep(incident, changed=True, entries=entries)
@@ -156,11 +156,20 @@ def _open(triaged: Triaged, playbooks: PlaybookSet, now: datetime) -> IncidentSt
                              content_hash=result.winner.content_hash),
         alarm_ids=[alarm.alarm_id], task_ids=[], opened_at=now, last_alarm_at=alarm.occurred_at,
     )
+    incident = _with_reporter(incident, alarm)
     planned = advance(incident, result.winner, triaged.site, [], now)
     entries = [_received(triaged, now), *opening_entries(
         planned.incident, triaged.site, result.winner, result.why, planned.new_tasks, now)]
     return IncidentStep(planned.incident, changed=True, new_tasks=planned.new_tasks,
                         entries=entries)
+
+
+def _with_reporter(incident: Incident, alarm: Alarm) -> Incident:
+    """Keep who reported it (a name or a phone), to tell them when it is closed."""
+    who = alarm.reporter
+    if who is None or not (who.name or who.phone) or who in incident.reporters:
+        return incident
+    return incident.model_copy(update={"reporters": [*incident.reporters, who]})
 
 
 def on_task_changed(incident: Incident, task: Task, loaded: LoadedPlaybook, site: Site,

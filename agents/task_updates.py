@@ -1,5 +1,6 @@
 """Task-updates agent: `whistle.task-updates` -> the task's new snapshot on its department's
-topic and a timeline entry. The state machine is `taskstate`; this agent is its only writer."""
+topic and a timeline entry; the 督办 notices the answer settles are completed. The state
+machine is `taskstate`; this agent is its only writer of department answers."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from schemas import Incident, Task, TaskUpdate
 from streams import topics
 from streams.codec import dump
 
+from .deadlines import cleared_notices
 from .incidents import on_task_changed
 from .taskstate import ENTRY_TYPE_OF, IllegalTransition, apply_update
 from .timelines import entry
@@ -36,13 +38,23 @@ async def handle(w: "Whistle", update: TaskUpdate, message) -> None:
         w.answer(update.update_id, "conflict", str(exc))
         return
     w.metrics.task_updates.labels(department=task.department, action=update.action).inc()
-    await w.publish(None, [task], [entry(
+    names = {d: dept.name for d, dept in w.departments.items()}
+    incident = Incident.model_validate(w.tables.incidents[task.incident_id])
+    settled = cleared_notices(task, w.tasks_of(incident), update.at, names)
+    await w.publish(None, [task, *settled], [entry(
         task.incident_id, ENTRY_TYPE_OF[update.action], update.at, task_id=task.task_id,
         department=task.department, by=update.by, revision=task.revision,
         detail={"status": task.status, **({"note": update.note} if update.note else {}),
-                **({"outcome": task.outcome} if task.outcome else {})})])
+                **({"outcome": task.outcome} if task.outcome else {})}),
+        *_settled_entries(settled)])
     w.answer(update.update_id, "ok", task)
     await _follow_up(w, task)
+
+
+def _settled_entries(notices: list[Task]) -> list:
+    return [entry(n.incident_id, "task_completed", n.updated_at, task_id=n.task_id,
+                  department=n.department, by="whistle", revision=n.revision,
+                  detail={"status": n.status, "note": n.note}) for n in notices]
 
 
 async def _follow_up(w: "Whistle", task: Task) -> None:

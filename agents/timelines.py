@@ -18,9 +18,13 @@ __all__ = ["append", "entry", "in_time_order"]
 
 def entry(incident_id: str, type_: str, at: datetime, *, task_id: str | None = None,
           alarm_id: str | None = None, department: str | None = None, by: str | None = None,
-          detail: dict[str, Any] | None = None, revision: int | None = None) -> TimelineEntry:
-    """One timeline entry; its id is derived from what happened (not when it was recorded)."""
+          detail: dict[str, Any] | None = None, revision: int | None = None,
+          key: str | None = None) -> TimelineEntry:
+    """One timeline entry; its id is derived from what happened (not when it was recorded):
+    the incident, type, task, alarm, revision, and `key` where those do not tell it apart."""
     ident = f"{incident_id}|{type_}|{task_id or ''}|{alarm_id or ''}|{revision or ''}"
+    if key is not None:
+        ident += f"|{key}"
     return TimelineEntry(
         entry_id=hashlib.sha256(ident.encode("utf-8")).hexdigest()[:16],
         incident_id=incident_id, at=at, type=type_, task_id=task_id, alarm_id=alarm_id,

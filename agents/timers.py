@@ -5,6 +5,10 @@
 - Positive alarm sequence (`Whistle.verifications`, every `pas_check` seconds): an unconfirmed
   incident whose verification missed its deadline gets a `confirm` request on
   `whistle.incident-updates`; the incident stage checks again before it confirms.
+- Task deadlines (`Whistle.deadlines`, tasks by the second they next need looking at, every
+  `escalation_check` seconds): a task past `ack_due` or `complete_due`, or due for an
+  escalation rule's next firing, gets an `Escalation` on `whistle.escalations`
+  (`deadlines.due_escalations`); the escalation stage checks again before it applies one.
 
 Timers never write tables (Faust allows that only while processing a message): they send
 messages whose handlers do. Their ids are deterministic, so a check that runs twice, or on a
@@ -20,12 +24,13 @@ from streams import topics
 from streams.codec import dump
 
 from .confirmation import pas_due
+from .deadlines import due_escalations, next_due
 from .health import DeviceState, offline_alarm
 
 if TYPE_CHECKING:
     from streams.app import Whistle
 
-__all__ = ["rebuild", "register", "track_verification"]
+__all__ = ["rebuild", "register", "track_deadlines", "track_verification"]
 
 
 def track_verification(w: "Whistle", incident: Incident | None, tasks: Iterable[Task]) -> None:
@@ -41,9 +46,22 @@ def track_verification(w: "Whistle", incident: Incident | None, tasks: Iterable[
         w.verifications.pop(incident.incident_id, None)
 
 
+def track_deadlines(w: "Whistle", tasks: Iterable[Task]) -> None:
+    """Keep the deadline index current with what was just published."""
+    for task in tasks:
+        due = next_due(task, w.rules_of(task))
+        if due is None:
+            w.deadlines.cancel(task.task_id)
+        else:
+            w.deadlines.schedule(task.task_id, int(due.timestamp()))
+
+
 def rebuild(w: "Whistle") -> None:
-    """Derive both indexes from the tables this worker holds."""
+    """Derive the indexes from the tables this worker holds."""
     w.verifications.clear()
+    w.deadlines = type(w.deadlines)(resolution=w.deadlines.resolution)
+    track_deadlines(w, (Task.model_validate(v) for v in w.tables.tasks.values()
+                        if v["status"] not in ("completed", "rejected")))
     for value in w.tables.tasks.values():
         if value.get("verification") and value["status"] in ("dispatched", "acknowledged",
                                                              "in_progress"):
@@ -67,6 +85,20 @@ async def check_verifications(w: "Whistle") -> None:
             update_id=f"{incident_id}:pas:{int(due.timestamp())}", incident_id=incident_id,
             action="confirm", by="whistle", note="positive alarm sequence deadline", at=now)
         await w.send(topics.INCIDENT_UPDATES, incident_id, dump(update))
+
+
+async def check_deadlines(w: "Whistle") -> None:
+    now = w.clock()
+    for task_id in w.deadlines.pop_due(int(now.timestamp()) + 1):
+        stored = w.tables.tasks.get(task_id)
+        if stored is None:
+            continue
+        task = Task.model_validate(stored)
+        due = due_escalations(task, w.rules_of(task), now)
+        if not due:  # due later within this second: look again
+            track_deadlines(w, [task])
+        for esc in due:  # applying it puts the task back in the index
+            await w.send(topics.ESCALATIONS, esc.incident_id, dump(esc))
 
 
 async def check_offline(w: "Whistle") -> None:
@@ -100,6 +132,11 @@ def register(w: "Whistle") -> None:
     async def positive_alarm_sequence() -> None:
         if ready():
             await check_verifications(w)
+
+    @w.app.timer(w.settings.escalation_check)
+    async def task_deadlines() -> None:
+        if ready():
+            await check_deadlines(w)
 
     @w.app.timer(w.settings.offline_check)
     async def offline_devices() -> None:

@@ -63,6 +63,7 @@ def plan_tasks(incident: Incident, playbook: Playbook, site: Site, now: datetime
              action=step.action, status="dispatched", ack_due=now + step.ack_within,
              complete_due=now + step.complete_within, created_at=now, updated_at=now,
              site_id=incident.site_id, level=incident.level, unit=unit_for(step, site),
+             site_name=site.name, address=site.address or "",
              verification=playbook.confirm is not None and step is playbook.confirm.verify)
         for step in ready_steps(playbook, level=incident.level, confirmed=incident.confirmed,
                                 planned=planned, completed=completed)

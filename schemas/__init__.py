@@ -2,7 +2,10 @@
 
 from .alarm import KINDS, SIGNALS, Alarm, Location, Reporter, Signal
 from .common import LEVELS, Duration, Level, Timestamp, parse_duration, utc_now
+from .config import FEEDBACK_TARGET, ROLES, Config, Grant, Role, Webhook, token_digest
 from .department import Department, DepartmentRegistry
+from .escalation import (CAUSES, Cause, DeliveryAttempt, Escalation, Feedback, FeedbackItem,
+                         Overdue)
 from .incident import (CONFIRMATIONS, INCIDENT_STATUSES, Confirmation, Evidence, Incident,
                        IncidentStatus, IncidentUpdate, LevelRequest, PlaybookRef)
 from .messages import DeadLetter, SiteEvent, Triaged
@@ -18,5 +21,6 @@ __all__ = [
     "Signal", "Device", "Site", "SiteRegistry", "SiteType", "TASK_ACTIONS", "TASK_STATUSES", "Task", "TaskAction",
     "TaskStatus", "TaskUpdate", "TaskUpdateRequest", "Timeline", "TimelineEntry", "Timestamp",
     "Triaged", "parse_duration", "utc_now", "CONFIRMATIONS", "Confirmation", "Evidence",
-    "SiteEvent",
+    "SiteEvent", "CAUSES", "Cause", "Config", "DeliveryAttempt", "Escalation", "FEEDBACK_TARGET",
+    "Feedback", "FeedbackItem", "Grant", "Overdue", "ROLES", "Role", "Webhook", "token_digest",
 ]

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .alarm import Reporter
 from .common import Identifier, Level, Timestamp, field_error
 
 __all__ = ["CONFIRMATIONS", "Confirmation", "Evidence", "INCIDENT_STATUSES", "Incident",
@@ -73,6 +74,8 @@ class Incident(BaseModel):
     merged: list[str] = Field(default_factory=list)
     merged_into: str | None = None
     last_alarm_at: Timestamp
+    reporters: list[Reporter] = Field(default_factory=list,
+                                      description="people who reported it, for the feedback")
     revision: int = 1
     last_update_id: str | None = None
 
@@ -101,14 +104,15 @@ class LevelRequest(BaseModel):
 
 class IncidentUpdate(BaseModel):
     """A change to an incident, carried on `whistle.incident-updates` (key: incident_id):
-    `set_level` (a person), `confirm` (the verification's deadline passed: positive alarm
-    sequence) or `merge_into` (a late alarm showed it is part of the incident `into`)."""
+    `set_level` (a person), `raise_level` (an escalation: to `level` unless it is as severe
+    already), `confirm` (the verification's deadline passed: positive alarm sequence) or
+    `merge_into` (a late alarm showed it is part of the incident `into`)."""
 
     model_config = ConfigDict(extra="forbid")
 
     update_id: Identifier
     incident_id: Identifier
-    action: Literal["set_level", "confirm", "merge_into"]
+    action: Literal["set_level", "raise_level", "confirm", "merge_into"]
     level: Level | None = None
     into: Identifier | None = None
     by: str = Field(min_length=1, max_length=200)
@@ -117,8 +121,8 @@ class IncidentUpdate(BaseModel):
 
     @model_validator(mode="after")
     def _action_has_what_it_needs(self) -> "IncidentUpdate":
-        if self.action == "set_level" and self.level is None:
-            raise field_error("level", "missing", "set_level needs a level")
+        if self.action in ("set_level", "raise_level") and self.level is None:
+            raise field_error("level", "missing", f"{self.action} needs a level")
         if self.action == "merge_into" and self.into is None:
             raise field_error("into", "missing", "merge_into needs the incident to merge into")
         return self

@@ -53,6 +53,16 @@ class Task(BaseModel):
     by: str | None = None
     note: str | None = None
     last_update_id: str | None = None
+    site_name: str = ""
+    address: str = ""
+    overdue: list[Literal["ack", "complete"]] = Field(
+        default_factory=list, description="the deadlines it missed (marked by the escalation "
+                                          "agent)")
+    escalations: list[str] = Field(default_factory=list,
+                                   description="ids of the escalations applied to it")
+    notice_of: str | None = Field(default=None, description="an escalation notice (督办): the "
+                                                            "task it is about")
+    notice_cause: Literal["ack_overdue", "complete_overdue", "delivery_failed"] | None = None
 
 
 class TaskUpdateRequest(BaseModel):

@@ -15,7 +15,7 @@ EntryType = Literal[
     "alarm_received", "incident_opened", "playbook_matched", "task_dispatched",
     "task_acknowledged", "task_started", "task_completed", "task_rejected", "task_overdue",
     "escalated", "level_changed", "incident_confirmed", "incident_merged", "incident_reopened",
-    "incident_closed",
+    "incident_closed", "delivery_failed", "reporter_feedback",
 ]
 ENTRY_TYPES: tuple[str, ...] = EntryType.__args__  # type: ignore[attr-defined]
 

@@ -12,6 +12,7 @@
     GET  /healthz  /readyz  /metrics
 
 Every refusal is JSON: `{"error": str, "details": [{"loc": [...], "msg": str}]}`.
+Who may call what is `streams.auth.RIGHTS`; each view names the right each method needs.
 """
 
 from __future__ import annotations
@@ -36,12 +37,13 @@ from schemas import (INCIDENT_STATUSES, TASK_ACTIONS, TASK_STATUSES, Alarm, Inci
 from schemas.cap import CAP_CONTENT_TYPE, CapError, alarm_from_cap, incident_to_cap
 
 from . import topics
+from .auth import PUBLIC, Caller, Denied
 from .codec import dump, error_details, json_bytes
 
 if TYPE_CHECKING:
     from .app import Whistle
 
-__all__ = ["register", "reload_playbooks"]
+__all__ = ["ApiView", "Refusal", "problem", "register", "reload_playbooks"]
 
 JSON = "application/json; charset=utf-8"
 ALARM_TYPES = ("application/json", CAP_CONTENT_TYPE)
@@ -56,14 +58,17 @@ class Refusal(Exception):
         self.status, self.error, self.details, self.headers = status, error, details, headers
 
 
-def _field(loc: str, msg: str) -> list[dict]:
+def problem(loc: str, msg: str) -> list[dict]:
+    """The `details` of a refusal that concerns one field."""
     return [{"loc": [loc], "msg": msg}]
 
 
-class _Api(View):
-    """Base view: JSON bodies in and out, refusals rendered the contract's way."""
+class ApiView(View):
+    """Base view: JSON bodies in and out, refusals rendered the contract's way, and the
+    caller checked against the right each method needs (`rights`: method -> right)."""
 
     whistle: "Whistle"
+    rights: dict[str, str] = {}
 
     def reply(self, value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
         return self.raw(json_bytes(value), JSON, status, headers)
@@ -75,24 +80,36 @@ class _Api(View):
 
     async def dispatch(self, request: Any) -> Any:
         try:
+            request["caller"] = self.authorize(request)
             return await super().dispatch(request)
         except Refusal as exc:
             body = {"error": exc.error, "details": exc.details or []}
             return self.reply(body, exc.status, exc.headers)
+
+    def authorize(self, request: Any) -> Caller:
+        w = self.whistle
+        right = self.rights.get(request.method.lower(), PUBLIC)
+        try:
+            return w.auth.check(request.headers.get("Authorization"), right)
+        except Denied as exc:
+            w.metrics.auth_refused.labels(status=str(exc.status)).inc()
+            headers = {"WWW-Authenticate": 'Bearer realm="whistle"'} if exc.status == 401 else None
+            raise Refusal(exc.status, exc.message, problem("Authorization", exc.message),
+                          headers) from None
 
     async def read_body(self, request: Request,
                         types: tuple[str, ...] = ("application/json",)) -> bytes:
         limit = self.whistle.settings.max_body_bytes
         if request.content_type not in types:
             raise Refusal(415, f"Content-Type must be {' or '.join(types)}",
-                          _field("Content-Type", f"got {request.content_type or 'nothing'}"))
+                          problem("Content-Type", f"got {request.content_type or 'nothing'}"))
         if (request.content_length or 0) > limit:
-            raise Refusal(413, f"body over {limit} bytes", _field("body", "too large"))
+            raise Refusal(413, f"body over {limit} bytes", problem("body", "too large"))
         body = bytearray()
         while chunk := await request.content.read(65536):
             body += chunk
             if len(body) > limit:
-                raise Refusal(413, f"body over {limit} bytes", _field("body", "too large"))
+                raise Refusal(413, f"body over {limit} bytes", problem("body", "too large"))
         return bytes(body)
 
     async def read_json(self, request: Request,
@@ -101,7 +118,7 @@ class _Api(View):
         try:
             return json.loads(body)
         except (UnicodeDecodeError, ValueError) as exc:
-            raise Refusal(400, "body is not JSON", _field("body", str(exc))) from None
+            raise Refusal(400, "body is not JSON", problem("body", str(exc))) from None
 
     async def submit(self, topic: str, key: str, update_id: str, value: bytes,
                      conflict_on: str, subject: tuple[str, str]) -> Any:
@@ -118,18 +135,18 @@ class _Api(View):
         except Exception as exc:
             w.waiters.pop(update_id, None)
             raise Refusal(503, "the broker did not acknowledge the update; retry",
-                          _field("broker", repr(exc)), {"Retry-After": "1"}) from None
+                          problem("broker", repr(exc)), {"Retry-After": "1"}) from None
         try:
             outcome, state = await asyncio.wait_for(waiter, max(0.1, deadline - time.monotonic()))
         except asyncio.TimeoutError:
             w.waiters.pop(update_id, None)
             raise Refusal(504, "the update is on the broker but was not applied in time; read "
-                               "it again before retrying", _field("update_id", update_id)) from None
+                               "it again before retrying", problem("update_id", update_id)) from None
         if outcome == "conflict":
-            raise Refusal(409, state, _field(conflict_on, "changed meanwhile"))
+            raise Refusal(409, state, problem(conflict_on, "changed meanwhile"))
         if outcome != "ok":
             raise Refusal(404, f"no {subject[0].removesuffix('_id')} {subject[1]}",
-                          _field(subject[0], "unknown"))
+                          problem(subject[0], "unknown"))
         return state
 
     def query(self, request: Request, name: str, allowed: tuple[str, ...] | None = None) -> str | None:
@@ -146,10 +163,10 @@ def _parse_alarms(data: Any, w: "Whistle") -> list[Alarm]:
     items = data if batch else [data]
     if not isinstance(data, (list, dict)):
         raise Refusal(422, "body must be an Alarm object or an array of them",
-                      _field("body", f"got {type(data).__name__}"))
+                      problem("body", f"got {type(data).__name__}"))
     if batch and not 1 <= len(items) <= w.settings.max_batch:
         raise Refusal(422, f"a batch holds 1 to {w.settings.max_batch} alarms",
-                      _field("body", f"got {len(items)}"))
+                      problem("body", f"got {len(items)}"))
     alarms, details = [], []
     for i, item in enumerate(items):
         try:
@@ -174,10 +191,10 @@ def _check_outcome(task: Task, action: str, outcome: str | None) -> None:
     """A verification is completed with what was found; nothing else has an outcome."""
     if task.verification and action == "complete" and outcome is None:
         raise Refusal(422, "completing a verification needs its outcome",
-                      _field("outcome", "required: confirmed or false_alarm"))
+                      problem("outcome", "required: confirmed or false_alarm"))
     if outcome is not None and not (task.verification and action == "complete"):
         raise Refusal(422, "only completing a verification task has an outcome",
-                      _field("outcome", "not allowed here"))
+                      problem("outcome", "not allowed here"))
 
 
 def _iso(epoch: int) -> str:
@@ -203,13 +220,15 @@ def register(w: "Whistle") -> None:
     app = w.app
 
     def page(path: str):
-        def mount(cls: type[_Api]) -> type[_Api]:
+        def mount(cls: type[ApiView]) -> type[ApiView]:
             cls.whistle = w
             return app.page(path, name=cls.__name__)(cls)
         return mount
 
     @page("/api/v1/alarms")
-    class Alarms(_Api):
+    class Alarms(ApiView):
+        rights = {"post": "post_alarms"}
+
         async def post(self, request: Request) -> Response:
             try:
                 if request.content_type == CAP_CONTENT_TYPE:
@@ -225,7 +244,7 @@ def register(w: "Whistle") -> None:
                 w.metrics.rejected.labels(status="503").inc()
                 app.log.warning("alarm ingest failed: %r", exc)
                 raise Refusal(503, "the broker did not acknowledge the alarms; retry with the "
-                                   "same alarm_id", _field("broker", repr(exc)),
+                                   "same alarm_id", problem("broker", repr(exc)),
                               {"Retry-After": "1"}) from None
             w.metrics.ingested.inc(len(alarms))
             return self.reply({"accepted": [a.alarm_id for a in alarms]}, status=202)
@@ -235,27 +254,41 @@ def register(w: "Whistle") -> None:
             await asyncio.gather(*acks)
 
     @page("/api/v1/incidents")
-    class Incidents(_Api):
+    class Incidents(ApiView):
+        rights = {"get": "read_incidents"}
+
         async def get(self, request: Request) -> Response:
             status = self.query(request, "status", INCIDENT_STATUSES)
             site_id = self.query(request, "site_id")
+            caller = request["caller"]
             found = [v for v in w.tables.incidents.values()
                      if (status is None or v["status"] == status)
-                     and (site_id is None or v["site_id"] == site_id)]
+                     and (site_id is None or v["site_id"] == site_id)
+                     and (caller.role == "admin" or involves(v, caller))]
             found.sort(key=lambda v: v["opened_at"], reverse=True)
             return self.reply({"incidents": found})
 
-    def incident_or_404(incident_id: str) -> dict:
+    def involves(incident: dict, caller: Caller) -> bool:
+        """Whether the caller's department has a task in the incident."""
+        return any(caller.may_see((w.tables.tasks.get(t) or {}).get("department"))
+                   for t in incident["task_ids"])
+
+    def incident_or_404(incident_id: str, caller: Caller) -> dict:
         stored = w.tables.incidents.get(incident_id)
         if stored is None:
-            raise Refusal(404, f"no incident {incident_id}", _field("incident_id", "unknown"))
+            raise Refusal(404, f"no incident {incident_id}", problem("incident_id", "unknown"))
+        if caller.role != "admin" and not involves(stored, caller):
+            raise Refusal(403, f"{caller.department} has no task in incident {incident_id}",
+                          problem("incident_id", "not your department's"))
         return stored
 
     @page("/api/v1/incidents/{incident_id}")
-    class OneIncident(_Api):
+    class OneIncident(ApiView):
+        rights = {"get": "read_incidents"}
+
         async def get(self, request: Request, incident_id: str) -> Response:
             fmt = self.query(request, "format", ("json", "cap")) or "json"
-            stored = incident_or_404(incident_id)
+            stored = incident_or_404(incident_id, request["caller"])
             if fmt == "json":
                 return self.reply(stored)
             incident = Incident.model_validate(stored)
@@ -268,20 +301,32 @@ def register(w: "Whistle") -> None:
             return self.raw(xml, f"{CAP_CONTENT_TYPE}; charset=utf-8")
 
     @page("/api/v1/incidents/{incident_id}/timeline")
-    class IncidentTimeline(_Api):
+    class IncidentTimeline(ApiView):
+        rights = {"get": "read_incidents"}
+
         async def get(self, request: Request, incident_id: str) -> Response:
             fmt = self.query(request, "format", ("json",)) or "json"
-            incident = incident_or_404(incident_id)
-            entries = in_time_order(w.tables.timelines.get(incident_id) or [])
+            caller = request["caller"]
+            incident = incident_or_404(incident_id, caller)
+            entries = [e for e in in_time_order(w.tables.timelines.get(incident_id) or [])
+                       if e.department is None or caller.may_see(e.department)]
             assert fmt == "json"
             return self.reply({"incident": incident,
                                "entries": [e.model_dump(mode="json", exclude_none=True)
                                            for e in entries]})
 
     @page("/api/v1/tasks")
-    class Tasks(_Api):
+    class Tasks(ApiView):
+        rights = {"get": "read_tasks"}
+
         async def get(self, request: Request) -> Response:
             department = self.query(request, "department")
+            caller = request["caller"]
+            if caller.role != "admin":
+                if department not in (None, caller.department):
+                    raise Refusal(403, f"a {caller.department} token reads only its own tasks",
+                                  [{"loc": ["query", "department"], "msg": "not yours"}])
+                department = caller.department
             status = self.query(request, "status", TASK_STATUSES)
             incident_id = self.query(request, "incident_id")
             found = [v for v in w.tables.tasks.values()
@@ -292,15 +337,20 @@ def register(w: "Whistle") -> None:
             return self.reply({"tasks": found})
 
     @page("/api/v1/tasks/{task_id}/{action}")
-    class TaskAction(_Api):
+    class TaskAction(ApiView):
+        rights = {"post": "change_tasks"}
+
         async def post(self, request: Request, task_id: str, action: str) -> Response:
             if action not in TASK_ACTIONS:
                 raise Refusal(404, f"no action {action}; use one of {', '.join(TASK_ACTIONS)}",
-                              _field("action", "unknown"))
+                              problem("action", "unknown"))
             stored = w.tables.tasks.get(task_id)
             if stored is None:
-                raise Refusal(404, f"no task {task_id}", _field("task_id", "unknown"))
+                raise Refusal(404, f"no task {task_id}", problem("task_id", "unknown"))
             task = Task.model_validate(stored)
+            if not request["caller"].may_see(task.department):
+                raise Refusal(403, f"task {task_id} belongs to {task.department}",
+                              problem("task_id", "not your department's"))
             data = await self.read_json(request)
             try:
                 body = TaskUpdateRequest.model_validate(data)
@@ -312,19 +362,21 @@ def register(w: "Whistle") -> None:
             try:
                 next_status(task.status, action)
             except IllegalTransition as exc:
-                raise Refusal(409, str(exc), _field("status", task.status)) from None
+                raise Refusal(409, str(exc), problem("status", task.status)) from None
             _check_outcome(task, action, body.outcome)
             task = await self.submit(topics.TASK_UPDATES, update.incident_id, update.update_id,
                                      dump(update), "status", ("task_id", task_id))
             return self.reply(task.model_dump(mode="json"))
 
     @page("/api/v1/sites/{site_id}")
-    class OneSite(_Api):
+    class OneSite(ApiView):
+        rights = {"get": "read_registry"}
+
         async def get(self, request: Request, site_id: str) -> Response:
             site = w.registry.site(site_id)
             state = SiteState.from_json(w.tables.sites.get(site_id))
             if site is None and w.tables.sites.get(site_id) is None:
-                raise Refusal(404, f"no site {site_id}", _field("site_id", "unknown"))
+                raise Refusal(404, f"no site {site_id}", problem("site_id", "unknown"))
             return self.reply({
                 "site": site.model_dump(mode="json") if site else None,
                 "open_incidents": [c.incident_id for c in state.clusters],
@@ -332,12 +384,14 @@ def register(w: "Whistle") -> None:
                 "flagged": state.flagged})
 
     @page("/api/v1/devices/{device_id}")
-    class OneDevice(_Api):
+    class OneDevice(ApiView):
+        rights = {"get": "read_registry"}
+
         async def get(self, request: Request, device_id: str) -> Response:
             device = w.registry.device(device_id)
             state = DeviceState.from_json(w.tables.devices.get(device_id))
             if device is None and state is None:
-                raise Refusal(404, f"no device {device_id}", _field("device_id", "unknown"))
+                raise Refusal(404, f"no device {device_id}", problem("device_id", "unknown"))
             return self.reply({
                 "device": device.model_dump(mode="json") if device else None,
                 "site_id": state.site_id if state else device.site_id,
@@ -348,9 +402,11 @@ def register(w: "Whistle") -> None:
                 "false_alarms": state.false_alarms if state else 0})
 
     @page("/api/v1/incidents/{incident_id}/level")
-    class IncidentLevel(_Api):
+    class IncidentLevel(ApiView):
+        rights = {"post": "change_incidents"}
+
         async def post(self, request: Request, incident_id: str) -> Response:
-            incident = incident_or_404(incident_id)
+            incident = incident_or_404(incident_id, request["caller"])
             data = await self.read_json(request)
             try:
                 body = LevelRequest.model_validate(data)
@@ -358,7 +414,7 @@ def register(w: "Whistle") -> None:
                 raise Refusal(422, "invalid level change", error_details(exc)) from None
             if body.level == incident["level"]:
                 raise Refusal(409, f"incident {incident_id} is at level {body.level} already",
-                              _field("level", body.level))
+                              problem("level", body.level))
             update = IncidentUpdate(update_id=uuid.uuid4().hex, incident_id=incident_id,
                                     action="set_level", level=body.level, by=body.by,
                                     note=body.note, at=w.clock())
@@ -367,12 +423,16 @@ def register(w: "Whistle") -> None:
             return self.reply(changed.model_dump(mode="json"))
 
     @page("/api/v1/playbooks")
-    class Playbooks(_Api):
+    class Playbooks(ApiView):
+        rights = {"get": "read_playbooks"}
+
         async def get(self, request: Request) -> Response:
             return self.reply(w.library.describe())
 
     @page("/api/v1/playbooks/reload")
-    class ReloadPlaybooks(_Api):
+    class ReloadPlaybooks(ApiView):
+        rights = {"post": "change_playbooks"}
+
         async def post(self, request: Request) -> Response:
             try:
                 reload_playbooks(w)
@@ -383,14 +443,14 @@ def register(w: "Whistle") -> None:
             return self.reply(w.library.describe())
 
     @page("/healthz")
-    class Health(_Api):
+    class Health(ApiView):
         async def get(self, request: Request) -> Response:
             return self.reply({"status": "ok"})
 
     probe = _BrokerProbe(w)
 
     @page("/readyz")
-    class Ready(_Api):
+    class Ready(ApiView):
         async def get(self, request: Request) -> Response:
             reader = w.registry_reader
             checks = {"topics": w.topics_declared, "consuming": w.consuming,
@@ -400,7 +460,7 @@ def register(w: "Whistle") -> None:
             return self.reply({"ready": ok, **checks}, status=200 if ok else 503)
 
     @page("/metrics")
-    class Metrics(_Api):
+    class Metrics(ApiView):
         async def get(self, request: Request) -> Response:
             return self.raw(w.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
 

@@ -16,16 +16,20 @@ from typing import Any, Awaitable, Callable, Iterable
 import faust
 from pydantic import BaseModel
 
-from agents import (dispatch, incident_updates, site_events, task_updates, timeline, timers,
-                    triage)
+from agents import (dispatch, escalation, incident_updates, site_events, task_updates, timeline,
+                    timers, triage)
+from agents.deadlines import rules_for
+from agents.feedback import feedback_entry, feedback_for
 from agents.health import DueIndex
 from agents.incidents import IncidentStep
 from agents.locate import Registry, Resolved, resolve
 from playbooks import PlaybookError
 from playbooks.departments import load_departments
-from schemas import DeadLetter, Department, Incident, Site, Task, TimelineEntry, utc_now
+from schemas import (Config, DeadLetter, Department, Incident, Site, Task, TimelineEntry,
+                     utc_now)
 
-from . import api
+from . import api, console, feed
+from .auth import Auth
 from . import topics as names
 from .codec import Rejected, decode, dump
 from .library import PlaybookLibrary
@@ -56,12 +60,16 @@ class Topics:
     incident_updates: faust.TopicT
     timeline: faust.TopicT
     site_events: faust.TopicT
+    escalations: faust.TopicT
+    deliveries: faust.TopicT
+    feedback: faust.TopicT
     registry: faust.TopicT
     tasks: dict[str, faust.TopicT]
 
     def all(self) -> list[faust.TopicT]:
         return [self.alarms, self.dlq, self.triaged, self.incidents, self.task_updates,
-                self.incident_updates, self.timeline, self.site_events, self.registry,
+                self.incident_updates, self.timeline, self.site_events, self.escalations,
+                self.deliveries, self.feedback, self.registry,
                 *self.tasks.values()]
 
 
@@ -88,13 +96,17 @@ class Whistle:
     registry: Registry
     departments: dict[str, Department]
     metrics: Metrics
+    access: Config = field(default_factory=Config)
+    auth: Auth = field(default_factory=lambda: Auth([]))
     clock: Callable[[], datetime] = utc_now
     waiters: dict[str, asyncio.Future] = field(default_factory=dict)
     due: DueIndex = field(default_factory=DueIndex)           # devices by offline due time
     verifications: dict[str, datetime] = field(default_factory=dict)  # incident -> PAS due
+    deadlines: DueIndex = field(default_factory=lambda: DueIndex(resolution=1))  # tasks
     consuming: bool = False
     topics_declared: bool = False
     registry_reader: RegistryReader | None = None
+    feed: Any = None  # streams.feed.TaskFeed, once registered
 
     async def send(self, topic: str, key: str, value: bytes) -> asyncio.Future:
         """Hand a message to the producer without waiting for the broker's ack.
@@ -147,6 +159,7 @@ class Whistle:
             self.tables.incidents[incident.incident_id] = incident.model_dump(mode="json")
             await self.send(names.INCIDENTS, incident.incident_id, dump(incident))
         timers.track_verification(self, incident, tasks)
+        timers.track_deadlines(self, tasks)
         for task in tasks:
             self.tables.tasks[task.task_id] = task.model_dump(mode="json")
             await self.send(names.task_topic(task.department), task.incident_id, dump(task))
@@ -162,12 +175,31 @@ class Whistle:
             await self.send(names.INCIDENT_UPDATES, update.incident_id, dump(update))
         for event in step.site_events:
             await self.send(names.SITE_EVENTS, event.site_id, dump(event))
+        if any(e.type == "incident_closed" for e in step.entries):
+            await self.give_feedback(step.incident)
+
+    async def give_feedback(self, incident: Incident) -> None:
+        """Tell the people who reported a closed incident what was done (if anyone did)."""
+        given = feedback_for(incident, self.tasks_of(incident), self.site(incident.site_id),
+                             {d: dept.name for d, dept in self.departments.items()})
+        if given is not None:
+            await self.send(names.FEEDBACK, incident.incident_id, dump(given))
+            await self.send(names.TIMELINE, incident.incident_id,
+                            dump(feedback_entry(given)))
 
     def tasks_of(self, incident: Incident | None) -> list[Task]:
         if incident is None:
             return []
         return [Task.model_validate(self.tables.tasks[t]) for t in incident.task_ids
                 if self.tables.tasks.get(t) is not None]
+
+    def rules_of(self, task: Task | None) -> list:
+        """The escalation rules of the task's playbook step (none for a notice)."""
+        if task is None or task.notice_of is not None:
+            return []
+        stored = self.tables.incidents.get(task.incident_id)
+        loaded = self.library.version(Incident.model_validate(stored).playbook) if stored else None
+        return rules_for(loaded.playbook if loaded else None, task.step)
 
     def locate(self, alarm: Any) -> Resolved:
         return resolve(alarm, self.registry)
@@ -227,6 +259,7 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistl
     """Assemble a worker from settings: load playbooks, sites and departments, declare topics
     and tables, register the agents and the HTTP views."""
     departments = load_departments(settings.departments).by_id()
+    access = settings.access(departments)
     library = PlaybookLibrary(settings.playbooks, departments)
     app = _new_app(settings)
 
@@ -239,6 +272,8 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistl
         incidents=topic(names.INCIDENTS), task_updates=topic(names.TASK_UPDATES),
         incident_updates=topic(names.INCIDENT_UPDATES),
         timeline=topic(names.TIMELINE), site_events=topic(names.SITE_EVENTS),
+        escalations=topic(names.ESCALATIONS), deliveries=topic(names.DELIVERIES),
+        feedback=topic(names.FEEDBACK),
         registry=topic(names.REGISTRY, compacting=True),
         tasks={d: topic(names.task_topic(d)) for d in departments},
     )
@@ -255,7 +290,8 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistl
     library.versions = tables.playbooks
     whistle = Whistle(settings=settings, app=app, topics=topics, tables=tables,
                       library=library, registry=registry,
-                      departments=departments, metrics=Metrics(), clock=clock)
+                      departments=departments, metrics=Metrics(), access=access,
+                      auth=Auth(access.tokens), clock=clock)
 
     whistle.registry_reader = RegistryReader(settings.broker, registry)
 
@@ -282,8 +318,11 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistl
     async def on_rebalanced(sender: Any, **kwargs: Any) -> None:
         whistle.consuming = True
 
-    for stage in (triage, dispatch, task_updates, incident_updates, timeline, site_events,
-                  timers):
+    for stage in (triage, dispatch, task_updates, incident_updates, escalation, timeline,
+                  site_events, timers):
         stage.register(whistle)
     api.register(whistle)
+    whistle.feed = feed.register(whistle, clock)
+    webhooks.register(whistle)
+    console.register(whistle)
     return whistle

@@ -1,6 +1,7 @@
 """The `whistle` command.
 
     whistle up [--port 6066] [--broker URL] [--playbooks DIR] [--sites FILE] [--data DIR]
+               [--config FILE]          # tokens and webhooks (see schemas/config.py)
     whistle worker                      # settings from WHISTLE_* environment variables
     whistle send --kind smoke --site jyh-yinfeng-lab-3 [--signal alarm] [--url URL]
     whistle send --file streams/demo/lab-fire.json
@@ -24,7 +25,7 @@ from pydantic import ValidationError
 from schemas import SIGNALS, utc_now
 
 from . import playbook_cli
-from .settings import Settings
+from .settings import ConfigError, Settings
 
 __all__ = ["main"]
 
@@ -33,7 +34,8 @@ DEFAULT_URL = "http://127.0.0.1:6066"
 
 def _settings(args: argparse.Namespace) -> Settings:
     """Environment first, then the flags given."""
-    given = {name: getattr(args, name) for name in ("port", "broker", "playbooks", "sites", "data")
+    given = {name: getattr(args, name) for name in ("port", "broker", "playbooks", "sites", "data",
+                                               "config")
              if getattr(args, name, None) is not None}
     try:
         return Settings(**given)
@@ -54,7 +56,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from .app import build
 
     settings = _settings(args)
-    whistle = build(settings)
+    try:
+        whistle = build(settings)
+    except ConfigError as exc:
+        raise SystemExit(f"whistle worker: the config is refused: {exc}") from None
     worker = faust.Worker(whistle.app, loglevel=settings.log_level, quiet=True)
     worker.spinner = None  # a progress spinner only mangles logs
     worker.execute_from_commandline()
@@ -126,6 +131,8 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--playbooks", type=Path, help="directory of playbook YAML files")
     up.add_argument("--sites", type=Path, help="site registry YAML (default: the demo sites)")
     up.add_argument("--data", type=Path, help="directory for the worker's state and logs")
+    up.add_argument("--config", type=Path, help="tokens and webhooks, YAML (default: "
+                    "WHISTLE_CONFIG; none: open mode)")
     up.set_defaults(func=cmd_up)
 
     worker = sub.add_parser("worker", help="a production worker (WHISTLE_* settings)")

@@ -5,8 +5,8 @@
 
 from __future__ import annotations
 
-from prometheus_client import (CollectorRegistry, Counter, Histogram, disable_created_metrics,
-                               generate_latest)
+from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram,
+                               disable_created_metrics, generate_latest)
 
 __all__ = ["Metrics"]
 
@@ -40,6 +40,20 @@ class Metrics:
             "whistle_alarm_to_task_seconds", "From the API accepting an alarm to its incident's "
             "tasks being handed to the producer", registry=r,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+
+        self.escalations = Counter("whistle_escalations_total", "Escalations applied, by cause "
+                                   "(ack_overdue, complete_overdue, delivery_failed)", ["cause"],
+                                   registry=r)
+        self.webhook_attempts = Counter("whistle_webhook_attempts_total", "Webhook POSTs, by "
+                                        "target and result (delivered, retry, failed)",
+                                        ["target", "result"], registry=r)
+        self.webhook_seconds = Histogram(
+            "whistle_webhook_seconds", "Time of one webhook POST, by target", ["target"],
+            registry=r, buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+        self.stream_clients = Gauge("whistle_stream_clients", "Open department streams (SSE), "
+                                    "by department", ["department"], registry=r)
+        self.auth_refused = Counter("whistle_auth_refused_total", "Requests refused by auth, by "
+                                    "status (401, 403)", ["status"], registry=r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Iterable
 
-from pydantic import Field
+import yaml
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from playbooks.departments import DEPARTMENTS
+from playbooks.departments import DEPARTMENTS, load_departments
 from playbooks.load import LIBRARY
-from schemas import Duration
+from schemas import FEEDBACK_TARGET, Config, Duration, Grant, Webhook
 
-__all__ = ["DEMO_SITES", "Settings"]
+__all__ = ["DEMO_SITES", "ConfigError", "Settings", "read_config"]
 
 DEMO_SITES = Path(__file__).parent / "demo" / "sites.yaml"
 
@@ -51,6 +53,62 @@ class Settings(BaseSettings):
                                description="consumer long-poll; Faust's 1500 costs latency")
     rebalance_timeout: float = Field(6.0, gt=0,
                                      description="seconds; 6 lets a worker join in ~3 s")
+    escalation_check: float = Field(1.0, gt=0, description="seconds between looks at task "
+                                    "deadlines (ack_due, complete_due)")
+    stream_history: int = Field(10_000, ge=10, description="task events held per department "
+                                "for streams that reconnect (in memory)")
+    stream_ping: float = Field(15.0, gt=0, description="seconds between keep-alive comments "
+                               "on an idle stream")
+    config: Path | None = Field(None, description="tokens and webhooks (YAML or JSON); without "
+                                "tokens Whistle runs open (dev mode)")
+    tokens: list[Grant] = Field(default_factory=list, description="JSON, added to the file's")
+    webhooks: dict[str, Webhook] = Field(default_factory=dict,
+                                         description="JSON, over the file's")
     max_body_bytes: int = 1024 * 1024
     max_batch: int = 1000
     log_level: str = "info"
+
+    def access(self, departments: Iterable[str] | None = None) -> Config:
+        """The tokens and webhooks: the `config` file's, with the environment's added, each
+        naming a department that exists. Raises ConfigError naming where and what."""
+        base = Config()
+        if self.config is not None:
+            base = read_config(self.config)
+        try:
+            access = Config(tokens=[*base.tokens, *self.tokens],
+                            webhooks={**base.webhooks, **self.webhooks})
+        except ValidationError as exc:
+            raise ConfigError(f"WHISTLE_TOKENS/WHISTLE_WEBHOOKS: {_problems(exc)}") from None
+        known = set(load_departments(self.departments).by_id() if departments is None
+                    else departments)
+        where = self.config or "WHISTLE_TOKENS/WHISTLE_WEBHOOKS"
+        for i, grant in enumerate(access.tokens):
+            if grant.department is not None and grant.department not in known:
+                raise ConfigError(f"{where}: tokens.{i}.department: unknown department "
+                                  f"{grant.department!r}")
+        for target in access.webhooks:
+            if target != FEEDBACK_TARGET and target not in known:
+                raise ConfigError(f"{where}: webhooks.{target}: neither a department nor "
+                                  f"{FEEDBACK_TARGET!r}")
+        return access
+
+
+class ConfigError(ValueError):
+    """A config file or variable that cannot be used; the message names where and why."""
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'file'}: {e['msg']}"
+                     for e in exc.errors())
+
+
+def read_config(path: Path) -> Config:
+    """The `--config` file (YAML, or JSON which is YAML too), validated."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_problems(exc)}") from None

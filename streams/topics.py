@@ -6,8 +6,9 @@
 
 from __future__ import annotations
 
-__all__ = ["ALARMS", "DLQ", "INCIDENTS", "INCIDENT_UPDATES", "REGISTRY", "SITE_EVENTS",
-           "TASK_UPDATES", "TIMELINE", "TRIAGED", "task_topic"]
+__all__ = ["ALARMS", "DELIVERIES", "DLQ", "ESCALATIONS", "FEEDBACK", "INCIDENTS",
+           "INCIDENT_UPDATES", "REGISTRY", "SITE_EVENTS", "TASK_UPDATES", "TIMELINE", "TRIAGED",
+           "task_topic"]
 
 ALARMS = "whistle.alarms"              # key: site_id (or the ad-hoc site of a located report)
 DLQ = "whistle.alarms.dlq"             # a DeadLetter: the raw bytes and the reason
@@ -17,6 +18,9 @@ TASK_UPDATES = "whistle.task-updates"  # TaskUpdate; key: incident_id
 INCIDENT_UPDATES = "whistle.incident-updates"  # IncidentUpdate; key: incident_id
 TIMELINE = "whistle.timeline"          # TimelineEntry; key: incident_id
 SITE_EVENTS = "whistle.site-events"    # SiteEvent (incident closed) for triage; key: site_id
+ESCALATIONS = "whistle.escalations"    # Escalation (missed deadline, failed delivery); key: incident_id
+DELIVERIES = "whistle.deliveries"      # DeliveryAttempt, one per webhook POST; key: target
+FEEDBACK = "whistle.feedback"          # Feedback for a closed incident's reporters; key: incident_id
 REGISTRY = "whistle.registry"          # compacted; key "site:<id>" | "device:<id>"; Site | Device
 
 

@@ -25,16 +25,17 @@ from schemas.registry import RegistryError, read_registry
 
 from . import registry
 from .broker import BrokerError, EmbeddedBroker
+from .auth import Auth
 from .procs import child_options, stop_process
-from .settings import Settings
+from .settings import ConfigError, Settings
 
 __all__ = ["run_up"]
 
 READY_TIMEOUT = 60.0
 
 
-def _check_files(settings: Settings) -> None:
-    """Refuse bad playbooks or sites before starting anything."""
+def _check_files(settings: Settings) -> Auth:
+    """Refuse bad playbooks, sites or config before starting anything; the tokens."""
     try:
         load_playbooks(settings.playbooks)
     except PlaybookError as exc:
@@ -43,6 +44,10 @@ def _check_files(settings: Settings) -> None:
         read_registry(settings.sites)
     except (RegistryError, OSError) as exc:
         raise SystemExit(f"whistle up: the registry {settings.sites} is refused:\n{exc}")
+    try:
+        return Auth(settings.access().tokens)
+    except ConfigError as exc:
+        raise SystemExit(f"whistle up: the config is refused: {exc}")
 
 
 def _wait_ready(url: str, worker: subprocess.Popen, stop: threading.Event) -> bool:
@@ -67,7 +72,7 @@ def _port_free(host: str, port: int) -> bool:
 
 
 def run_up(settings: Settings, embedded: bool, sites_given: bool = False) -> int:
-    _check_files(settings)
+    auth = _check_files(settings)
     if not _port_free(settings.host, settings.port):
         print(f"whistle up: {settings.host}:{settings.port} is in use (another whistle up?); "
               f"stop it or choose another --port", file=sys.stderr)
@@ -101,6 +106,7 @@ def run_up(settings: Settings, embedded: bool, sites_given: bool = False) -> int
         env = {**os.environ, **{f"WHISTLE_{k.upper()}": str(v) for k, v in {
             "broker": settings.broker, "port": settings.port, "host": settings.host,
             "playbooks": settings.playbooks, "data": settings.data,
+            **({"config": settings.config} if settings.config else {}),
             "log_level": os.environ.get("WHISTLE_LOG_LEVEL", "warning")}.items()}}
         worker = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
                                   stdin=subprocess.DEVNULL, **child_options())
@@ -115,7 +121,7 @@ def run_up(settings: Settings, embedded: bool, sites_given: bool = False) -> int
             return 0 if stop.is_set() else 1
         where = (f"embedded broker {broker.url}, in memory: stopping it loses all data"
                  if broker else f"broker {settings.broker}")
-        print(f"whistle ready at {url} ({where}; open mode: no tokens configured)", flush=True)
+        print(f"whistle ready at {url} ({where}; {auth.describe()})", flush=True)
         while not stop.is_set() and worker.poll() is None:
             stop.wait(0.5)
         if worker.poll() is not None and not stop.is_set():

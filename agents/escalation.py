@@ -1,0 +1,52 @@
+"""Escalation agent: `whistle.escalations` -> the task marked overdue, the 督办 notices, the
+level raised, and `task_overdue` / `delivery_failed` / `escalated` on the timeline.
+
+Requests come from the deadline timer (`timers`) and from webhook senders that gave up. The
+decision is `deadlines.escalate`; the task records the ids it applied, so a request sent
+twice changes nothing twice, and a replay sends the same snapshots and entries again."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from schemas import Escalation, Incident, Task
+from streams import topics
+from streams.codec import dump
+
+from .deadlines import escalate
+
+if TYPE_CHECKING:
+    from streams.app import Whistle
+
+__all__ = ["register"]
+
+
+async def handle(w: "Whistle", esc: Escalation, message) -> None:
+    stored = w.tables.incidents.get(esc.incident_id)
+    if stored is None:
+        await w.dead_letter(message, f"unknown incident {esc.incident_id}")
+        return
+    incident = Incident.model_validate(stored)
+    task = None
+    if esc.task_id is not None:
+        if w.tables.tasks.get(esc.task_id) is None:
+            await w.dead_letter(message, f"unknown task {esc.task_id}")
+            return
+        task = Task.model_validate(w.tables.tasks[esc.task_id])
+    names = {d: dept.name for d, dept in w.departments.items()}
+    held = {t.task_id: t for t in w.tasks_of(incident)}
+    out = escalate(incident, task, esc, w.rules_of(task), names, held)
+    if not out.changed:  # applied before (or answered meanwhile): send again what it sent
+        if out.task is not None:
+            notices = [t for t in w.tasks_of(incident) if t.notice_of == out.task.task_id]
+            await w.publish(None, [out.task, *notices], out.entries)
+        return
+    w.metrics.escalations.labels(cause=esc.cause).inc()
+    tasks = [t for t in (out.task, *out.notices) if t is not None]
+    await w.publish(out.incident, tasks, out.entries)
+    for update in out.updates:
+        await w.send(topics.INCIDENT_UPDATES, update.incident_id, dump(update))
+
+
+def register(w: "Whistle") -> None:
+    w.stage(w.topics.escalations, "escalation", Escalation, handle)

@@ -1,0 +1,112 @@
+"""Who is calling, and may they: bearer tokens as the contract says.
+
+Each token has a role. The rights each role has are the table `RIGHTS`; a department token is
+further held to its own department's tasks (the views check the department of what they
+serve). Without tokens Whistle runs open: every caller is an unnamed admin (dev mode).
+
+    >>> auth = Auth([Grant(role="gateway", token="gateway-token-0001")])
+    >>> auth.check("Bearer gateway-token-0001", "post_alarms").role
+    'gateway'
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Iterable
+
+from schemas import Grant, token_digest
+
+__all__ = ["OPEN", "PUBLIC", "RIGHTS", "Auth", "Caller", "Denied"]
+
+PUBLIC = "public"
+"""The right everyone has, token or not: probes, metrics and the console page (which holds no
+data; it signs in with a department token to read any)."""
+
+RIGHTS: dict[str, frozenset[str]] = {
+    "post_alarms": frozenset({"gateway", "admin"}),
+    "read_incidents": frozenset({"department", "admin"}),   # a department: where it has a task
+    "change_incidents": frozenset({"admin"}),
+    "read_tasks": frozenset({"department", "admin"}),       # a department: its own
+    "change_tasks": frozenset({"department", "admin"}),     # a department: its own
+    "stream_tasks": frozenset({"department", "admin"}),     # a department: its own
+    "read_registry": frozenset({"admin"}),
+    "read_playbooks": frozenset({"admin"}),
+    "change_playbooks": frozenset({"admin"}),
+}
+"""Which roles hold each right. A gateway only posts alarms; a department reads and changes
+only its own department's tasks; an admin reads and changes everything."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who made a request. `department` is set for a department token only."""
+
+    role: str
+    department: str | None = None
+    name: str = ""
+
+    def may_see(self, department: str | None) -> bool:
+        """Whether this caller may see what belongs to `department`."""
+        return self.role == "admin" or (self.role == "department"
+                                        and department == self.department)
+
+
+OPEN = Caller(role="admin", name="open mode")
+
+
+class Denied(Exception):
+    """401 (no or unknown token) or 403 (a token without the right)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+class Auth:
+    """The configured tokens, by their SHA-256."""
+
+    def __init__(self, grants: Iterable[Grant]) -> None:
+        self.by_digest = {g.digest: g for g in grants}
+
+    @property
+    def open(self) -> bool:
+        return not self.by_digest
+
+    def describe(self) -> str:
+        """For the ready line: open mode, or how many tokens of each role."""
+        if self.open:
+            return "open mode: no tokens configured"
+        roles = [g.role for g in self.by_digest.values()]
+        return "tokens: " + ", ".join(f"{roles.count(r)} {r}" for r in
+                                      ("admin", "department", "gateway") if r in roles)
+
+    def caller(self, authorization: str | None) -> Caller:
+        """The caller a request's Authorization header names, or Denied(401)."""
+        if self.open:
+            return OPEN
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Denied(401, "a bearer token is needed: Authorization: Bearer TOKEN")
+        digest = token_digest(token.strip())
+        grant = self.by_digest.get(digest)
+        # compare_digest: the dict lookup found it by hash; this keeps the check constant-time
+        if grant is None or not hmac.compare_digest(grant.digest, digest):
+            raise Denied(401, "unknown token")
+        return Caller(role=grant.role, department=grant.department, name=grant.name)
+
+    def check(self, authorization: str | None, right: str) -> Caller:
+        """The caller, if it holds `right`; else Denied(401 or 403)."""
+        if right == PUBLIC:
+            return OPEN if self.open else _anyone(self, authorization)
+        caller = self.caller(authorization)
+        if caller.role not in RIGHTS[right]:
+            raise Denied(403, f"a {caller.role} token may not {right.replace('_', ' ')}")
+        return caller
+
+
+def _anyone(auth: Auth, authorization: str | None) -> Caller:
+    try:
+        return auth.caller(authorization)
+    except Denied:
+        return Caller(role="anonymous")

@@ -1,0 +1,274 @@
+"""The departments' live task streams: `GET /api/v1/departments/{department}/stream` (SSE).
+
+Every worker reads every `whistle.tasks.<department>` topic whole (no consumer group) into
+an in-memory log per department, so any worker can serve any department's stream and a
+restarted worker has it all again. An event's id is a cursor: the next offset of each of the
+topic's partitions once the client has that event (`"12-0-7-3"`). A client that reconnects
+with `Last-Event-ID` gets exactly what came after it, from whichever worker it reaches; a
+client without one (or with a cursor older than what is held) gets `reset`, then the
+department's open tasks and those finished in the last day, then `ready`.
+
+    event: task            one per task created or changed (data: the Task)
+    event: reset           forget what you hold: a snapshot follows
+    event: ready           you are up to date (id: the cursor; data: {"tasks": n})
+    : ping                 every `stream_ping` seconds, so proxies keep the line open
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from schemas import Task
+
+from . import topics
+from .api import ApiView, Refusal, problem
+
+if TYPE_CHECKING:
+    from .app import Whistle
+
+__all__ = ["Cursor", "DepartmentLog", "TaskFeed", "register", "sse"]
+
+log = logging.getLogger(__name__)
+
+FINAL = ("completed", "rejected")
+RECENT = timedelta(days=1)
+
+
+class Cursor(dict):
+    """partition -> the next offset a client has not seen. Text form: offsets joined by -."""
+
+    @classmethod
+    def parse(cls, text: str, partitions: int) -> "Cursor":
+        parts = text.strip().split("-")
+        if len(parts) != partitions or not all(p.isdigit() for p in parts):
+            raise ValueError(f"expected {partitions} offsets joined by '-', got {text!r}")
+        return cls(enumerate(int(p) for p in parts))
+
+    def text(self, partitions: int) -> str:
+        return "-".join(str(self.get(p, 0)) for p in range(partitions))
+
+
+@dataclass
+class Event:
+    partition: int
+    offset: int
+    task: dict
+
+
+@dataclass
+class DepartmentLog:
+    """What one department's topic held, in the order this worker read it (each partition in
+    offset order), at most `limit` events; and who is listening."""
+
+    partitions: int
+    limit: int
+    events: deque = field(default_factory=deque)
+    head: Cursor = field(default_factory=Cursor)    # next offset to read, per partition
+    floor: Cursor = field(default_factory=Cursor)   # oldest offset still held, per partition
+    seen: set = field(default_factory=set)          # (task_id, revision) held
+    listeners: set = field(default_factory=set)     # asyncio.Queue per open stream
+
+    def add(self, partition: int, offset: int, task: dict | None) -> None:
+        """Record one record of the topic (None: it did not decode; only the cursor moves)."""
+        self.head[partition] = offset + 1
+        if task is None:
+            return
+        key = (task["task_id"], task["revision"])
+        if key in self.seen:  # the same snapshot twice (at-least-once): once is enough
+            return
+        event = Event(partition, offset, task)
+        self.events.append(event)
+        self.seen.add(key)
+        while len(self.events) > self.limit:
+            old = self.events.popleft()
+            self.seen.discard((old.task["task_id"], old.task["revision"]))
+            self.floor[old.partition] = old.offset + 1
+        for queue in self.listeners:
+            queue.put_nowait(event)
+
+    def after(self, cursor: Cursor) -> list[Event] | None:
+        """The events a client at `cursor` has not seen, or None if some are no longer held."""
+        if any(cursor.get(p, 0) < self.floor.get(p, 0) for p in range(self.partitions)):
+            return None
+        return [e for e in self.events if e.offset >= cursor.get(e.partition, 0)]
+
+    def snapshot(self, now: datetime) -> list[dict]:
+        """The latest of each task: open ones, and finished ones updated within a day."""
+        latest: dict[str, dict] = {}
+        for e in self.events:
+            held = latest.get(e.task["task_id"])
+            if held is None or held["revision"] < e.task["revision"]:
+                latest[e.task["task_id"]] = e.task
+        since = (now - RECENT).isoformat()
+        return sorted((t for t in latest.values()
+                       if t["status"] not in FINAL or t["updated_at"] >= since),
+                      key=lambda t: (t["created_at"], t["task_id"]))
+
+
+class TaskFeed:
+    """Reads every department's task topic into its `DepartmentLog`."""
+
+    def __init__(self, broker: str, departments: list[str], partitions: int,
+                 limit: int = 10_000) -> None:
+        self.servers = [b.removeprefix("kafka://") for b in broker.split(";")]
+        self.logs = {d: DepartmentLog(partitions, limit) for d in departments}
+        self.closing = asyncio.Event()  # set when the worker stops
+
+    async def run(self) -> None:
+        try:
+            while True:
+                try:
+                    await self._read()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # broker gone: read on from where we were
+                    log.warning("task feed: %r; reading again in 1 s", exc)
+                    await asyncio.sleep(1.0)
+        finally:  # the worker stops: end every open stream
+            self.closing.set()
+            for dept_log in self.logs.values():
+                for queue in dept_log.listeners:
+                    queue.put_nowait(None)
+
+    async def _read(self) -> None:
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.servers, enable_auto_commit=False,
+                                    auto_offset_reset="earliest", fetch_max_wait_ms=20)
+        await consumer.start()
+        try:
+            names = {topics.task_topic(d): d for d in self.logs}
+            tps = await _partitions(consumer, list(names))
+            consumer.assign(tps)
+            for tp in tps:
+                consumer.seek(tp, self.logs[names[tp.topic]].head.get(tp.partition, 0))
+            while True:
+                batch = await consumer.getmany(*tps, timeout_ms=500)
+                for tp, records in batch.items():
+                    dept_log = self.logs[names[tp.topic]]
+                    for r in records:
+                        dept_log.add(tp.partition, r.offset, _task(r.value, tp.topic))
+        finally:
+            await consumer.stop()
+
+
+async def _partitions(consumer: Any, names: list[str]) -> list:
+    from aiokafka import TopicPartition
+
+    while True:
+        await consumer._client.force_metadata_update()
+        found = {n: consumer.partitions_for_topic(n) for n in names}
+        if all(found.values()):
+            return [TopicPartition(n, p) for n, parts in found.items() for p in sorted(parts)]
+        await asyncio.sleep(0.2)
+
+
+def _task(value: bytes | None, topic: str) -> dict | None:
+    try:
+        return Task.model_validate_json(value or b"").model_dump(mode="json")
+    except ValidationError as exc:
+        log.warning("task feed: a record on %s is not a Task: %s", topic, exc.errors()[0])
+        return None
+
+
+def sse(event: str, data: Any, event_id: str | None = None) -> bytes:
+    """One Server-Sent Event (data as one line of JSON)."""
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return f"{head}event: {event}\ndata: {body}\n\n".encode("utf-8")
+
+
+async def stream(dept_log: DepartmentLog, last_event_id: str | None, now: datetime,
+                 closing: asyncio.Event, ping: float) -> AsyncIterator[bytes]:
+    """What one client receives, from its `Last-Event-ID` on, until it or the worker goes."""
+    queue: asyncio.Queue = asyncio.Queue()
+    dept_log.listeners.add(queue)  # from here on nothing is missed: same loop, no await since
+    try:
+        n = dept_log.partitions
+        cursor = Cursor.parse(last_event_id, n) if last_event_id else None
+        missed = dept_log.after(cursor) if cursor is not None else None
+        yield b"retry: 1000\n\n"
+        if missed is None:
+            tasks = dept_log.snapshot(now)
+            cursor = Cursor(dept_log.head)
+            yield sse("reset", {"reason": "stale cursor" if last_event_id else "snapshot"})
+            for task in tasks:
+                yield sse("task", task)
+            yield sse("ready", {"tasks": len(tasks)}, cursor.text(n))
+        else:
+            for e in missed:
+                cursor[e.partition] = e.offset + 1
+                yield sse("task", e.task, cursor.text(n))
+            yield sse("ready", {"tasks": len(missed)}, cursor.text(n))
+        while not closing.is_set():
+            try:
+                e = await asyncio.wait_for(queue.get(), ping)
+            except asyncio.TimeoutError:
+                yield b": ping\n\n"
+                continue
+            if e is None:
+                break
+            if e.offset < cursor.get(e.partition, 0):
+                continue  # sent already, in the replay or the snapshot
+            cursor[e.partition] = e.offset + 1
+            yield sse("task", e.task, cursor.text(n))
+    finally:
+        dept_log.listeners.discard(queue)
+
+
+def register(w: "Whistle", clock: Callable[[], datetime]) -> TaskFeed:
+    """Start the feed on the worker and mount the stream view."""
+    feed = TaskFeed(w.settings.broker, list(w.departments), w.settings.partitions,
+                    w.settings.stream_history)
+
+    @w.app.task
+    async def read_task_topics() -> None:
+        await feed.run()
+
+    class DepartmentStream(ApiView):
+        whistle = w
+        rights = {"get": "stream_tasks"}
+
+        async def get(self, request: Any, department: str) -> Any:
+            if department not in w.departments:
+                raise Refusal(404, f"no department {department}", problem("department",
+                                                                           "unknown"))
+            if not request["caller"].may_see(department):
+                raise Refusal(403, f"a {request['caller'].department} token streams only its "
+                                   f"own tasks", problem("department", "not yours"))
+            last = (request.headers.get("Last-Event-ID")
+                    or request.query.get("last_event_id") or None)
+            if last is not None:
+                try:
+                    Cursor.parse(last, w.settings.partitions)
+                except ValueError as exc:
+                    raise Refusal(400, "bad Last-Event-ID", problem("Last-Event-ID",
+                                                                    str(exc))) from None
+            response = web.StreamResponse(headers={
+                "Content-Type": "text/event-stream; charset=utf-8",
+                "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+            await response.prepare(request)
+            gauge = w.metrics.stream_clients.labels(department=department)
+            gauge.inc()
+            try:
+                async for chunk in stream(feed.logs[department], last, clock(), feed.closing,
+                                          w.settings.stream_ping):
+                    await response.write(chunk)
+            except ConnectionResetError:
+                pass  # the client went away
+            finally:
+                gauge.dec()
+            return response
+
+    w.app.page("/api/v1/departments/{department}/stream", name="DepartmentStream")(
+        DepartmentStream)
+    return feed
