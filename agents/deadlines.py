@@ -118,10 +118,14 @@ def escalate(incident: Incident, task: Task | None, esc: Escalation,
     `names` maps department ids to names; `held` is the incident's tasks by id."""
     if task is not None and esc.escalation_id in task.escalations:
         return Escalated(changed=False, task=task, entries=_entries(incident, task, esc, rules))
+    if any(esc.escalation_id in t.escalations for t in held.values() if t.notice_of is not None
+           or t.notice_cause is not None):  # a failed delivery, noticed before
+        return Escalated(changed=False, entries=_entries(incident, task, esc, rules))
     if esc.cause != "delivery_failed" and (task is None or not pending(task, _WHICH[esc.cause])):
         return Escalated(changed=False)
     out = Escalated(changed=True, entries=_entries(incident, task, esc, rules))
-    if task is not None:
+    # a failed delivery leaves the task as it is: a new revision would only be sent again
+    if task is not None and esc.cause != "delivery_failed":
         overdue = list(task.overdue)
         if esc.cause in _WHICH and _WHICH[esc.cause] not in overdue:
             overdue.append(_WHICH[esc.cause])
@@ -139,7 +143,9 @@ def escalate(incident: Incident, task: Task | None, esc: Escalation,
         else:  # a repeat: the same notice again, due anew
             out.notices.append(before.model_copy(update={
                 "action": notice.action, "ack_due": notice.ack_due, "updated_at": esc.at,
-                "revision": before.revision + 1}))
+                "revision": before.revision + 1,
+                "status": "dispatched" if before.status in FINAL else before.status,
+                "escalations": [*before.escalations, esc.escalation_id]}))
     fresh = [t.task_id for t in out.notices if t.task_id not in incident.task_ids]
     if fresh:
         out.incident = incident.model_copy(update={
@@ -222,7 +228,7 @@ def _notice(incident: Incident, task: Task | None, esc: Escalation, dept: str,
                 complete_due=max(esc.at + NOTICE_WITHIN, task.complete_due if task else esc.at),
                 created_at=esc.at, updated_at=esc.at, site_id=incident.site_id,
                 level=incident.level, site_name=task.site_name if task else "",
-                address=task.address if task else "",
+                address=task.address if task else "", escalations=[esc.escalation_id],
                 notice_of=task.task_id if task else None, notice_cause=esc.cause)
 
 

@@ -37,9 +37,9 @@ async def handle(w: "Whistle", esc: Escalation, message) -> None:
     held = {t.task_id: t for t in w.tasks_of(incident)}
     out = escalate(incident, task, esc, w.rules_of(task), names, held)
     if not out.changed:  # applied before (or answered meanwhile): send again what it sent
-        if out.task is not None:
-            notices = [t for t in w.tasks_of(incident) if t.notice_of == out.task.task_id]
-            await w.publish(None, [out.task, *notices], out.entries)
+        again = [] if out.task is None else [out.task, *(
+            t for t in held.values() if t.notice_of == out.task.task_id)]
+        await w.publish(None, again, out.entries)
         return
     w.metrics.escalations.labels(cause=esc.cause).inc()
     tasks = [t for t in (out.task, *out.notices) if t is not None]

@@ -1,0 +1,132 @@
+"""Every endpoint x every role on the real stack: 200/202, 401 or 403 as the contract says.
+
+Roles: no token, an unknown token, the gateway, the police (which has a task in the incident),
+the community (which has none) and the admin."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+from tests.integration.conftest import Stack
+
+TOKENS = {"gateway": "gateway-token-0000001", "police": "police-token-00000001",
+          "community": "community-token-00001", "admin": "admin-token-000000001"}
+ROLES = ("none", "unknown", "gateway", "police", "community", "admin")
+SITE, DEVICE = "jyh-yinfeng-lab-3", "mcp-lab3-01"
+
+
+def headers(role: str) -> dict[str, str]:
+    if role == "none":
+        return {}
+    token = TOKENS.get(role, "an-unknown-token-000000")
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("auth")
+    config = tmp / "whistle.yaml"
+    config.write_text("tokens:\n"
+                      f"  - {{role: gateway, token: {TOKENS['gateway']}}}\n"
+                      f"  - {{role: department, department: police, token: {TOKENS['police']}}}\n"
+                      f"  - {{role: department, department: community, "
+                      f"token: {TOKENS['community']}}}\n"
+                      f"  - {{role: admin, token: {TOKENS['admin']}, name: 值班员}}\n",
+                      encoding="utf-8")
+    stack = Stack(tmp, None, "--config", str(config))
+    yield stack
+    stack.stop()
+
+
+def fire_report(alarm_id: str) -> dict:
+    return {"alarm_id": alarm_id, "kind": "fire_report", "site_id": SITE,
+            "occurred_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def police_task(stack: Stack) -> dict:
+    def found():
+        tasks = stack.http.get("/api/v1/tasks", headers=headers("admin")).json()["tasks"]
+        return next((t for t in tasks if t["department"] == "police"), None)
+    return stack.wait_for(found, 10, "the police task")
+
+
+def status_of(stack: Stack, method: str, path: str, role: str, body) -> int:
+    if path.endswith("/stream"):
+        with stack.http.stream(method, path, headers=headers(role), timeout=5) as answer:
+            return answer.status_code
+    answer = stack.http.request(method, path, headers=headers(role), json=body)
+    return answer.status_code
+
+
+def test_the_ready_line_says_which_tokens_are_configured(secured):
+    assert "tokens: 1 admin, 2 department, 1 gateway" in secured.ready_line
+
+
+def test_every_endpoint_answers_every_role_as_the_contract_says(secured):
+    answer = secured.http.post("/api/v1/alarms", json={**fire_report("auth-setup"),
+                                                       "device_id": DEVICE},
+                               headers=headers("gateway"))
+    assert answer.status_code == 202, answer.text
+    task = police_task(secured)
+    inc, tid = task["incident_id"], task["task_id"]
+    anyone = (200,) * len(ROLES)
+    matrix = [  # (method, path, body), then: none unknown gateway police community admin
+        (("POST", "/api/v1/alarms", "alarm"), (401, 401, 202, 403, 403, 202)),
+        (("GET", "/api/v1/incidents", None), (401, 401, 403, 200, 200, 200)),
+        (("GET", f"/api/v1/incidents/{inc}", None), (401, 401, 403, 200, 403, 200)),
+        (("GET", f"/api/v1/incidents/{inc}?format=cap", None), (401, 401, 403, 200, 403, 200)),
+        (("GET", f"/api/v1/incidents/{inc}/timeline", None), (401, 401, 403, 200, 403, 200)),
+        (("POST", f"/api/v1/incidents/{inc}/level", {"level": "I", "by": "值班员"}),
+         (401, 401, 403, 403, 403, 200)),
+        (("GET", "/api/v1/tasks", None), (401, 401, 403, 200, 200, 200)),
+        (("GET", "/api/v1/tasks?department=police", None), (401, 401, 403, 200, 403, 200)),
+        # the police acknowledge and start; the admin, coming later, finds it done (409)
+        (("POST", f"/api/v1/tasks/{tid}/ack", {"by": "李警官"}), (401, 401, 403, 200, 403, 409)),
+        (("POST", f"/api/v1/tasks/{tid}/start", {"by": "李警官"}),
+         (401, 401, 403, 200, 403, 409)),
+        (("GET", "/api/v1/departments/police/stream", None), (401, 401, 403, 200, 403, 200)),
+        (("GET", "/api/v1/departments/community/stream", None),
+         (401, 401, 403, 403, 200, 200)),
+        (("GET", f"/api/v1/sites/{SITE}", None), (401, 401, 403, 403, 403, 200)),
+        (("GET", f"/api/v1/devices/{DEVICE}", None), (401, 401, 403, 403, 403, 200)),
+        (("GET", "/api/v1/playbooks", None), (401, 401, 403, 403, 403, 200)),
+        (("POST", "/api/v1/playbooks/reload", {}), (401, 401, 403, 403, 403, 200)),
+        (("GET", "/console/police", None), anyone),
+        (("GET", "/healthz", None), anyone),
+        (("GET", "/readyz", None), anyone),
+        (("GET", "/metrics", None), anyone),
+    ]
+    got, want = {}, {}
+    for (method, path, body), statuses in matrix:
+        for role, expected in zip(ROLES, statuses):
+            sent = fire_report(f"auth-{role}-{time.monotonic_ns()}") if body == "alarm" else body
+            got[(method, path, role)] = status_of(secured, method, path, role, sent)
+            want[(method, path, role)] = expected
+    assert got == want
+
+
+def test_a_department_sees_only_its_own(secured):
+    answer = secured.http.post("/api/v1/alarms", json=fire_report("auth-own"),
+                               headers=headers("gateway"))
+    assert answer.status_code == 202
+    police_task(secured)
+    theirs = secured.http.get("/api/v1/tasks", headers=headers("police")).json()["tasks"]
+    assert theirs and {t["department"] for t in theirs} == {"police"}
+    everyone = secured.http.get("/api/v1/tasks", headers=headers("admin")).json()["tasks"]
+    assert len({t["department"] for t in everyone}) > 1
+    assert secured.http.get("/api/v1/incidents", headers=headers("community")).json() == {
+        "incidents": []}
+    inc = theirs[0]["incident_id"]
+    entries = secured.http.get(f"/api/v1/incidents/{inc}/timeline",
+                               headers=headers("police")).json()["entries"]
+    assert {e.get("department") for e in entries} <= {None, "police"}
+    assert any(e.get("department") == "police" for e in entries)
+    refused = secured.http.get("/api/v1/tasks", headers=headers("none"))
+    assert refused.headers["WWW-Authenticate"] == 'Bearer realm="whistle"'
+    assert refused.json()["details"][0]["loc"] == ["Authorization"]
+    wrong = secured.http.post(f"/api/v1/tasks/{theirs[0]['task_id']}/ack",
+                              headers=headers("community"), json={"by": "x"})
+    assert wrong.status_code == 403 and "police" in wrong.json()["error"]
