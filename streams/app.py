@@ -28,7 +28,7 @@ from playbooks.departments import load_departments
 from schemas import (Config, DeadLetter, Department, Incident, Site, Task, TimelineEntry,
                      utc_now)
 
-from . import api, console, feed
+from . import api, console, feed, webhooks
 from .auth import Auth
 from . import topics as names
 from .codec import Rejected, decode, dump

@@ -96,8 +96,11 @@ class DepartmentLog:
             queue.put_nowait(event)
 
     def after(self, cursor: Cursor) -> list[Event] | None:
-        """The events a client at `cursor` has not seen, or None if some are no longer held."""
-        if any(cursor.get(p, 0) < self.floor.get(p, 0) for p in range(self.partitions)):
+        """The events a client at `cursor` has not seen, or None if some are no longer held,
+        or if the cursor is ahead of what was read (a broker that lost its topics, an old tab:
+        what it holds may be gone)."""
+        if any(not self.floor.get(p, 0) <= cursor.get(p, 0) <= self.head.get(p, 0)
+               for p in range(self.partitions)):
             return None
         return [e for e in self.events if e.offset >= cursor.get(e.partition, 0)]
 

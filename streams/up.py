@@ -64,6 +64,7 @@ def _wait_ready(url: str, worker: subprocess.Popen, stop: threading.Event) -> bo
 
 def _port_free(host: str, port: int) -> bool:
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is not "in use"
         try:
             s.bind((host, port))
         except OSError:

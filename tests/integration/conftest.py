@@ -64,7 +64,7 @@ class Stack:
         self._ready = threading.Event()
         threading.Thread(target=self._read, daemon=True).start()
         self.started = time.monotonic()
-        if not self._ready.wait(READY_WITHIN):
+        if not self._ready.wait(READY_WITHIN) or not self.ready_line:
             self.stop()
             pytest.fail(f"whistle up printed no ready line within {READY_WITHIN:.0f} s:\n"
                         + "".join(self.output[-60:]))
@@ -76,9 +76,10 @@ class Stack:
     def _read(self) -> None:
         for line in self.process.stdout:
             self.output.append(line)
-            if "ready" in line and not self._ready.is_set():
+            if line.startswith("whistle ready at") and not self._ready.is_set():
                 self.ready_line = line
                 self._ready.set()
+        self._ready.set()  # it exited: no need to wait any longer
 
     def broker_pid(self) -> int:
         for pid in children_of(self.process.pid):

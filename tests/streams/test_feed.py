@@ -56,6 +56,7 @@ def test_the_log_keeps_each_revision_once_and_forgets_the_oldest_past_its_limit(
     assert len(log.events) == 3 and log.floor == {0: 1}
     assert log.after(Cursor({0: 0, 1: 0})) is None          # older than what is held
     assert [e.offset for e in log.after(Cursor({0: 1, 1: 2}))] == [2, 2]
+    assert log.after(Cursor({0: 3, 1: 9})) is None          # ahead of what was read
 
 
 def test_the_snapshot_is_the_latest_of_each_open_task_and_of_those_finished_today():
