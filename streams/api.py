@@ -10,6 +10,7 @@
     POST /api/v1/incidents/{incident_id}/level               {"level": "I", "by": str, "note": str}
     GET  /api/v1/sites/{site_id}   GET /api/v1/devices/{device_id}   (registry and triage state)
     GET  /healthz  /readyz  /metrics
+    (the department stream is `streams.feed`, the console `streams.console`)
 
 Every refusal is JSON: `{"error": str, "details": [{"loc": [...], "msg": str}]}`.
 Who may call what is `streams.auth.RIGHTS`; each view names the right each method needs.
@@ -18,13 +19,12 @@ Who may call what is `streams.auth.RIGHTS`; each view names the right each metho
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from faust.web import Request, Response, View
+from faust.web import Request, Response
 from pydantic import ValidationError
 
 from agents.correlation import SiteState
@@ -37,124 +37,16 @@ from schemas import (INCIDENT_STATUSES, TASK_ACTIONS, TASK_STATUSES, Alarm, Inci
 from schemas.cap import CAP_CONTENT_TYPE, CapError, alarm_from_cap, incident_to_cap
 
 from . import topics
-from .auth import PUBLIC, Caller, Denied
-from .codec import dump, error_details, json_bytes
+from .auth import Caller
+from .views import ApiView, Refusal, problem
+from .codec import dump, error_details
 
 if TYPE_CHECKING:
     from .app import Whistle
 
-__all__ = ["ApiView", "Refusal", "problem", "register", "reload_playbooks"]
+__all__ = ["register", "reload_playbooks"]
 
-JSON = "application/json; charset=utf-8"
 ALARM_TYPES = ("application/json", CAP_CONTENT_TYPE)
-
-
-class Refusal(Exception):
-    """An answer other than success: status, message and the fields at fault."""
-
-    def __init__(self, status: int, error: str, details: list[dict] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(error)
-        self.status, self.error, self.details, self.headers = status, error, details, headers
-
-
-def problem(loc: str, msg: str) -> list[dict]:
-    """The `details` of a refusal that concerns one field."""
-    return [{"loc": [loc], "msg": msg}]
-
-
-class ApiView(View):
-    """Base view: JSON bodies in and out, refusals rendered the contract's way, and the
-    caller checked against the right each method needs (`rights`: method -> right)."""
-
-    whistle: "Whistle"
-    rights: dict[str, str] = {}
-
-    def reply(self, value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-        return self.raw(json_bytes(value), JSON, status, headers)
-
-    def raw(self, body: bytes, content_type: str, status: int = 200,
-            headers: dict[str, str] | None = None) -> Response:
-        return self.bytes(body, status=status, headers={**(headers or {}),
-                                                        "Content-Type": content_type})
-
-    async def dispatch(self, request: Any) -> Any:
-        try:
-            request["caller"] = self.authorize(request)
-            return await super().dispatch(request)
-        except Refusal as exc:
-            body = {"error": exc.error, "details": exc.details or []}
-            return self.reply(body, exc.status, exc.headers)
-
-    def authorize(self, request: Any) -> Caller:
-        w = self.whistle
-        right = self.rights.get(request.method.lower(), PUBLIC)
-        try:
-            return w.auth.check(request.headers.get("Authorization"), right)
-        except Denied as exc:
-            w.metrics.auth_refused.labels(status=str(exc.status)).inc()
-            headers = {"WWW-Authenticate": 'Bearer realm="whistle"'} if exc.status == 401 else None
-            raise Refusal(exc.status, exc.message, problem("Authorization", exc.message),
-                          headers) from None
-
-    async def read_body(self, request: Request,
-                        types: tuple[str, ...] = ("application/json",)) -> bytes:
-        limit = self.whistle.settings.max_body_bytes
-        if request.content_type not in types:
-            raise Refusal(415, f"Content-Type must be {' or '.join(types)}",
-                          problem("Content-Type", f"got {request.content_type or 'nothing'}"))
-        if (request.content_length or 0) > limit:
-            raise Refusal(413, f"body over {limit} bytes", problem("body", "too large"))
-        body = bytearray()
-        while chunk := await request.content.read(65536):
-            body += chunk
-            if len(body) > limit:
-                raise Refusal(413, f"body over {limit} bytes", problem("body", "too large"))
-        return bytes(body)
-
-    async def read_json(self, request: Request,
-                        types: tuple[str, ...] = ("application/json",)) -> Any:
-        body = await self.read_body(request, types)
-        try:
-            return json.loads(body)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise Refusal(400, "body is not JSON", problem("body", str(exc))) from None
-
-    async def submit(self, topic: str, key: str, update_id: str, value: bytes,
-                     conflict_on: str, subject: tuple[str, str]) -> Any:
-        """Put an update on its topic and wait for the agent that applies it to answer with the
-        new state. 409 (naming `conflict_on`) if it lost a race, 404 if the `subject` (field,
-        id) is gone, 503 if the broker does not take it, 504 if it is taken but not applied
-        within WHISTLE_UPDATE_TIMEOUT."""
-        w = self.whistle
-        waiter = asyncio.get_running_loop().create_future()
-        w.waiters[update_id] = waiter
-        deadline = time.monotonic() + w.settings.update_timeout
-        try:
-            await asyncio.wait_for(w.send_and_wait(topic, key, value), w.settings.ingest_timeout)
-        except Exception as exc:
-            w.waiters.pop(update_id, None)
-            raise Refusal(503, "the broker did not acknowledge the update; retry",
-                          problem("broker", repr(exc)), {"Retry-After": "1"}) from None
-        try:
-            outcome, state = await asyncio.wait_for(waiter, max(0.1, deadline - time.monotonic()))
-        except asyncio.TimeoutError:
-            w.waiters.pop(update_id, None)
-            raise Refusal(504, "the update is on the broker but was not applied in time; read "
-                               "it again before retrying", problem("update_id", update_id)) from None
-        if outcome == "conflict":
-            raise Refusal(409, state, problem(conflict_on, "changed meanwhile"))
-        if outcome != "ok":
-            raise Refusal(404, f"no {subject[0].removesuffix('_id')} {subject[1]}",
-                          problem(subject[0], "unknown"))
-        return state
-
-    def query(self, request: Request, name: str, allowed: tuple[str, ...] | None = None) -> str | None:
-        value = request.query.get(name)
-        if value is not None and allowed is not None and value not in allowed:
-            raise Refusal(422, f"unknown {name}",
-                          [{"loc": ["query", name], "msg": f"must be one of {', '.join(allowed)}"}])
-        return value
 
 
 def _parse_alarms(data: Any, w: "Whistle") -> list[Alarm]:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from schemas import Department
 
-from .api import ApiView, Refusal, problem
+from .views import ApiView, Refusal, problem
 
 if TYPE_CHECKING:
     from .app import Whistle

@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from schemas import Task
 
 from . import topics
-from .api import ApiView, Refusal, problem
+from .views import ApiView, Refusal, problem
 
 if TYPE_CHECKING:
     from .app import Whistle
@@ -143,7 +143,7 @@ class TaskFeed:
                     queue.put_nowait(None)
 
     async def _read(self) -> None:
-        from aiokafka import AIOKafkaConsumer, TopicPartition
+        from aiokafka import AIOKafkaConsumer
 
         consumer = AIOKafkaConsumer(bootstrap_servers=self.servers, enable_auto_commit=False,
                                     auto_offset_reset="earliest", fetch_max_wait_ms=20)

@@ -14,7 +14,7 @@ import pytest
 
 from streams import topics
 from streams.broker import free_port
-from streams.webhooks import verify
+from streams.delivery import verify
 from tests.integration.conftest import Stack
 from tests.integration.kafka import read_topic
 from tests.integration.test_escalation import playbooks

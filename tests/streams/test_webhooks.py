@@ -25,8 +25,8 @@ from streams import topics
 from streams.broker import EmbeddedBroker, free_port
 from streams.codec import Rejected, dump
 from streams.metrics import Metrics
-from streams.webhooks import (Delivery, WebhookSender, backoff, deliver, register, retry_after,
-                              sign, verdict, verify)
+from streams.delivery import Delivery, backoff, deliver, retry_after, sign, verdict, verify
+from streams.webhooks import WebhookSender, register
 from tests.conftest import T0, FixedClock
 from tests.integration.kafka import read_topic
 
