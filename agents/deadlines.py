@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from playbooks import task_id_for
 from schemas import (LEVELS, Escalation, Incident, IncidentUpdate, Playbook, Task,
@@ -55,43 +56,45 @@ def pending(task: Task, which: str) -> bool:
     return task.status not in FINAL
 
 
-def _firings(task: Task, rules: list[EscalationRule]) -> list[Escalation]:
-    """Every escalation the task's deadlines imply, whenever they fall due."""
+class _Firing(NamedTuple):
+    escalation_id: str
+    which: str
+    rule: int | None
+    n: int
+    due: datetime
+
+
+def _firings(task: Task, rules: list[EscalationRule]) -> list[_Firing]:
+    """Every escalation the task's deadlines imply and that is still open: not applied yet,
+    and the deadline still binds (plain tuples: this runs on every task publish)."""
     if task.notice_of is not None:
         return []
     found = []
     for which, due in (("ack", task.ack_due), ("complete", task.complete_due)):
-        cause = _CAUSE[which]
-        found.append(Escalation(escalation_id=f"{task.task_id}:{which}:overdue",
-                                incident_id=task.incident_id, task_id=task.task_id,
-                                cause=cause, due=due, at=due))
+        if not pending(task, which):
+            continue
+        found.append(_Firing(f"{task.task_id}:{which}:overdue", which, None, 1, due))
         for i, rule in enumerate(rules):
             if rule.on_overdue != which:
                 continue
             for n in range(1, rule.times + 1):
-                at = due + (rule.repeat or timedelta(0)) * (n - 1)
-                found.append(Escalation(
-                    escalation_id=Escalation.overdue_id(task.task_id, which, i, n),
-                    incident_id=task.incident_id, task_id=task.task_id, cause=cause, rule=i,
-                    n=n, due=at, at=at))
-    return found
-
-
-def _open(task: Task, rules: list[EscalationRule]) -> list[Escalation]:
-    return [e for e in _firings(task, rules)
-            if e.escalation_id not in task.escalations and pending(task, _WHICH[e.cause])]
+                found.append(_Firing(Escalation.overdue_id(task.task_id, which, i, n), which, i,
+                                     n, due + (rule.repeat or timedelta(0)) * (n - 1)))
+    return [f for f in found if f.escalation_id not in task.escalations]
 
 
 def next_due(task: Task, rules: list[EscalationRule]) -> datetime | None:
     """When the task next needs the timer, or None if it never will again."""
-    return min((e.due for e in _open(task, rules) if e.due is not None), default=None)
+    return min((f.due for f in _firings(task, rules)), default=None)
 
 
 def due_escalations(task: Task, rules: list[EscalationRule], now: datetime) -> list[Escalation]:
     """The escalations due by `now` and not applied yet, oldest first; `at` is `now`."""
-    due = sorted((e for e in _open(task, rules) if e.due is not None and e.due <= now),
-                 key=lambda e: (e.due, e.rule is not None, e.rule or 0, e.n))
-    return [e.model_copy(update={"at": now}) for e in due]
+    due = sorted((f for f in _firings(task, rules) if f.due <= now),
+                 key=lambda f: (f.due, f.rule is not None, f.rule or 0, f.n))
+    return [Escalation(escalation_id=f.escalation_id, incident_id=task.incident_id,
+                       task_id=task.task_id, cause=_CAUSE[f.which], rule=f.rule, n=f.n,
+                       due=f.due, at=now) for f in due]
 
 
 @dataclass

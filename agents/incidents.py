@@ -72,8 +72,8 @@ def opening_entries(incident: Incident, site: Site, loaded: LoadedPlaybook, why:
     iid, pb = incident.incident_id, loaded.playbook
     return [
         entry(iid, "incident_opened", at, detail={
-            "site_id": incident.site_id, "site_name": site.name, "address": site.address,
-            "level": incident.level, "kind": incident.kind}),
+            "site_id": incident.site_id, "site_name": site.name, "site_type": site.type,
+            "address": site.address, "level": incident.level, "kind": incident.kind}),
         entry(iid, "playbook_matched", at, detail={
             "playbook_id": pb.id, "version": pb.version, "title": pb.title,
             "content_hash": loaded.content_hash, "why": why}),

@@ -25,8 +25,8 @@ from agents.incidents import IncidentStep
 from agents.locate import Registry, Resolved, resolve
 from playbooks import PlaybookError
 from playbooks.departments import load_departments
-from schemas import (Config, DeadLetter, Department, Incident, Site, Task, TimelineEntry,
-                     utc_now)
+from schemas import (Config, DeadLetter, Department, Incident, PlaybookRef, Site, Task,
+                     TimelineEntry, utc_now)
 
 from . import api, console, feed, webhooks
 from .auth import Auth
@@ -198,7 +198,7 @@ class Whistle:
         if task is None or task.notice_of is not None:
             return []
         stored = self.tables.incidents.get(task.incident_id)
-        loaded = self.library.version(Incident.model_validate(stored).playbook) if stored else None
+        loaded = self.library.version(PlaybookRef(**stored["playbook"])) if stored else None
         return rules_for(loaded.playbook if loaded else None, task.step)
 
     def locate(self, alarm: Any) -> Resolved:
