@@ -7,6 +7,8 @@
     whistle send --file streams/demo/lab-fire.json
     whistle sites import FILE [--broker URL]   # YAML or CSV sites/devices -> whistle.registry
     whistle playbooks check|explain|test|reload|schema   (see streams/playbook_cli.py)
+    whistle timeline INCIDENT_ID --format json|csv|md|html [-o FILE] [--from-topic]
+    whistle report --from 2026-11-01 --to 2026-11-30 --format html|md|csv [-o FILE]
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import signal
 import sys
 import uuid
+from datetime import date
 from pathlib import Path
 
 import httpx
@@ -115,6 +118,68 @@ def cmd_sites_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def _timelines(args: argparse.Namespace, wanted=lambda incident: True) -> list:
+    from .reports import timelines_from_api, timelines_from_topic
+
+    if args.from_topic:
+        broker = args.broker or _settings(argparse.Namespace()).broker
+        return [t for t in timelines_from_topic(broker)
+                if wanted(t.incident.model_dump(mode="json"))]
+    return timelines_from_api(args.url, _auth(args), wanted)
+
+
+def _names() -> dict[str, str]:
+    from playbooks.departments import load_departments
+
+    return {d.id: d.name for d in load_departments(_settings(argparse.Namespace())
+                                                   .departments).root}
+
+
+def _write(args: argparse.Namespace, body: bytes) -> int:
+    if args.output is None:
+        sys.stdout.buffer.write(body)
+        sys.stdout.buffer.flush()
+    else:
+        args.output.write_bytes(body)
+        print(f"{args.output}: {len(body)} bytes", file=sys.stderr)
+    return 0
+
+
+def cmd_timeline(args: argparse.Namespace) -> int:
+    from .reports import render_timeline
+
+    try:
+        found = _timelines(args, lambda incident: incident["incident_id"] == args.incident_id)
+    except (httpx.HTTPError, OSError, TimeoutError) as exc:
+        print(f"whistle timeline: {exc}", file=sys.stderr)
+        return 2
+    if not found:
+        print(f"whistle timeline: no incident {args.incident_id}", file=sys.stderr)
+        return 1
+    return _write(args, render_timeline(found[0], args.format, _names()))
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .reports import render_period
+
+    if args.last < args.start:
+        print("whistle report: --to is before --from", file=sys.stderr)
+        return 2
+    try:
+        found = _timelines(args)
+    except (httpx.HTTPError, OSError, TimeoutError) as exc:
+        print(f"whistle report: {exc}", file=sys.stderr)
+        return 2
+    return _write(args, render_period(found, args.start, args.last, args.format, _names()))
+
+
 def _auth(args: argparse.Namespace) -> dict[str, str]:
     token = getattr(args, "token", None) or os.environ.get("WHISTLE_TOKEN")
     return {"Authorization": f"Bearer {token}"} if token else {}
@@ -157,7 +222,28 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("--broker", help="Kafka bootstrap URL (default WHISTLE_BROKER)")
     imp.set_defaults(func=cmd_sites_import)
 
-    playbook_cli.add_parser(sub, os.environ.get("WHISTLE_URL", DEFAULT_URL))
+    url = os.environ.get("WHISTLE_URL", DEFAULT_URL)
+    timeline = sub.add_parser("timeline", help="one incident's after-action timeline")
+    timeline.add_argument("incident_id")
+    timeline.add_argument("--format", default="json", choices=("json", "csv", "md", "html"))
+    timeline.set_defaults(func=cmd_timeline)
+    report = sub.add_parser("report", help="the period report: incidents and departments")
+    report.add_argument("--from", dest="start", required=True, type=_date,
+                        help="first local date, YYYY-MM-DD")
+    report.add_argument("--to", dest="last", required=True, type=_date,
+                        help="last local date, YYYY-MM-DD (included)")
+    report.add_argument("--format", default="html", choices=("html", "md", "csv"))
+    report.set_defaults(func=cmd_report)
+    for command in (timeline, report):
+        command.add_argument("-o", "--output", type=Path, help="write here (default: stdout)")
+        command.add_argument("--url", default=url, help="a running Whistle (default "
+                             "WHISTLE_URL or http://127.0.0.1:6066)")
+        command.add_argument("--token", help="bearer token (or WHISTLE_TOKEN)")
+        command.add_argument("--from-topic", action="store_true", help="read the whistle.timeline "
+                             "and whistle.incidents topics instead of asking a worker")
+        command.add_argument("--broker", help="with --from-topic (default WHISTLE_BROKER)")
+
+    playbook_cli.add_parser(sub, url)
     return p
 
 

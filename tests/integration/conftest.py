@@ -118,3 +118,24 @@ def stack(tmp_path_factory):
     s = Stack(tmp_path_factory.mktemp("stack"))
     yield s
     s.stop()
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+# without the background-networking flags Chromium waits on a network that is not there
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, headless, driven by Playwright. Missing, it fails the test."""
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs it (apt-get install chromium)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
+                              timeout=30_000)
+        yield b
+        b.close()

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 import playbooks
 from schemas import Department
@@ -28,10 +28,6 @@ from streams import console
 
 from .conftest import Stack
 
-CHROMIUM = Path("/usr/bin/chromium")
-# without the background-networking flags Chromium waits on a network that is not there
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 TOKENS = {"admin": "admin-token-console-0001", "gateway": "gateway-token-console-0001",
           "police": "police-token-console-0001", "power_supply": "power-token-console-0001"}
@@ -62,16 +58,6 @@ def secured(tmp_path_factory):
     s = Stack(tmp, None, "--config", str(config))
     yield s
     s.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs it (apt-get install chromium)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, timeout=30_000)
-        yield b
-        b.close()
 
 
 class Console:
