@@ -1,23 +1,38 @@
 """Incident-updates agent: `whistle.incident-updates` -> the changed incident, the steps the
-change makes ready, and the timeline entries. Changes: a new level (a person), confirmation by
-the positive alarm sequence's deadlines (the PAS timer), a merge into another incident."""
+change makes ready, and the timeline entries. Changes: a new level (a person, or an escalation
+raising it), confirmation by the positive alarm sequence's deadlines (the PAS timer), a merge
+into another incident (which may arrive before the incident it merges has opened: it waits)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from schemas import LEVELS, Incident, IncidentUpdate
+from streams import topics
+from streams.codec import dump
 
 from .incidents import SameLevel, change_level, on_update
 
 if TYPE_CHECKING:
     from streams.app import Whistle
 
-__all__ = ["register"]
+__all__ = ["MERGE_ATTEMPTS", "register"]
+
+MERGE_ATTEMPTS = 60
+"""How often a merge waits for its incident to open (about 40 s in all) before it is a dead
+letter."""
 
 
 async def handle(w: "Whistle", update: IncidentUpdate, message) -> None:
     stored = w.tables.incidents.get(update.incident_id)
+    if stored is None and update.action == "merge_into" and update.attempt < MERGE_ATTEMPTS:
+        # the merge can overtake the incident's own opening: both are on their way (the
+        # opening is on whistle.triaged, sent first by triage) on different partitions
+        await asyncio.sleep(min(1.0, 0.05 * (update.attempt + 1)))
+        again = update.model_copy(update={"attempt": update.attempt + 1})
+        await w.send(topics.INCIDENT_UPDATES, update.incident_id, dump(again))
+        return
     if stored is None:
         await w.dead_letter(message, f"unknown incident {update.incident_id}")
         w.answer(update.update_id, "unknown", None)

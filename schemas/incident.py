@@ -118,6 +118,8 @@ class IncidentUpdate(BaseModel):
     by: str = Field(min_length=1, max_length=200)
     note: str = Field(default="", max_length=4000)
     at: Timestamp
+    attempt: int = Field(default=0, ge=0, description="a merge sent again while the incident "
+                                                      "it merges has not opened yet")
 
     @model_validator(mode="after")
     def _action_has_what_it_needs(self) -> "IncidentUpdate":

@@ -4,6 +4,7 @@ What an agent hands to the producer is captured by swapping `Whistle.send`, the 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 
@@ -250,3 +251,23 @@ async def test_the_sixth_false_alarm_of_a_day_flags_the_site_once(whistle):
     state = whistle.tables.sites["jyh-yinfeng-lab-3"]
     assert len(state["false_alarms"]["2023-05-16"]) == 7 and state["flagged"] == "2023-05-16"
     assert whistle.tables.devices["smk-1"][5] == 7                 # per device too
+
+
+async def test_a_merge_that_overtakes_its_incident_waits_for_it_then_is_a_dead_letter(
+        whistle, monkeypatch):
+    from agents import incident_updates
+
+    monkeypatch.setattr(incident_updates, "MERGE_ATTEMPTS", 2)
+    merge = {"update_id": "inc-a:merge", "incident_id": "inc-a", "action": "merge_into",
+             "into": "inc-b", "by": "whistle", "at": T0.isoformat()}
+    async with agent(whistle, "incident-updates").test_context() as updates:
+        await updates.put(json.dumps(merge).encode(), key=b"inc-a")
+        for _ in range(100):  # it waits a little before sending again
+            if whistle.sent:
+                break
+            await asyncio.sleep(0.01)
+        [(topic, key, again)] = whistle.sent
+        assert (topic, key, again["attempt"]) == (topics.INCIDENT_UPDATES, "inc-a", 1)
+        await updates.put(json.dumps({**merge, "attempt": 2}).encode(), key=b"inc-a")
+    letter = whistle.sent[-1]
+    assert letter[0] == topics.DLQ and letter[2]["reason"] == "unknown incident inc-a"
