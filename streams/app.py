@@ -30,6 +30,7 @@ from schemas import (Config, DeadLetter, Department, Incident, PlaybookRef, Site
 
 from . import api, console, feed, webhooks
 from .auth import Auth
+from .limits import RateLimits
 from . import topics as names
 from .codec import Rejected, decode, dump
 from .library import PlaybookLibrary
@@ -107,6 +108,8 @@ class Whistle:
     topics_declared: bool = False
     registry_reader: RegistryReader | None = None
     feed: Any = None  # streams.feed.TaskFeed, once registered
+    limits: Any = None     # streams.limits.RateLimits per token (None in open mode)
+    strangers: Any = None  # ... per address, for requests without a valid token
 
     async def send(self, topic: str, key: str, value: bytes) -> asyncio.Future:
         """Hand a message to the producer without waiting for the broker's ack.
@@ -294,6 +297,9 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistl
                       auth=Auth(access.tokens), clock=clock)
 
     whistle.registry_reader = RegistryReader(settings.broker, registry)
+    if not whistle.auth.open:
+        whistle.limits = RateLimits(settings.rate_limit, settings.rate_burst)
+        whistle.strangers = RateLimits(settings.rate_limit, settings.rate_burst)
 
     @app.task
     async def declare_topics() -> None:

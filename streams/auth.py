@@ -45,6 +45,8 @@ class Caller:
     role: str
     department: str | None = None
     name: str = ""
+    key: str = ""  # what its rate limit is counted by: part of the token's digest
+
 
     def may_see(self, department: str | None) -> bool:
         """Whether this caller may see what belongs to `department`."""
@@ -93,7 +95,8 @@ class Auth:
         # compare_digest: the dict lookup found it by hash; this keeps the check constant-time
         if grant is None or not hmac.compare_digest(grant.digest, digest):
             raise Denied(401, "unknown token")
-        return Caller(role=grant.role, department=grant.department, name=grant.name)
+        return Caller(role=grant.role, department=grant.department, name=grant.name,
+                      key=f"token:{digest[:16]}")
 
     def check(self, authorization: str | None, right: str) -> Caller:
         """The caller, if it holds `right`; else Denied(401 or 403)."""

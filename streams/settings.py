@@ -59,6 +59,9 @@ class Settings(BaseSettings):
                                 "for streams that reconnect (in memory)")
     stream_ping: float = Field(15.0, gt=0, description="seconds between keep-alive comments "
                                "on an idle stream")
+    rate_limit: float = Field(20.0, gt=0, description="requests a second per token (with "
+                              "tokens configured); refused with 429 and Retry-After")
+    rate_burst: int = Field(100, ge=1, description="requests at once per token")
     config: Path | None = Field(None, description="tokens and webhooks (YAML or JSON); without "
                                 "tokens Whistle runs open (dev mode)")
     tokens: list[Grant] = Field(default_factory=list, description="JSON, added to the file's")

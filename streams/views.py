@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -69,15 +70,30 @@ class ApiView(View):
             return self.reply(body, exc.status, exc.headers)
 
     def authorize(self, request: Any) -> Caller:
+        """The caller, if it may do this now: 401/403 (auth), 429 (over its rate limit)."""
         w = self.whistle
         right = self.rights.get(request.method.lower(), PUBLIC)
         try:
-            return w.auth.check(request.headers.get("Authorization"), right)
+            caller = w.auth.check(request.headers.get("Authorization"), right)
         except Denied as exc:
+            if exc.status == 401:  # guessing tokens is limited by address
+                self.throttle(w.strangers, f"addr:{request.remote}")
             w.metrics.auth_refused.labels(status=str(exc.status)).inc()
             headers = {"WWW-Authenticate": 'Bearer realm="whistle"'} if exc.status == 401 else None
             raise Refusal(exc.status, exc.message, problem("Authorization", exc.message),
                           headers) from None
+        if right != PUBLIC and caller.key:
+            self.throttle(w.limits, caller.key)
+        return caller
+
+    def throttle(self, limits: Any, key: str) -> None:
+        """429 with Retry-After when `key` is over its limit (no limits: open mode)."""
+        wait = limits.take(key) if limits is not None else 0.0
+        if wait > 0:
+            self.whistle.metrics.auth_refused.labels(status="429").inc()
+            rate = f"{limits.rate:g} requests/s, {limits.burst} at once"
+            raise Refusal(429, f"too many requests: {rate}", problem("Authorization", rate),
+                          {"Retry-After": str(max(1, math.ceil(wait)))})
 
     async def read_body(self, request: Request,
                         types: tuple[str, ...] = ("application/json",)) -> bytes:
