@@ -33,6 +33,7 @@ async def handle(w: "Whistle", esc: Escalation, message) -> None:
             await w.dead_letter(message, f"unknown task {esc.task_id}")
             return
         task = Task.model_validate(w.tables.tasks[esc.task_id])
+    w.escalating.pop(esc.escalation_id, None)
     names = {d: dept.name for d, dept in w.departments.items()}
     held = {t.task_id: t for t in w.tasks_of(incident)}
     out = escalate(incident, task, esc, w.rules_of(task), names, held)

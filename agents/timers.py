@@ -17,6 +17,7 @@ tables after every rebalance, once recovery is done: a restarted worker forgets 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Iterable
 
 from schemas import Incident, IncidentUpdate, Task
@@ -30,7 +31,10 @@ from .health import DeviceState, offline_alarm
 if TYPE_CHECKING:
     from streams.app import Whistle
 
-__all__ = ["rebuild", "register", "track_deadlines", "track_verification"]
+__all__ = ["RESEND_AFTER", "rebuild", "register", "track_deadlines", "track_verification"]
+
+RESEND_AFTER = timedelta(seconds=30)
+"""An escalation sent and not applied within this is sent again (same id: applied once)."""
 
 
 def track_verification(w: "Whistle", incident: Incident | None, tasks: Iterable[Task]) -> None:
@@ -59,6 +63,7 @@ def track_deadlines(w: "Whistle", tasks: Iterable[Task]) -> None:
 def rebuild(w: "Whistle") -> None:
     """Derive the indexes from the tables this worker holds."""
     w.verifications.clear()
+    w.escalating.clear()
     w.deadlines = type(w.deadlines)(resolution=w.deadlines.resolution)
     track_deadlines(w, (Task.model_validate(v) for v in w.tables.tasks.values()
                         if v["status"] not in ("completed", "rejected")))
@@ -94,11 +99,20 @@ async def check_deadlines(w: "Whistle") -> None:
         if stored is None:
             continue
         task = Task.model_validate(stored)
-        due = due_escalations(task, w.rules_of(task), now)
-        if not due:  # due later within this second: look again
+        due = [e for e in due_escalations(task, w.rules_of(task), now)
+               if not _under_way(w, e.escalation_id, now)]
+        if not due:  # due later within this second, or sent and not applied yet: look again
             track_deadlines(w, [task])
         for esc in due:  # applying it puts the task back in the index
+            w.escalating[esc.escalation_id] = now
             await w.send(topics.ESCALATIONS, esc.incident_id, dump(esc))
+
+
+def _under_way(w: "Whistle", escalation_id: str, now) -> bool:
+    """Sent lately and not applied yet (the agent drops it from `escalating` when it does):
+    not sent again unless it has been that long that it may be lost."""
+    sent = w.escalating.get(escalation_id)
+    return sent is not None and now - sent < RESEND_AFTER
 
 
 async def check_offline(w: "Whistle") -> None:

@@ -104,6 +104,7 @@ class Whistle:
     due: DueIndex = field(default_factory=DueIndex)           # devices by offline due time
     verifications: dict[str, datetime] = field(default_factory=dict)  # incident -> PAS due
     deadlines: DueIndex = field(default_factory=lambda: DueIndex(resolution=1))  # tasks
+    escalating: dict[str, datetime] = field(default_factory=dict)  # sent, not yet applied
     consuming: bool = False
     topics_declared: bool = False
     registry_reader: RegistryReader | None = None

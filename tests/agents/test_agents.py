@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from schemas import Alarm, Triaged
+from schemas import Alarm, Task, Triaged
 from streams import topics
 from streams.app import build
 from streams.settings import Settings
@@ -271,3 +271,34 @@ async def test_a_merge_that_overtakes_its_incident_waits_for_it_then_is_a_dead_l
         await updates.put(json.dumps({**merge, "attempt": 2}).encode(), key=b"inc-a")
     letter = whistle.sent[-1]
     assert letter[0] == topics.DLQ and letter[2]["reason"] == "unknown incident inc-a"
+
+
+async def test_the_deadline_timer_sends_each_escalation_once_until_it_is_applied(whistle):
+    from agents import timers
+
+    async with agent(whistle, "dispatch").test_context() as dispatch:
+        await dispatch.put(triaged_bytes("gw:1", devices=("smk-1",)), key=b"inc-20230516-x")
+    whistle.sent.clear()
+    whistle.clock.advance(seconds=31)                      # verify: 30 s to acknowledge
+    verify = Task.model_validate(whistle.tables.tasks["inc-20230516-x.verify"])
+    for _ in range(3):                                      # three ticks before it is applied,
+        await timers.check_deadlines(whistle)
+        timers.track_deadlines(whistle, [verify])           # the task published meanwhile
+        whistle.clock.advance(seconds=1)
+    sent = [v for t, _, v in whistle.sent if t == topics.ESCALATIONS]
+    assert [e["escalation_id"] for e in sent] == ["inc-20230516-x.verify:ack:overdue",
+                                                  "inc-20230516-x.verify:ack:0:1"]
+    whistle.sent.clear()
+    async with agent(whistle, "escalation").test_context() as escalation:
+        for esc in sent * 2:                                # and each applied once
+            await escalation.put(json.dumps(esc).encode(), key=b"inc-20230516-x")
+    task = whistle.tables.tasks["inc-20230516-x.verify"]
+    assert task["overdue"] == ["ack"] and len(task["escalations"]) == 2
+    notices = [v for t, _, v in whistle.sent if t == topics.task_topic("safety_office")]
+    assert {(n["task_id"], n["revision"]) for n in notices} == {
+        ("inc-20230516-x.verify:ack_overdue:safety_office", 1)}
+    assert not whistle.escalating
+    whistle.clock.advance(seconds=40)                       # applied: nothing is due again
+    whistle.sent.clear()
+    await timers.check_deadlines(whistle)
+    assert [e for t, _, e in whistle.sent if t == topics.ESCALATIONS] == []
