@@ -264,10 +264,14 @@ def parse_playbook(text: str, source: str) -> LoadedPlaybook:
         mark = getattr(exc, "problem_mark", None)
         raise PlaybookError([Problem(source, mark.line + 1 if mark else 1,
                                      f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from None
+    except RecursionError:
+        raise PlaybookError([Problem(source, 1, "not valid YAML: nested too deeply")]) from None
     if not isinstance(data, dict):
         raise PlaybookError([Problem(source, 1, "a playbook is a YAML mapping (id, version, ...)")])
     try:
         playbook = Playbook.model_validate(data)
+    except RecursionError:
+        raise PlaybookError([Problem(source, 1, "playbook: nested too deeply")]) from None
     except ValidationError as exc:
         raise PlaybookError([
             Problem(source, _line_of(node, tuple(err["loc"])),

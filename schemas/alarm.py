@@ -7,12 +7,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from .common import Identifier, Timestamp, field_error, utc_now
+from .common import Identifier, Timestamp, field_error, plain_json, utc_now
 
 __all__ = ["Alarm", "KINDS", "Location", "Reporter", "SIGNALS", "Signal", "MAX_FUTURE_SKEW"]
 
@@ -26,6 +26,8 @@ KINDS: tuple[str, ...] = (
 """Kinds the contract names. Any other kind is accepted and goes to the fallback playbook."""
 
 MAX_FUTURE_SKEW = timedelta(minutes=5)
+EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+"""No alarm occurred before this: an earlier time is a gateway's clock fault."""
 
 
 class Location(BaseModel):
@@ -36,6 +38,13 @@ class Location(BaseModel):
     address: str | None = Field(default=None, max_length=500)
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
+
+    @field_validator("lat", "lon", mode="before")
+    @classmethod
+    def _a_number(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, (int, float, type(None))):
+            raise ValueError("must be a number (degrees)")
+        return value
 
     @model_validator(mode="after")
     def _something_given(self) -> "Location":
@@ -75,9 +84,16 @@ class Alarm(BaseModel):
     attributes: dict[str, Any] = Field(default_factory=dict)
     received_at: Timestamp | None = None
 
+    @field_validator("attributes")
+    @classmethod
+    def _plain(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return plain_json(value)
+
     @field_validator("occurred_at")
     @classmethod
     def _not_in_future(cls, value: datetime, info: ValidationInfo) -> datetime:
+        if value < EARLIEST:
+            raise ValueError(f"lies before {EARLIEST.date().isoformat()}")
         context = info.context or {}
         now = context.get("now") or utc_now()
         if value - now > MAX_FUTURE_SKEW:

@@ -20,6 +20,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 __all__ = [
     "DepartmentId",
+    "plain_json",
     "Duration",
     "Identifier",
     "LEVELS",
@@ -79,8 +80,56 @@ _ISO_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.
 _UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
 
 
+def plain_json(value: Any, max_depth: int = 16) -> Any:
+    """`value` if it is plain JSON (objects, arrays, text, finite numbers, true/false/null)
+    nested at most `max_depth` deep, with text that is valid Unicode; else ValueError. For
+    free-form fields that travel on topics, so what is accepted can always be written."""
+    todo: list[tuple[Any, int]] = [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if depth > max_depth:
+            raise ValueError(f"nested deeper than {max_depth} levels")
+        if isinstance(item, dict):
+            for key, inner in item.items():
+                _text(key)
+                todo.append((inner, depth + 1))
+        elif isinstance(item, list):
+            todo.extend((inner, depth + 1) for inner in item)
+        elif isinstance(item, str):
+            _text(item)
+        elif isinstance(item, float) and item != item or item in (float("inf"), float("-inf")):
+            raise ValueError("numbers must be finite")
+        elif item is not None and not isinstance(item, (bool, int, float)):
+            raise ValueError(f"not JSON: {type(item).__name__}")
+    return value
+
+
+def _text(text: Any) -> None:
+    if not isinstance(text, str):
+        raise ValueError("object keys must be text")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text is not valid Unicode (a lone surrogate)") from None
+
+
+MAX_DURATION = timedelta(days=3650)
+"""Longer than any deadline, silence or retention a subdistrict sets (ten years)."""
+
+
 def parse_duration(value: Any) -> timedelta:
-    """Parse "15s", "5m", "1h30m", "1d", "PT1H" or a number of seconds into a timedelta."""
+    """Parse "15s", "5m", "1h30m", "1d", "PT1H" or a number of seconds into a timedelta
+    of at most MAX_DURATION."""
+    try:
+        parsed = _parse_duration(value)
+    except OverflowError:
+        parsed = MAX_DURATION * 2
+    if parsed > MAX_DURATION:
+        raise ValueError(f"duration longer than {MAX_DURATION.days} days")
+    return parsed
+
+
+def _parse_duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .alarm import Reporter
-from .common import DepartmentId, Identifier, Timestamp
+from .common import DepartmentId, Identifier, Timestamp, plain_json
 
 __all__ = ["CAUSES", "Cause", "DeliveryAttempt", "Escalation", "Feedback", "FeedbackItem",
            "Overdue"]
@@ -41,6 +41,11 @@ class Escalation(BaseModel):
     due: Timestamp | None = None
     at: Timestamp
     detail: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("detail")
+    @classmethod
+    def _plain(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return plain_json(value)
 
     @staticmethod
     def overdue_id(task_id: str, which: str, rule: int, n: int) -> str:

@@ -121,7 +121,7 @@ class PlaybookMatch(BaseModel):
     def _known_zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder, a long name
             raise ValueError(f"unknown time zone {value!r} (use an IANA name like "
                              f"Asia/Shanghai)") from None
         return value

@@ -71,6 +71,17 @@ def _parse_alarms(data: Any, w: "Whistle") -> list[Alarm]:
     return [a.model_copy(update={"received_at": now}) for a in alarms]
 
 
+def _written(alarm: Alarm, index: int, batch: int) -> bytes:
+    """The alarm as it goes on the topic; one that cannot be written is the sender's fault
+    (422), never the broker's (503, which a gateway would retry for ever)."""
+    try:
+        return dump(alarm)
+    except Exception as exc:
+        loc = [index] if batch > 1 else ["body"]
+        raise Refusal(422, "invalid alarm", [{"loc": loc, "msg": f"cannot be written as "
+                                                                 f"JSON: {exc}"}]) from None
+
+
 def _parse_cap(body: bytes, w: "Whistle") -> Alarm:
     now = w.clock()
     try:
@@ -128,11 +139,13 @@ def register(w: "Whistle") -> None:
                     alarms = [_parse_cap(await self.read_body(request, (CAP_CONTENT_TYPE,)), w)]
                 else:
                     alarms = _parse_alarms(await self.read_json(request, ALARM_TYPES), w)
+                records = [(w.locate(a).site.site_id, _written(a, i, len(alarms)))
+                           for i, a in enumerate(alarms)]
             except Refusal as exc:
                 w.metrics.rejected.labels(status=str(exc.status)).inc()
                 raise
             try:
-                await asyncio.wait_for(self._persist(alarms), w.settings.ingest_timeout)
+                await asyncio.wait_for(self._persist(records), w.settings.ingest_timeout)
             except Exception as exc:  # the broker did not take them all: say so, never 202
                 w.metrics.rejected.labels(status="503").inc()
                 app.log.warning("alarm ingest failed: %r", exc)
@@ -142,8 +155,8 @@ def register(w: "Whistle") -> None:
             w.metrics.ingested.inc(len(alarms))
             return self.reply({"accepted": [a.alarm_id for a in alarms]}, status=202)
 
-        async def _persist(self, alarms: list[Alarm]) -> None:
-            acks = [await w.send(topics.ALARMS, w.locate(a).site.site_id, dump(a)) for a in alarms]
+        async def _persist(self, records: list[tuple[str, bytes]]) -> None:
+            acks = [await w.send(topics.ALARMS, site, value) for site, value in records]
             await asyncio.gather(*acks)
 
     @page("/api/v1/incidents")

@@ -248,8 +248,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `whistle ... | head` ends quietly
     args = parser().parse_args(argv)
+    if args.func not in (cmd_worker, cmd_up):
+        # `whistle timeline ... | head` ends quietly; never in a server, where a client that
+        # hangs up (a console closing its stream) would kill the process
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     return args.func(args)
 
 

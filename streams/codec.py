@@ -34,7 +34,8 @@ def json_bytes(value: Any) -> bytes:
 
 def error_details(exc: ValidationError, prefix: tuple = ()) -> list[dict[str, Any]]:
     """The contract's `details`: one `{"loc": [...], "msg": str}` per problem."""
-    return [{"loc": [*prefix, *err["loc"]], "msg": err["msg"]} for err in exc.errors()]
+    return [{"loc": [*prefix, *err["loc"]] or ["body"], "msg": err["msg"]}
+            for err in exc.errors()]
 
 
 def summarize(details: list[dict[str, Any]]) -> str:
@@ -51,7 +52,11 @@ def decode(model: type[M], raw: bytes | None, context: dict[str, Any] | None = N
         return Rejected(f"not UTF-8: {exc}")
     except ValueError as exc:
         return Rejected(f"not JSON: {exc}")
+    except RecursionError:
+        return Rejected("not JSON: nested too deeply")
     try:
         return model.model_validate(data, context=context)
     except ValidationError as exc:
         return Rejected(f"{model.__name__} invalid: {summarize(error_details(exc))}")
+    except RecursionError:
+        return Rejected(f"{model.__name__} invalid: nested too deeply")

@@ -179,7 +179,12 @@ def _task(value: bytes | None, topic: str) -> dict | None:
     try:
         return Task.model_validate_json(value or b"").model_dump(mode="json")
     except ValidationError as exc:
-        log.warning("task feed: a record on %s is not a Task: %s", topic, exc.errors()[0])
+        first = exc.errors()[0]
+        log.warning("task feed: a record on %s is not a Task: %s: %s", topic,
+                    ".".join(map(str, first["loc"])) or "value", first["msg"])
+        return None
+    except RecursionError:
+        log.warning("task feed: a record on %s is not a Task: nested too deeply", topic)
         return None
 
 

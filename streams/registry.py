@@ -55,6 +55,8 @@ def apply_record(registry: Registry, key: bytes | str, value: bytes | None) -> s
             return f"key {name!r}: neither site:<id> nor device:<id>"
     except ValidationError as exc:
         return f"key {name!r}: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}"
+    except Exception as exc:  # whatever a record holds, the reader goes on (never stuck on it)
+        return f"key {name!r}: {type(exc).__name__}: {str(exc)[:200]}"
     return None
 
 

@@ -117,6 +117,8 @@ class ApiView(View):
             return json.loads(body)
         except (UnicodeDecodeError, ValueError) as exc:
             raise Refusal(400, "body is not JSON", problem("body", str(exc))) from None
+        except RecursionError:
+            raise Refusal(400, "body is not JSON", problem("body", "nested too deeply")) from None
 
     async def submit(self, topic: str, key: str, update_id: str, value: bytes,
                      conflict_on: str, subject: tuple[str, str]) -> Any:

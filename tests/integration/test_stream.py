@@ -127,3 +127,16 @@ def test_a_bad_cursor_is_named(stack):
     assert answer.status_code == 400
     assert answer.json()["details"][0]["loc"] == ["Last-Event-ID"]
     assert stack.http.get("/api/v1/departments/nobody/stream").status_code == 404
+
+
+def test_clients_hanging_up_mid_stream_never_take_the_worker_down(stack):
+    """A console closing its tab is normal: the worker must not die of it (it once did:
+    SIGPIPE was left at its default in the server)."""
+    for _ in range(20):
+        with httpx.stream("GET", f"{stack.url}/api/v1/departments/police/stream",
+                          timeout=5) as answer:
+            assert answer.status_code == 200
+            next(answer.iter_bytes())  # something was sent; now hang up
+    time.sleep(0.5)
+    assert stack.process.poll() is None
+    assert stack.http.get("/healthz").status_code == 200
