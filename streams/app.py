@@ -28,7 +28,7 @@ from playbooks.departments import load_departments
 from schemas import (Config, DeadLetter, Department, Incident, PlaybookRef, Site, Task,
                      TimelineEntry, utc_now)
 
-from . import api, console, feed, webhooks
+from . import api, console, feed, openapi, webhooks
 from .auth import Auth
 from .limits import RateLimits
 from . import topics as names
@@ -332,4 +332,5 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistl
     whistle.feed = feed.register(whistle, clock)
     webhooks.register(whistle)
     console.register(whistle)
+    openapi.register(whistle)
     return whistle

@@ -5,100 +5,20 @@ started again while the broker keeps the topics and the tables' changelogs."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
-import httpx
 import pytest
 
-from schemas.registry import read_registry
-from streams import registry
-from streams.broker import EmbeddedBroker, free_port
-from streams.settings import DEMO_SITES
+from streams.broker import free_port
 
-FALLBACK = """id: fallback
-version: 1
-title: 兜底预案
-level: IV
-fallback: true
-steps:
-  - {id: triage, department: safety_office, action: 研判处置, ack_within: 1m, complete_within: 1h}
-"""
-QUICK = """id: quick-fire
-version: 1
-title: 快速督办测试预案
-level: III
-match: {kinds: [fire_report]}
-steps:
-  - {id: cordon, department: police, action: 设置警戒线 疏散人员, ack_within: ACK,
-     complete_within: 10m}
-escalate:
-  - {on_overdue: ack, notify: [safety_office], raise_level: true}
-"""
-
-
-def playbooks(tmp: Path, ack: str) -> Path:
-    """A fallback and one playbook whose police task must be acknowledged within `ack`."""
-    folder = tmp / "playbooks"
-    folder.mkdir(exist_ok=True)
-    (folder / "fallback.yaml").write_text(FALLBACK, encoding="utf-8")
-    (folder / "quick.yaml").write_text(QUICK.replace("ACK", ack), encoding="utf-8")
-    return folder
-
-
-class Worker:
-    """One `whistle worker` process against a broker."""
-
-    def __init__(self, broker: str, folder: Path, data: Path, port: int) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = open(data / f"worker-{time.monotonic_ns()}.log", "w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"], stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "WHISTLE_BROKER": broker, "WHISTLE_PORT": str(port),
-                 "WHISTLE_PLAYBOOKS": str(folder), "WHISTLE_DATA": str(data),
-                 "WHISTLE_ESCALATION_CHECK": "0.5", "WHISTLE_LOG_LEVEL": "warning"})
-        deadline = time.monotonic() + 60
-        while not self._ready():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.kill()
-                pytest.fail(f"the worker did not become ready:\n{Path(self.log.name).read_text()}")
-            time.sleep(0.2)
-        self.http = httpx.Client(base_url=self.url, timeout=10)
-
-    def _ready(self) -> bool:
-        try:
-            return httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait()
-        self.log.close()
+from .workers import Worker, demo_broker, playbooks, wait
 
 
 @pytest.fixture
 def broker(tmp_path):
-    with EmbeddedBroker(log=tmp_path / "broker.log") as b:
-        asyncio.run(registry.publish(b.url, read_registry(DEMO_SITES)))
+    with demo_broker(tmp_path) as b:
         yield b
-
-
-def wait(probe, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not (value := probe()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
-    return value
 
 
 def entries(worker: Worker, incident_id: str) -> list[dict]:
