@@ -249,6 +249,7 @@ def _new_app(settings: Settings) -> WhistleApp:
         topic_replication_factor=settings.replication,
         topic_disable_leader=True,
         producer_acks=-1,
+        producer_max_batch_size=settings.producer_batch_bytes,
         consumer_auto_offset_reset="earliest",
         broker_rebalance_timeout=settings.rebalance_timeout,
         broker_session_timeout=settings.rebalance_timeout,

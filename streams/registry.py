@@ -79,7 +79,7 @@ async def publish(broker: str, file: RegistryFile, *, partitions: int = 4, repli
         pass
     finally:
         await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all",
+    producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all", max_batch_size=1,
                                 request_timeout_ms=int(timeout * 1000))
     await producer.start()
     try:

@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     tokens: list[Grant] = Field(default_factory=list, description="JSON, added to the file's")
     webhooks: dict[str, Webhook] = Field(default_factory=dict,
                                          description="JSON, over the file's")
+    producer_batch_bytes: int = Field(
+        16384, ge=1, description="the producer's largest batch; `whistle up` sets 1 for its "
+        "embedded broker, which reports a partition's end wrongly after a batch of several "
+        "records (table recovery and catch-up rely on that end)")
     max_body_bytes: int = 1024 * 1024
     max_batch: int = 1000
     log_level: str = "info"

@@ -108,6 +108,8 @@ def run_up(settings: Settings, embedded: bool, sites_given: bool = False) -> int
             "broker": settings.broker, "port": settings.port, "host": settings.host,
             "playbooks": settings.playbooks, "data": settings.data,
             **({"config": settings.config} if settings.config else {}),
+            # one record per batch: Tansu misreports a partition's end after larger batches
+            **({"producer_batch_bytes": 1} if broker is not None else {}),
             "log_level": os.environ.get("WHISTLE_LOG_LEVEL", "warning")}.items()}}
         worker = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
                                   stdin=subprocess.DEVNULL, **child_options())

@@ -195,16 +195,19 @@ async def test_storm_every_alarm_on_exactly_one_incident_no_task_twice(stack):
     print(f"storm: {len(expected)} incidents as the rules say, {len(incidents) - len(standing)} "
           f"opened by out-of-order arrival and merged")
 
-    # no task dispatched twice: once on the API, once (revision 1) on its department's topic
-    tasks = stack.http.get("/api/v1/tasks", timeout=60).json()["tasks"]
+    # no task dispatched twice: once on the API, once (revision 1) on its department's topic.
+    # (督办 notices are left out: deadlines pass while this runs, and notices keep coming)
+    tasks = [t for t in stack.http.get("/api/v1/tasks", timeout=60).json()["tasks"]
+             if not t.get("notice_of")]
     ids = [t["task_id"] for t in tasks]
-    assert len(ids) == len(set(ids)) == sum(len(i["task_ids"]) for i in incidents)
+    planned = [t for i in incidents for t in i["task_ids"] if ":" not in t.split(".", 1)[1]]
+    assert len(ids) == len(set(ids)) and set(ids) >= set(planned)
     dispatched: Counter = Counter()
     departments = {t["department"] for t in tasks}
     for department in departments:
         for record in await read_topic(stack.broker, topics.task_topic(department)):
             value = json.loads(record.value)
-            if value["revision"] == 1:
+            if value["revision"] == 1 and not value.get("notice_of"):
                 dispatched[value["task_id"]] += 1
     assert set(dispatched) == set(ids) and max(dispatched.values()) == 1
     print(f"storm: {len(ids)} tasks to {len(departments)} departments, each dispatched once")

@@ -87,7 +87,9 @@ class Worker:
             stderr=subprocess.STDOUT,
             env={**os.environ, "WHISTLE_BROKER": broker, "WHISTLE_PORT": str(port),
                  "WHISTLE_DATA": str(data), "WHISTLE_ESCALATION_CHECK": "0.5",
-                 "WHISTLE_LOG_LEVEL": "warning", **extra, **(env or {})})
+                 "WHISTLE_LOG_LEVEL": "warning",
+                 # as `whistle up` runs it on the embedded broker (see Settings)
+                 "WHISTLE_PRODUCER_BATCH_BYTES": "1", **extra, **(env or {})})
         deadline = started + READY_WITHIN
         while not self._ready():
             if self.process.poll() is not None or time.monotonic() > deadline:
