@@ -7,9 +7,11 @@ VENV ?= .venv
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 # the console's browser test drives Debian's Chromium; a CJK font makes its Chinese legible
 CHROMIUM := /usr/bin/chromium
+# the deployment tests check deploy/prometheus with Debian's promtool
+PROMTOOL := /usr/bin/promtool
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: up test install browser clean
+.PHONY: up test install browser promtool clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,10 +27,17 @@ browser:
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk; \
 	fi
 
+promtool:
+	@if [ ! -x $(PROMTOOL) ]; then \
+		echo "installing Prometheus (promtool) for the deployment tests"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; \
+	fi
+
 up: $(STAMP)
 	$(VENV)/bin/whistle up $(ARGS)
 
-test: $(STAMP) browser
+test: $(STAMP) browser promtool
 	$(VENV)/bin/pytest $(ARGS)
 
 clean:

@@ -9,6 +9,8 @@
     whistle playbooks check|explain|test|reload|schema   (see streams/playbook_cli.py)
     whistle timeline INCIDENT_ID --format json|csv|md|html [-o FILE] [--from-topic]
     whistle report --from 2026-11-01 --to 2026-11-30 --format html|md|csv [-o FILE]
+    whistle bench [--alarms 5000] [--rate 200] [--seconds 10] [--json FILE] [--svg FILE]
+                  [--broker URL --url URL] [--skip-relay]    (see streams/bench.py)
 """
 
 from __future__ import annotations
@@ -180,6 +182,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     return _write(args, render_period(found, args.start, args.last, args.format, _names()))
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import BenchOptions, run
+
+    return run(BenchOptions(alarms=args.alarms, rate=args.rate, seconds=args.seconds,
+                            broker=args.broker, url=args.url, json=args.json, svg=args.svg,
+                            skip_relay=args.skip_relay))
+
+
 def _auth(args: argparse.Namespace) -> dict[str, str]:
     token = getattr(args, "token", None) or os.environ.get("WHISTLE_TOKEN")
     return {"Authorization": f"Bearer {token}"} if token else {}
@@ -244,6 +254,19 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("--broker", help="with --from-topic (default WHISTLE_BROKER)")
 
     playbook_cli.add_parser(sub, url)
+
+    bench = sub.add_parser("bench", help="throughput and alarm-to-task latency, beside a plain "
+                           "aiokafka relay (default: a fresh embedded broker and worker)")
+    bench.add_argument("--alarms", type=int, default=5000, help="alarms for the throughput runs")
+    bench.add_argument("--rate", type=float, default=200.0, help="alarms/s for the latency run")
+    bench.add_argument("--seconds", type=float, default=10.0, help="length of the latency run")
+    bench.add_argument("--broker", help="a running deployment's Kafka (with --url); its "
+                       "departments get real tasks: use staging")
+    bench.add_argument("--url", help="that deployment's worker, e.g. http://HOST:6066")
+    bench.add_argument("--json", type=Path, help="write every figure here")
+    bench.add_argument("--svg", type=Path, help="draw the latency distribution here")
+    bench.add_argument("--skip-relay", action="store_true", help="no plain-relay comparison")
+    bench.set_defaults(func=cmd_bench)
     return p
 
 

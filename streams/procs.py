@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import ctypes
+import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
-__all__ = ["child_options", "stop_process"]
+__all__ = ["child_options", "stop_process", "stop_started"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -39,3 +41,14 @@ def stop_process(process: subprocess.Popen, timeout: float) -> int | None:
             process.kill()
             process.wait(5)
     return process.returncode
+
+
+def stop_started(worker: subprocess.Popen | None, broker: Any, scratch: Path | None) -> None:
+    """Stop what `whistle up` or `whistle bench` started: the worker, the embedded broker, and
+    the scratch folder they used."""
+    if worker is not None:
+        stop_process(worker, 6.0)
+    if broker is not None:
+        broker.stop(2.0)
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -26,7 +25,7 @@ from schemas.registry import RegistryError, read_registry
 from . import registry
 from .broker import BrokerError, EmbeddedBroker
 from .auth import Auth
-from .procs import child_options, stop_process
+from .procs import child_options, stop_started
 from .settings import ConfigError, Settings
 
 __all__ = ["run_up"]
@@ -132,9 +131,4 @@ def run_up(settings: Settings, embedded: bool, sites_given: bool = False) -> int
             return 1
         return 0
     finally:
-        if worker is not None:
-            stop_process(worker, 6.0)
-        if broker is not None:
-            broker.stop(2.0)
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
+        stop_started(worker, broker, scratch)

@@ -1,0 +1,201 @@
+"""Two `whistle worker` processes in one consumer group on one broker, as deploy/compose.yaml and
+the StatefulSet run them: they share the partitions, and when one is stopped mid-run the other
+takes its partitions and their tables over, and no accepted alarm is lost.
+
+    .venv/bin/pytest -s tests/deploy/test_workers.py      # prints the `two workers:` line
+
+The workers keep their tables in memory (memory://) here, not in RocksDB as in production: the
+embedded broker reports a stale end offset after a multi-record batch (the xfail below), and
+Faust's recovery then refuses a RocksDB offset that is past it (ConsistencyError); Apache
+Kafka reports it correctly. Both stores rebuild a partition taken over from its changelog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+import time
+from collections import Counter
+from datetime import datetime, timezone
+
+import httpx
+import pytest
+
+from schemas import Incident
+from streams import topics
+from streams.broker import EmbeddedBroker, free_port
+from tests.integration.kafka import read_topic
+from tests.integration.workers import Worker, demo_broker, playbooks, wait
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+APP_ID = "whistle-city"       # both workers: one consumer group
+SITES, PER_SITE, BATCH = 40, 5, 4
+STOP_AFTER = 12               # batches of the second half accepted before one worker is stopped
+
+
+def incidents_of(worker: Worker) -> list[dict]:
+    return worker.http.get("/api/v1/incidents").json()["incidents"]
+
+
+def dispatched(worker: Worker) -> float:
+    """Tasks this worker's dispatch stage sent (its own counter, not the group's)."""
+    return sum(float(line.rsplit(" ", 1)[1]) for line in worker.http.get("/metrics").text
+               .splitlines() if line.startswith("whistle_tasks_dispatched_total{"))
+
+
+class Gateway(threading.Thread):
+    """Posts batches to the workers in turn; a batch a worker does not take (refused or no
+    answer) goes to the other, as a load balancer in front of them would."""
+
+    def __init__(self, urls: list[str], batches: list[list[dict]]) -> None:
+        super().__init__(daemon=True)
+        self.clients = [httpx.Client(base_url=u, timeout=10) for u in urls]
+        self.batches = batches
+        self.accepted: dict[str, int] = {}   # alarm_id -> the worker that answered 202
+        self.done = 0
+        self.redirected = 0                  # batches a worker did not take
+        self.failure: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            for n, batch in enumerate(self.batches):
+                for attempt in range(40):
+                    worker = (n + attempt) % len(self.clients)
+                    try:
+                        answer = self.clients[worker].post("/api/v1/alarms", json=batch)
+                    except httpx.HTTPError:
+                        answer = None
+                    if answer is not None and answer.status_code == 202:
+                        self.accepted.update({a: worker for a in answer.json()["accepted"]})
+                        break
+                    self.redirected += 1
+                    time.sleep(0.25)
+                else:
+                    raise AssertionError(f"batch {n} was taken by no worker")
+                self.done += 1
+                time.sleep(0.05)
+        except BaseException as exc:  # reported by the test
+            self.failure = exc
+
+
+def alarms() -> list[list[dict]]:
+    """PER_SITE fire reports at each of SITES places nobody registered, interleaved, in
+    batches: one site's reports join one incident, whichever worker triages them."""
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    flat = [{"alarm_id": f"city:{s:02d}:{k}", "kind": "fire_report",
+             "site_id": f"city-site-{s:02d}", "occurred_at": now, "reporter": {"name": "市民"}}
+            for k in range(PER_SITE) for s in range(SITES)]
+    return [flat[i:i + BATCH] for i in range(0, len(flat), BATCH)]
+
+
+def test_two_workers_share_the_partitions_and_the_survivor_loses_no_alarm(tmp_path):
+    batches = alarms()
+    first, second = batches[:len(batches) // 2], batches[len(batches) // 2:]
+    env = {"WHISTLE_APP_ID": APP_ID}
+    # a police task per report, acknowledged within 5 minutes: no deadline passes within the
+    # test's time limit, so nothing but the alarms changes the incidents, however slow the machine
+    folder = playbooks(tmp_path, "5m")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with demo_broker(tmp_path) as broker:
+        a = Worker(broker.url, folder, tmp_path / "a", free_port(), env)
+        b = Worker(broker.url, folder, tmp_path / "b", free_port(), env)
+        try:
+            # both own partitions: each lists only the incidents on its partitions, each
+            # dispatches, and together they hold every incident
+            gateway = Gateway([a.url, b.url], first)
+            gateway.run()
+            assert gateway.failure is None, gateway.failure
+            assert set(gateway.accepted.values()) == {0, 1}, "both took alarms"
+
+            def shared():
+                seen_a, seen_b = incidents_of(a), incidents_of(b)
+                on = Counter(x for i in seen_a + seen_b for x in i["alarm_ids"])
+                return (seen_a, seen_b) if set(on) >= set(gateway.accepted) else None
+            held_a, held_b = wait(shared, 30, "the first half on the two workers' incidents")
+            ids_a = {i["incident_id"] for i in held_a}
+            ids_b = {i["incident_id"] for i in held_b}
+            assert ids_a and ids_b and not ids_a & ids_b, "the partitions are split, not copied"
+            assert dispatched(a) > 0 and dispatched(b) > 0, "both dispatch tasks"
+
+            # mid-run, worker b is stopped the way Kubernetes and compose stop it
+            gateway = Gateway([a.url, b.url], second)
+            gateway.start()
+            wait(lambda: gateway.done >= STOP_AFTER or gateway.failure, 30, "the second half")
+            stopped = time.monotonic()
+            b.process.send_signal(signal.SIGTERM)
+            assert b.process.wait(timeout=30) == 0, b.output()[-3000:]
+            b.log.close()
+            gateway.join(timeout=60)
+            assert gateway.failure is None, gateway.failure
+            assert not gateway.is_alive()
+            assert gateway.redirected > 0, "b was stopped while alarms were still coming"
+            accepted = {x["alarm_id"] for batch in first for x in batch} | set(gateway.accepted)
+            assert len(accepted) == SITES * PER_SITE
+
+            # the survivor took every partition over, b's incidents (and their tables) with them
+            def survivor():
+                seen = incidents_of(a)
+                on = Counter(x for i in seen for x in i["alarm_ids"])
+                return seen if set(on) >= accepted else None
+            final = wait(survivor, 60, "every accepted alarm on the survivor's incidents")
+            took_over = time.monotonic() - stopped
+            assert ids_b <= {i["incident_id"] for i in final}, "b's incidents are served by a"
+            for incident in [i for i in final if i["incident_id"] in ids_b][:5]:
+                tasks = a.http.get("/api/v1/tasks", params={"incident_id": incident[
+                    "incident_id"]}).json()["tasks"]
+                assert {t["task_id"] for t in tasks} == set(incident["task_ids"])
+
+            # no alarm lost or counted twice, and one incident per site: the reports that b
+            # triaged and the ones a triaged after the stop joined the same incident, so a
+            # recovered b's triage tables
+            on = Counter(x for i in final for x in i["alarm_ids"])
+            assert set(on) == accepted and set(on.values()) == {1}
+            assert len(final) == SITES
+            assert {i["status"] for i in final} == {"open"}
+
+            # the same from the topic itself, independent of any worker's tables
+            records = asyncio.run(read_topic(broker.url.removeprefix("kafka://"),
+                                             topics.INCIDENTS))
+            latest: dict[str, Incident] = {}
+            for r in records:
+                inc = Incident.model_validate_json(r.value)
+                held = latest.get(inc.incident_id)
+                if held is None or held.revision <= inc.revision:
+                    latest[inc.incident_id] = inc
+            on_topic = Counter(x for i in latest.values() for x in i.alarm_ids)
+            assert set(on_topic) == accepted and set(on_topic.values()) == {1}
+            print(f"\ntwo workers: {len(accepted)} alarms at {SITES} sites, a held "
+                  f"{len(ids_a)} and b {len(ids_b)} incidents; b stopped (SIGTERM) after "
+                  f"{STOP_AFTER} more batches, a served all {len(final)} incidents "
+                  f"{took_over:.1f} s later; every alarm on exactly one incident")
+        finally:
+            a.kill()
+            b.kill()
+
+
+@pytest.mark.xfail(strict=True, reason="the embedded broker (Tansu) answers ListOffsets with "
+                   "base offset + 1 after a multi-record batch; when it is fixed this passes, "
+                   "and the two-worker test above can keep its tables in RocksDB like production")
+def test_the_embedded_broker_end_offset_follows_a_batch(tmp_path):
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+    async def end_after_batch(url: str) -> tuple[int, int]:
+        producer = AIOKafkaProducer(bootstrap_servers=url, acks="all", linger_ms=20)
+        consumer = AIOKafkaConsumer(bootstrap_servers=url)
+        await producer.start()
+        await consumer.start()
+        try:
+            sent = [await producer.send("batch", b"x", partition=0) for _ in range(5)]
+            last = max((await f).offset for f in sent)
+            tp = TopicPartition("batch", 0)
+            return last, (await consumer.end_offsets([tp]))[tp]
+        finally:
+            await producer.stop()
+            await consumer.stop()
+
+    with EmbeddedBroker(log=tmp_path / "broker.log") as broker:
+        last, end = asyncio.run(end_after_batch(broker.url.removeprefix("kafka://")))
+    assert end == last + 1
