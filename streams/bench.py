@@ -42,13 +42,12 @@ from . import topics
 from .broker import BrokerError, EmbeddedBroker, free_port
 from .codec import dump
 from .procs import child_options, stop_process, stop_started
+from .bench_report import TARGET_P99_MS, TARGET_RATIO, svg, table
 from .settings import Settings
 
-__all__ = ["BenchOptions", "percentile", "run", "svg"]
+__all__ = ["BenchOptions", "percentile", "run"]
 
 READY_TIMEOUT = 60.0
-TARGET_RATIO = 0.5      # issue 8: whole-pipeline throughput >= 50% of the relay
-TARGET_P99_MS = 25.0    # issue 8: p99 alarm-to-task <= 25 ms at 200 alarms/s
 
 
 @dataclass
@@ -464,84 +463,6 @@ def run(opts: BenchOptions) -> int:
                      or figures["relay"]["tasks_seen"] >= figures["relay"]["tasks_expected"]))
     return 0 if complete else 1
 
-
-def table(f: dict) -> str:
-    """The figures as a plain-text table, with the issue's targets."""
-    t, lat, r = f["throughput"], f["latency"], f["relay"]
-
-    def ok(met: bool) -> str:
-        return "met" if met else "MISSED"
-
-    rows = [("measure", "whistle", "relay", "ratio", "target"),
-            (f"throughput, {t['alarms']} alarms (alarms/s)", f"{t['alarms_per_s']:.0f}",
-             f"{r['alarms_per_s']:.0f}" if r else "-",
-             f"{f['ratio']:.0%}" if f["ratio"] is not None else "-",
-             f">= {TARGET_RATIO:.0%} of relay: {ok(f['met']['ratio'])}" if r else "-"),
-            ("  tasks/s", f"{t['tasks_per_s']:.0f}", f"{r['tasks_per_s']:.0f}" if r else "-",
-             "", ""),
-            ("  first send to last task (s)", f"{t['elapsed_s']:.2f}",
-             f"{r['elapsed_s']:.2f}" if r else "-", "", ""),
-            ("  tasks seen / expected", f"{t['tasks_seen']}/{t['tasks_expected']}",
-             f"{r['tasks_seen']}/{r['tasks_expected']}" if r else "-", "", "")]
-    head = f"latency at {lat['rate']:g}/s for {lat['seconds']:g} s"
-    def ms(v: float | None) -> str:
-        return "unanswered" if v is None else f"{v:.1f}"
-    rows += [(f"{head}: p50 (ms)", ms(lat["p50_ms"]), "", "", ""),
-             ("  p99 (ms)", ms(lat["p99_ms"]), "", "",
-              f"<= {TARGET_P99_MS:g} ms: {ok(f['met']['p99'])}"),
-             ("  max (ms)", ms(lat["max_ms"]), "",
-              "", ""),
-             ("  tasks seen / expected", f"{lat['tasks_seen']}/{lat['tasks_expected']}", "",
-              "", "")]
-    own = lat.get("worker_histogram")
-    if own:
-        rows.append(("  worker's own histogram p50, p99 (ms)",
-                     f"<={own['p50_le_ms'] or 'inf':g}, <={own['p99_le_ms'] or 'inf':g}"
-                     if own["p99_le_ms"] else f"<={own['p50_le_ms'] or 'inf'}, >10000",
-                     "", "", "ingest to producer"))
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    lines = ["  ".join(c.ljust(widths[i]) if i in (0, 4) else c.rjust(widths[i])
-                       for i, c in enumerate(row)).rstrip() for row in rows]
-    lines.insert(1, "-" * len(max(lines, key=len)))
-    return "\n".join(lines)
-
-
-def svg(ms: list[float], latency: dict, width: int = 640, height: int = 320) -> str:
-    """A histogram of alarm-to-task latencies (ms) with their CDF, as a standalone SVG."""
-    left, right, top, bottom = 50, 20, 30, 40
-    w, h = width - left - right, height - top - bottom
-    high = max(ms[-1] if ms else 1.0, TARGET_P99_MS) * 1.05
-    bins = 40
-    counts = [0] * bins
-    for x in ms:
-        counts[min(bins - 1, int(x / high * bins))] += 1
-    peak = max(counts) or 1
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'font-family="sans-serif" font-size="11">',
-             f'<text x="{left}" y="18">alarm to first task at {latency["rate"]:g}/s: p50 '
-             f'{latency["p50_ms"]} ms, p99 {latency["p99_ms"]} ms, max {latency["max_ms"]} ms '
-             f'({len(ms)} of {latency["alarms"]} alarms answered)</text>',
-             f'<rect x="{left}" y="{top}" width="{w}" height="{h}" fill="none" stroke="#999"/>']
-    bw = w / bins
-    for i, c in enumerate(counts):
-        bh = c / peak * h
-        parts.append(f'<rect x="{left + i * bw:.1f}" y="{top + h - bh:.1f}" width="{bw - 1:.1f}" '
-                     f'height="{bh:.1f}" fill="#7aa6d6"/>')
-    if ms:
-        points = " ".join(f"{left + x / high * w:.1f},{top + h - (i + 1) / len(ms) * h:.1f}"
-                          for i, x in enumerate(ms[:: max(1, len(ms) // 400)]))
-        parts.append(f'<polyline points="{points}" fill="none" stroke="#c0392b"/>')
-    tx = left + TARGET_P99_MS / high * w
-    parts.append(f'<line x1="{tx:.1f}" y1="{top}" x2="{tx:.1f}" y2="{top + h}" stroke="#2a2" '
-                 f'stroke-dasharray="4"/><text x="{tx + 3:.1f}" y="{top + 12}">p99 target '
-                 f'{TARGET_P99_MS:g} ms</text>')
-    for k in range(6):
-        x = high * k / 5
-        parts.append(f'<text x="{left + w * k / 5:.1f}" y="{top + h + 15}" '
-                     f'text-anchor="middle">{x:.0f}</text>')
-    parts.append(f'<text x="{left + w / 2}" y="{height - 8}" text-anchor="middle">ms (bars: '
-                 f'count, line: cumulative share)</text></svg>')
-    return "\n".join(parts)
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["relay"]:
