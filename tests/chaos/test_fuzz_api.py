@@ -27,6 +27,7 @@ from hypothesis.configuration import set_hypothesis_home_dir
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.examples import get_strategies_from_examples
 from schemathesis.specs.openapi.checks import (content_type_conformance,
                                                negative_data_rejection,
                                                response_headers_conformance,
@@ -130,9 +131,22 @@ class Run:
         self.failures: list[str] = []
 
     def operation(self, op, mode: GenerationMode, fixed: dict[str, str]) -> None:
+        self.strategy(op.as_strategy(generation_mode=mode, path_parameters=fixed or None),
+                      f"{op.label} [{mode.value}{' known ids' if fixed else ''}]",
+                      negative=mode is GenerationMode.NEGATIVE)
+
+    def examples(self, op) -> int:
+        """Sends the document's own examples for `op` (every one, every time: random
+        generation alone may never hit an alarm schemathesis cannot know the date range of)."""
+        strategies = get_strategies_from_examples(op)
+        for strategy in strategies:
+            self.strategy(strategy, f"{op.label} [documented example]", negative=False)
+        return len(strategies)
+
+    def strategy(self, strategy, label: str, negative: bool) -> None:
         failed: list[str] = []
 
-        @given(case=op.as_strategy(generation_mode=mode, path_parameters=fixed or None))
+        @given(case=strategy)
         @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=False,
                   phases=[Phase.explicit, Phase.generate],
                   suppress_health_check=list(HealthCheck))
@@ -157,8 +171,7 @@ class Run:
         try:
             send()
         except Unsatisfiable:  # nothing to make invalid (no parameters, no body)
-            assert mode is GenerationMode.NEGATIVE, f"{op.label}: no valid request"
-        label = f"{op.label} [{mode.value}{' known ids' if fixed else ''}]"
+            assert negative, f"{label}: no valid request"
         self.failures += [f"{label}: {f}" for f in failed]
 
 
@@ -172,11 +185,12 @@ def test_every_operation_conforms_and_no_input_is_a_server_error(live, known):
     assert {op.label for op in operations} >= {"POST /api/v1/alarms", "GET /api/v1/tasks",
                                                "POST /api/v1/tasks/{task_id}/{action}"}
     run = Run(live.url)
-    fuzzed = 0
+    fuzzed = examples = 0
     for op in operations:
         if op.label in NEVER_ENDS:
             continue
         fuzzed += 1
+        examples += run.examples(op)
         names = {p.name for p in op.path_parameters}
         ids = {name: value for name, value in known.items() if name in names}
         variants = [(GenerationMode.POSITIVE, {})]
@@ -187,7 +201,8 @@ def test_every_operation_conforms_and_no_input_is_a_server_error(live, known):
         for mode, fixed in variants:
             run.operation(op, mode, fixed)
     server_errors = sum(n for status, n in run.statuses.items() if status >= 500)
-    print(f"\nchaos fuzz-api: {run.cases} cases, {fuzzed} operations, {server_errors} 5xx "
+    print(f"\nchaos fuzz-api: {run.cases} cases ({examples} documented examples), "
+          f"{fuzzed} operations, {server_errors} 5xx "
           f"(statuses {dict(sorted(run.statuses.items()))}, "
           f"{time.monotonic() - started:.0f} s)")
     assert not run.failures, f"{len(run.failures)} failures:\n\n" + "\n\n".join(run.failures)
