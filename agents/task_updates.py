@@ -38,6 +38,9 @@ async def handle(w: "Whistle", update: TaskUpdate, message) -> None:
         w.answer(update.update_id, "conflict", str(exc))
         return
     w.metrics.task_updates.labels(department=task.department, action=update.action).inc()
+    if update.action == "ack" and task.notice_of is None:
+        w.metrics.ack_seconds.labels(department=task.department).observe(
+            max(0.0, (update.at - task.created_at).total_seconds()))
     names = {d: dept.name for d, dept in w.departments.items()}
     incident = Incident.model_validate(w.tables.incidents[task.incident_id])
     settled = cleared_notices(task, w.tasks_of(incident), update.at, names)

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from agents import (dispatch, escalation, incident_updates, site_events, task_updates, timeline,
                     timers, triage)
-from agents.deadlines import rules_for
+from agents.deadlines import FINAL, rules_for
 from agents.feedback import feedback_entry, feedback_for
 from agents.health import DueIndex
 from agents.incidents import IncidentStep
@@ -260,6 +260,15 @@ def _new_app(settings: Settings) -> WhistleApp:
     return app
 
 
+def _open_tasks(tasks: faust.Table, departments: Iterable[str]) -> dict[str, int]:
+    """Open tasks (notices included) per department, in this worker's partitions."""
+    counts = dict.fromkeys(departments, 0)
+    for value in tasks.values():
+        if value and value["status"] not in FINAL:
+            counts[value["department"]] = counts.get(value["department"], 0) + 1
+    return counts
+
+
 def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistle:
     """Assemble a worker from settings: load playbooks, sites and departments, declare topics
     and tables, register the agents and the HTTP views."""
@@ -298,6 +307,7 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistl
                       departments=departments, metrics=Metrics(), access=access,
                       auth=Auth(access.tokens), clock=clock)
 
+    whistle.metrics.open_tasks.count = lambda: _open_tasks(tables.tasks, departments)
     whistle.registry_reader = RegistryReader(settings.broker, registry)
     if not whistle.auth.open:
         whistle.limits = RateLimits(settings.rate_limit, settings.rate_burst)

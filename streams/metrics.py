@@ -5,8 +5,12 @@
 
 from __future__ import annotations
 
-from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram,
+from typing import Callable, Mapping
+
+from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector,
                                disable_created_metrics, generate_latest)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 __all__ = ["Metrics"]
 
@@ -16,6 +20,9 @@ class Metrics:
         disable_created_metrics()  # *_created series only double what a scrape shows
         self.registry = CollectorRegistry()
         r = self.registry
+        ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes
+        self.open_tasks = OpenTasks()
+        r.register(self.open_tasks)
         self.alarms = Counter("whistle_alarms_total", "Alarms triaged, by kind and result "
                               "(open, join, attach, record, duplicate)", ["kind", "result"], registry=r)
         self.ingested = Counter("whistle_alarms_accepted_total",
@@ -41,6 +48,10 @@ class Metrics:
             "tasks being handed to the producer", registry=r,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 
+        self.ack_seconds = Histogram(
+            "whistle_task_ack_seconds", "From a task's dispatch to its department acknowledging "
+            "it, by department", ["department"], registry=r,
+            buckets=(5, 15, 30, 60, 120, 300, 600, 1800, 3600))
         self.escalations = Counter("whistle_escalations_total", "Escalations applied, by cause "
                                    "(ack_overdue, complete_overdue, delivery_failed)", ["cause"],
                                    registry=r)
@@ -57,3 +68,19 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class OpenTasks(Collector):
+    """`whistle_open_tasks{department}`: tasks not yet completed or rejected in the partitions
+    this worker holds (sum over workers), counted when scraped; nothing on the hot path."""
+
+    def __init__(self) -> None:
+        self.count: Callable[[], Mapping[str, int]] = dict
+
+    def collect(self):
+        family = GaugeMetricFamily("whistle_open_tasks", "Tasks not yet completed or rejected, "
+                                   "by department (this worker's partitions)",
+                                   labels=["department"])
+        for department, n in sorted(self.count().items()):
+            family.add_metric([department], n)
+        yield family

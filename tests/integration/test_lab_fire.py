@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
 
 import streams
 from streams import topics
@@ -124,6 +127,44 @@ def test_health_readiness_and_metrics(stack):
     metrics = stack.http.get("/metrics")
     assert metrics.headers["content-type"].startswith("text/plain")
     assert "whistle_alarm_to_task_seconds_bucket" in metrics.text
+    assert_sample(metrics.text, "process_resident_memory_bytes", lambda v: v > 10_000_000)
+    assert_sample(metrics.text, "process_cpu_seconds_total", lambda v: v > 0)
+
+
+def assert_sample(text: str, name: str, ok, **labels) -> float:
+    """The one sample `name{labels}` in a scrape, checked by `ok`."""
+    found = [s.value for family in text_string_to_metric_families(text)
+             for s in family.samples if s.name == name and labels.items() <= s.labels.items()]
+    assert len(found) == 1 and ok(found[0]), f"{name}{labels}: {found}"
+    return found[0]
+
+
+def test_open_tasks_and_acknowledgement_time_per_department(stack):
+    """`whistle_open_tasks` counts a new task and stops counting it once completed;
+    `whistle_task_ack_seconds` observes its acknowledgement."""
+    def scrape(name: str) -> float:
+        # a labelled histogram has no series before its first observation: none counts as 0
+        found = [s.value for f in text_string_to_metric_families(stack.http.get("/metrics").text)
+                 for s in f.samples
+                 if s.name == name and s.labels.get("department") == "fire_brigade"]
+        assert len(found) <= 1, found
+        return sum(found)
+
+    open_before, acks_before = scrape("whistle_open_tasks"), scrape("whistle_task_ack_seconds_count")
+    r = stack.http.post("/api/v1/alarms", json={
+        "alarm_id": "t-metrics:1", "kind": "fire_report", "site_id": "t-metrics-site",
+        "occurred_at": datetime.now(timezone.utc).isoformat()})
+    assert r.status_code == 202
+    task = stack.wait_for(lambda: next((t for t in stack.http.get(
+        "/api/v1/tasks", params={"department": "fire_brigade"}).json()["tasks"]
+        if t["site_id"] == "t-metrics-site"), None), what="the fire brigade's task")
+    assert scrape("whistle_open_tasks") == open_before + 1
+    url = f"/api/v1/tasks/{task['task_id']}"
+    assert stack.http.post(f"{url}/ack", json={"by": "119"}).status_code == 200
+    assert scrape("whistle_task_ack_seconds_count") == acks_before + 1
+    assert stack.http.post(f"{url}/start", json={"by": "119"}).status_code == 200
+    assert stack.http.post(f"{url}/complete", json={"by": "119"}).status_code == 200
+    assert scrape("whistle_open_tasks") == open_before
 
 
 def test_raising_the_level_adds_the_steps_of_that_level_once(stack):
