@@ -16,13 +16,14 @@ from typing import Any, Awaitable, Callable, Iterable
 import faust
 from pydantic import BaseModel
 
-from agents import (dispatch, escalation, incident_updates, site_events, task_updates, timeline,
-                    timers, triage)
+from agents import (dispatch, escalation, incident_updates, site_events, task_updates, timers,
+                    triage)
 from agents.deadlines import FINAL, rules_for
 from agents.feedback import feedback_entry, feedback_for
 from agents.health import DueIndex
 from agents.incidents import IncidentStep
 from agents.locate import Registry, Resolved, resolve
+from agents.timelines import append
 from playbooks import PlaybookError
 from playbooks.departments import load_departments
 from schemas import (Config, DeadLetter, Department, Incident, PlaybookRef, Site, Task,
@@ -167,8 +168,24 @@ class Whistle:
         for task in tasks:
             self.tables.tasks[task.task_id] = task.model_dump(mode="json")
             await self.send(names.task_topic(task.department), task.incident_id, dump(task))
+        await self.record(entries)
+
+    async def record(self, entries: Iterable[TimelineEntry]) -> None:
+        """Keep timeline entries (once each, one table write per incident) and send them on
+        `whistle.timeline`. Called from the agents whose input is keyed by incident id, so the
+        timelines table's partition is the incident's, like the incidents and tasks tables."""
+        by_incident: dict[str, list[TimelineEntry]] = {}
         for e in entries:
-            await self.send(names.TIMELINE, e.incident_id, dump(e))
+            by_incident.setdefault(e.incident_id, []).append(e)
+        for incident_id, new in by_incident.items():
+            kept = self.tables.timelines.get(incident_id) or []
+            updated = kept
+            for e in new:
+                updated = append(updated, e)
+            if updated is not kept:
+                self.tables.timelines[incident_id] = updated
+            for e in new:
+                await self.send(names.TIMELINE, incident_id, dump(e))
 
     async def apply(self, step: IncidentStep) -> None:
         """Publish an incident step, and send what it asks of other incidents and of triage."""
@@ -188,8 +205,7 @@ class Whistle:
                              {d: dept.name for d, dept in self.departments.items()})
         if given is not None:
             await self.send(names.FEEDBACK, incident.incident_id, dump(given))
-            await self.send(names.TIMELINE, incident.incident_id,
-                            dump(feedback_entry(given)))
+            await self.record([feedback_entry(given)])
 
     def tasks_of(self, incident: Incident | None) -> list[Task]:
         if incident is None:
@@ -336,8 +352,8 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistl
     async def on_rebalanced(sender: Any, **kwargs: Any) -> None:
         whistle.consuming = True
 
-    for stage in (triage, dispatch, task_updates, incident_updates, escalation, timeline,
-                  site_events, timers):
+    for stage in (triage, dispatch, task_updates, incident_updates, escalation, site_events,
+                  timers):
         stage.register(whistle)
     api.register(whistle)
     whistle.feed = feed.register(whistle, clock)

@@ -108,14 +108,17 @@ async def test_dispatch_sends_each_task_to_its_department_topic_once(whistle):
     assert incident["revision"] == 1
 
 
-async def test_timeline_agent_keeps_each_entry_once(whistle):
-    from agents.timelines import entry
-
-    e = entry("inc-1", "incident_opened", T0).model_dump_json().encode()
-    async with agent(whistle, "timeline").test_context() as timeline:
-        await timeline.put(e, key=b"inc-1")
-        await timeline.put(e, key=b"inc-1")
-    assert [x["type"] for x in whistle.tables.timelines["inc-1"]] == ["incident_opened"]
+async def test_the_dispatching_stage_records_its_timeline_entries_once(whistle):
+    """The stage that owns the incident's partition keeps the entries (one table write per
+    incident) and sends each on whistle.timeline; a replay adds nothing to the table."""
+    async with agent(whistle, "dispatch").test_context() as dispatch:
+        await dispatch.put(triaged_bytes("gw:1"), key=b"inc-20230516-x")
+        await dispatch.put(triaged_bytes("gw:1"), key=b"inc-20230516-x")  # a replay
+    kept = whistle.tables.timelines["inc-20230516-x"]
+    sent = [v for t, _, v in whistle.sent if t == topics.TIMELINE]
+    assert len({e["entry_id"] for e in kept}) == len(kept)
+    assert {e["entry_id"] for e in kept} == {e["entry_id"] for e in sent}
+    assert {"incident_opened", "playbook_matched", "task_dispatched"} <= {e["type"] for e in kept}
 
 
 async def test_task_updates_apply_the_state_machine_and_answer_the_waiting_request(whistle):
