@@ -12,6 +12,7 @@ How one record is delivered (signing, retries, backoff) is `streams.delivery`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Coroutine
@@ -55,6 +56,12 @@ class _Recent:
             del self.keys[next(iter(self.keys))]
 
 
+# How long a fetch may wait for records. Short: aiokafka sends no new fetch for a partition
+# while one is waiting, so a record that arrives just then waits this long (each configured
+# target's consumer polls this often when idle).
+FETCH_WAIT_MS = 20
+
+
 class _Flight:
     """The records one consumer has started, per partition in offset order. What may be
     committed is each partition's finished prefix, so a crash redelivers whatever was not
@@ -64,6 +71,7 @@ class _Flight:
         self.parts: dict[TopicPartition, dict[int, asyncio.Task]] = {}
         self.active = 0
         self.failure: BaseException | None = None
+        self.room = asyncio.Event()  # set whenever a record finishes
 
     def start(self, tp: TopicPartition, offset: int, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
@@ -73,6 +81,7 @@ class _Flight:
 
     def _done(self, task: asyncio.Task) -> None:
         self.active -= 1
+        self.room.set()
         if not task.cancelled() and task.exception() is not None and self.failure is None:
             self.failure = task.exception()
 
@@ -149,7 +158,7 @@ class WebhookSender:
         return AIOKafkaConsumer(bootstrap_servers=self.servers, group_id=self.group,
                                 enable_auto_commit=False, auto_offset_reset="earliest",
                                 session_timeout_ms=6000, rebalance_timeout_ms=6000,
-                                heartbeat_interval_ms=1000, fetch_max_wait_ms=100,
+                                heartbeat_interval_ms=1000, fetch_max_wait_ms=FETCH_WAIT_MS,
                                 metadata_max_age_ms=5000)
 
     async def _consume(self, client: httpx.AsyncClient) -> None:
@@ -163,9 +172,15 @@ class WebhookSender:
                 if flight.failure is not None:
                     raise flight.failure
                 room = self.hook.max_in_flight - flight.active
-                # Paused, the consumer still polls, so the group does not think it hung.
+                # Paused, the consumer still polls, so the group does not think it hung; but
+                # it goes on the moment a record finishes, not when a poll times out.
                 (consumer.resume if room > 0 else consumer.pause)(*consumer.assignment())
-                batch = await consumer.getmany(timeout_ms=200, max_records=max(room, 1))
+                if room <= 0:
+                    flight.room.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(flight.room.wait(), 0.2)
+                batch = await consumer.getmany(timeout_ms=200 if room > 0 else 0,
+                                               max_records=max(room, 1))
                 for tp, records in batch.items():
                     for record in records:
                         flight.start(tp, record.offset, self._handle(client, record))
