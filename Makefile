@@ -9,9 +9,11 @@ STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 CHROMIUM := /usr/bin/chromium
 # the deployment tests check deploy/prometheus with Debian's promtool
 PROMTOOL := /usr/bin/promtool
+# `whistle bench --peer alertmanager` and its test run Debian's Alertmanager
+ALERTMANAGER := /usr/bin/prometheus-alertmanager
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: up test install browser promtool clean
+.PHONY: up test install browser promtool alertmanager clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,10 +36,17 @@ promtool:
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; \
 	fi
 
+alertmanager:
+	@if [ ! -x $(ALERTMANAGER) ]; then \
+		echo "installing Alertmanager for the bench's peer comparison"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus-alertmanager; \
+	fi
+
 up: $(STAMP)
 	$(VENV)/bin/whistle up $(ARGS)
 
-test: $(STAMP) browser promtool
+test: $(STAMP) browser promtool alertmanager
 	$(VENV)/bin/pytest $(ARGS)
 
 clean:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,6 +32,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -41,13 +43,15 @@ from schemas import Alarm, utc_now
 from . import topics
 from .broker import BrokerError, EmbeddedBroker, free_port
 from .codec import dump
-from .procs import child_options, stop_process, stop_started
-from .bench_report import TARGET_P99_MS, TARGET_RATIO, svg, table
+from .procs import answers_ok, child_options, stop_process, stop_started
+from .bench_report import (TARGET_FIRE_MS, TARGET_P99_MS, TARGET_RATIO, TARGET_RSS_MB,
+                           paced, percentile, svg, table)
 from .settings import Settings
 
-__all__ = ["BenchOptions", "percentile", "run"]
+__all__ = ["BenchOptions", "percentile", "run", "start_worker"]
 
 READY_TIMEOUT = 60.0
+_SCRAPER = httpx.Client(timeout=5)  # one client: a new one costs more CPU than the scrape
 
 
 @dataclass
@@ -60,29 +64,23 @@ class BenchOptions:
     json: Path | None = None
     svg: Path | None = None
     skip_relay: bool = False
+    storm: bool = True            # a fire report in the middle of a 10x storm
+    memory: int = 0               # alarms for the RSS phase (10 per incident); 0: none
+    workers: int = 1              # worker processes (embedded broker only)
+    peer: str | None = None       # "alertmanager"
+    profile: Path | None = None   # py-spy the (first) worker during the throughput run
 
 
 def _servers(broker: str) -> list[str]:
     return [b.removeprefix("kafka://") for b in broker.split(";")]
 
 
-def percentile(sorted_values: list[float], q: float) -> float:
-    """Nearest-rank percentile of an ascending list (q in 0..100).
-
-        >>> percentile([1.0, 2.0, 3.0, 4.0], 50)
-        2.0
-    """
-    if not sorted_values:
-        return float("nan")
-    rank = max(1, -(-len(sorted_values) * q // 100))
-    return sorted_values[int(rank) - 1]
-
-
-def _alarm(site: str, alarm_id: str) -> bytes:
+def _alarm(site: str, alarm_id: str, kind: str = "fire_report",
+           device: str | None = None) -> bytes:
     now = utc_now()
-    alarm = Alarm.model_validate({"alarm_id": alarm_id, "kind": "fire_report", "signal": "alarm",
-                                  "site_id": site, "occurred_at": now.isoformat()},
-                                 context={"now": now})
+    alarm = Alarm.model_validate({"alarm_id": alarm_id, "kind": kind, "signal": "alarm",
+                                  "site_id": site, "device_id": device,
+                                  "occurred_at": now.isoformat()}, context={"now": now})
     return dump(alarm.model_copy(update={"received_at": now}))
 
 
@@ -195,16 +193,20 @@ async def _throughput(producer, watcher: Watcher, topic: str, prefix: str, n: in
             "tasks_per_s": round(seen / elapsed, 1) if elapsed > 0 else 0.0}
 
 
+WARM_UP = 1.0  # seconds at the start of the latency run kept out of its percentiles
+
+
 async def _latency(producer, watcher: Watcher, prefix: str, rate: float, seconds: float,
                    per_alarm: int) -> tuple[dict, list[float]]:
-    n = max(1, int(rate * seconds))
+    """`seconds` of alarms at `rate` after a first second of warm-up at the same rate; the
+    percentiles are the steady state's, the warm-up's slowest is reported beside them (the
+    first alarms after an idle spell wait ~0.1-0.2 s on the embedded broker)."""
+    warm = int(rate * WARM_UP)
+    n = max(1, int(rate * seconds)) + warm
     sent: dict[str, float] = {}
     acks = []
     start = time.perf_counter()
-    for i in range(n):
-        delay = start + i / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
+    async for i in paced(n, rate):
         site = f"{prefix}{i:06d}"
         value = _alarm(site, site)
         sent[site] = time.perf_counter()
@@ -212,15 +214,19 @@ async def _latency(producer, watcher: Watcher, prefix: str, rate: float, seconds
     await asyncio.gather(*acks)
     sending = time.perf_counter() - start
     seen = await watcher.wait_count(prefix, n * per_alarm, timeout=60.0)
-    ms = sorted((watcher.first[s] - t) * 1000 for s, t in sent.items() if s in watcher.first)
+    timed = list(sent.items())
+    warming, timed = timed[:warm], timed[warm:]
+    ms = sorted((watcher.first[s] - t) * 1000 for s, t in timed if s in watcher.first)
     # an alarm never answered counts as slower than any answered one, never as absent
-    ranked = ms + [float("inf")] * (n - len(ms))
+    ranked = ms + [float("inf")] * (len(timed) - len(ms))
+    cold = [(watcher.first[s] - t) * 1000 for s, t in warming if s in watcher.first]
 
     def q(p: float) -> float | None:
         v = percentile(ranked, p)
         return None if v == float("inf") else round(v, 2)
-    return ({"rate": rate, "seconds": seconds, "alarms": n, "achieved_rate":
+    return ({"rate": rate, "seconds": seconds, "alarms": len(timed), "achieved_rate":
              round(n / sending, 1) if sending else 0.0, "alarms_answered": len(ms),
+             "warm_up_alarms": warm, "warm_up_max_ms": round(max(cold), 2) if cold else None,
              "tasks_expected": n * per_alarm, "tasks_seen": seen,
              "p50_ms": q(50), "p90_ms": q(90), "p99_ms": q(99), "max_ms": q(100),
              "mean_ms": round(sum(ms) / len(ms), 2) if ms else None}, ms)
@@ -305,7 +311,7 @@ def _histogram(url: str) -> dict[float, float]:
     """The worker's `whistle_alarm_to_task_seconds` buckets (upper bound -> cumulative count);
     empty when /metrics does not answer."""
     try:
-        text = httpx.get(f"{url.rstrip('/')}/metrics", timeout=5).text
+        text = _SCRAPER.get(f"{url.rstrip('/')}/metrics").text
     except httpx.HTTPError:
         return {}
     found = {}
@@ -329,7 +335,96 @@ def _worker_view(before: dict[float, float], after: dict[float, float]) -> dict 
     return {"observations": int(total), "p50_le_ms": bound(0.5), "p99_le_ms": bound(0.99)}
 
 
-async def _measure(opts: BenchOptions, broker: str, url: str) -> dict:
+def _scrape(url: str, name: str) -> float | None:
+    """The sum of an unlabelled series (e.g. `process_cpu_seconds_total`) on the worker's
+    /metrics, or None when it does not answer."""
+    try:
+        text = _SCRAPER.get(f"{url.rstrip('/')}/metrics").text
+    except httpx.HTTPError:
+        return None
+    found = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+             if line.startswith(name + " ")]
+    return sum(found) if found else None
+
+
+async def _cpu(urls: list[str]) -> float | None:
+    """CPU seconds the workers have used so far (their `process_cpu_seconds_total`)."""
+    used = [await asyncio.to_thread(_scrape, u, "process_cpu_seconds_total") for u in urls]
+    return None if None in used else sum(used)
+
+
+async def _idle_rate(urls: list[str], seconds: float = 2.0) -> float:
+    """The workers' CPU use (cores) when nothing is sent: their consumers' polling."""
+    before = await _cpu(urls)
+    await asyncio.sleep(seconds)
+    after = await _cpu(urls)
+    return 0.0 if before is None or after is None else (after - before) / seconds
+
+
+async def _settle(urls: list[str], idle: float, timeout: float = 180.0) -> float:
+    """Wait until the workers are back to about their `idle` CPU use (within 10% of a core)
+    for two seconds in a row: the later stages have drained. Returns the seconds waited."""
+    started = time.monotonic()
+    last = await _cpu(urls)
+    quiet = 0
+    while last is not None and time.monotonic() - started < timeout and quiet < 2:
+        await asyncio.sleep(1.0)
+        now = await _cpu(urls)
+        quiet = quiet + 1 if now is not None and now - last <= idle + 0.1 else 0
+        last = now
+    return round(time.monotonic() - started, 1)
+
+
+async def _storm(producer, watcher: Watcher, prefix: str, rate: float, seconds: float) -> dict:
+    """Smoke alarms from devices at many sites at `rate` for `seconds`, and halfway through a
+    person's fire report at a site of its own (confirmed at once): how soon its first task
+    is out, against GB 50440's 3 s."""
+    n = max(1, int(rate * seconds))
+    sites = max(1, n // 5)  # five alarms a site: the first opens an incident, the rest join it
+    fire = f"{prefix}fire"
+    fire_sent = None
+    acks = []
+    start = time.perf_counter()
+    async for i in paced(n, rate):
+        if fire_sent is None and i >= n // 2:
+            fire_sent = time.perf_counter()
+            acks.append(await producer.send(topics.ALARMS, _alarm(fire, fire), key=fire.encode()))
+        site = f"{prefix}{i % sites:06d}"
+        value = _alarm(site, f"{prefix}a{i:07d}", kind="smoke", device=f"{site}-smk")
+        acks.append(await producer.send(topics.ALARMS, value, key=site.encode()))
+    await asyncio.gather(*acks)
+    sending = time.perf_counter() - start
+    await watcher.wait_count(fire, 1, timeout=120.0)
+    answered = watcher.first.get(fire)
+    fire_ms = round((answered - fire_sent) * 1000, 1) if answered and fire_sent else None
+    return {"rate": rate, "seconds": seconds, "alarms": n, "sites": sites,
+            "achieved_rate": round(n / sending, 1) if sending else 0.0,
+            "fire_first_task_ms": fire_ms,
+            "met": fire_ms is not None and fire_ms <= TARGET_FIRE_MS}
+
+
+async def _memory(producer, watcher: Watcher, urls: list[str], idle: float, prefix: str,
+                  n: int, per_alarm: int) -> dict:
+    """`n` fire reports at n/10 sites (one open incident each, the other nine join it); the
+    workers' RSS once every incident has its tasks and the workers are idle."""
+    sites = max(1, n // 10)
+    items = [(f"{prefix}{i % sites:06d}", _alarm(f"{prefix}{i % sites:06d}", f"{prefix}a{i:07d}"))
+             for i in range(n)]
+    started = time.perf_counter()
+    await _produce(producer, topics.ALARMS, items)
+    await watcher.wait_count(prefix, sites * per_alarm, timeout=max(120.0, n / 50))
+    opened = sum(1 for site in watcher.tasks if site.startswith(prefix))
+    await _settle(urls, idle, timeout=max(120.0, n / 100))
+    rss = [await asyncio.to_thread(_scrape, u, "process_resident_memory_bytes") for u in urls]
+    mb = round(sum(r for r in rss if r) / 2**20, 1) if all(rss) else None
+    return {"alarms": n, "incidents": sites, "incidents_with_tasks": opened,
+            "elapsed_s": round(time.perf_counter() - started, 1), "rss_mb": mb,
+            "rss_mb_per_worker": [round(r / 2**20, 1) for r in rss if r],
+            "met": mb is not None and mb <= TARGET_RSS_MB}
+
+
+async def _measure(opts: BenchOptions, broker: str, urls: list[str],
+                   pids: list[int]) -> dict:
     run_id = uuid.uuid4().hex[:8]
     servers = _servers(broker)
     names = [topics.task_topic(d) for d in _departments()]
@@ -337,6 +432,8 @@ async def _measure(opts: BenchOptions, broker: str, url: str) -> dict:
     await watcher.start()
     producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all")
     await producer.start()
+    url = urls[0]
+    storm = memory = None
     try:
         # one alarm first: how many tasks, to whom, how big; it also warms the pipeline up
         probe = f"bench-{run_id}-p0"
@@ -348,41 +445,92 @@ async def _measure(opts: BenchOptions, broker: str, url: str) -> dict:
         per_alarm = len(watcher.tasks[probe])
         departments = sorted(watcher.departments)
         size = round(sum(watcher.sizes) / len(watcher.sizes))
-        print(f"whistle bench: a fire_report opens one incident and {per_alarm} task(s) "
-              f"({', '.join(departments)}), {size} bytes each", file=sys.stderr)
+        say(f"a fire_report opens one incident and {per_alarm} task(s) "
+            f"({', '.join(departments)}), {size} bytes each")
+        idle = await _idle_rate(urls)
+        say(f"the worker(s) use {idle:.0%} of a core when idle (polling)")
 
-        print(f"whistle bench: throughput, {opts.alarms} alarms ...", file=sys.stderr)
-        through = await _throughput(producer, watcher, topics.ALARMS, f"bench-{run_id}-t",
-                                    opts.alarms, per_alarm)
-        await asyncio.sleep(3.0)  # let the later stages (incidents, timeline) drain
-        print(f"whistle bench: latency, {opts.rate:g}/s for {opts.seconds:g} s ...",
-              file=sys.stderr)
+        # latency first, on an idle pipeline; then the burst, whose backlog nothing follows
+        say(f"latency, {opts.rate:g}/s for {opts.seconds:g} s ...")
         before = await asyncio.to_thread(_histogram, url)
         latency, ms = await _latency(producer, watcher, f"bench-{run_id}-l", opts.rate,
                                      opts.seconds, per_alarm)
         latency["worker_histogram"] = _worker_view(before, await asyncio.to_thread(_histogram,
                                                                                     url))
-        await watcher.stop()
+        await _settle(urls, idle)
+        say(f"throughput, {opts.alarms} alarms ...")
+        cpu = await _cpu(urls)
+        profiler = _profile(pids[0], opts.profile) if opts.profile and pids else None
+        try:
+            through = await _throughput(producer, watcher, topics.ALARMS, f"bench-{run_id}-t",
+                                        opts.alarms, per_alarm)
+        finally:
+            if profiler is not None:
+                await asyncio.to_thread(_stop_profile, profiler, opts.profile)
+        drained = await _settle(urls, idle)
+        used = await _cpu(urls)
+        if cpu is not None and used is not None:  # the later stages' share included
+            through["worker_cpu_ms_per_alarm"] = round((used - cpu) * 1000 / opts.alarms, 2)
+            through["drained_after_s"] = drained
         relayed = None
         if not opts.skip_relay:
-            print(f"whistle bench: plain aiokafka relay, {opts.alarms} alarms ...",
-                  file=sys.stderr)
+            say(f"plain aiokafka relay, {opts.alarms} alarms ...")
             relayed = await _relay_phase(broker, producer, run_id, opts.alarms, per_alarm,
                                          departments, size, await _partitions(producer))
+        if opts.storm:
+            say(f"storm, {opts.rate * 10:g} alarms/s for {opts.seconds:g} s, a fire report "
+                f"halfway ...")
+            storm = await _storm(producer, watcher, f"bench-{run_id}-s", opts.rate * 10,
+                                 opts.seconds)
+            await _settle(urls, idle)
+        if opts.memory:
+            say(f"memory, {opts.memory} alarms at {max(1, opts.memory // 10)} sites ...")
+            memory = await _memory(producer, watcher, urls, idle, f"bench-{run_id}-m",
+                                   opts.memory, per_alarm)
     finally:
         await watcher.stop()
         await producer.stop()
     ratio = (through["alarms_per_s"] / relayed["alarms_per_s"]
              if relayed and relayed["alarms_per_s"] else None)
-    return {"run_id": run_id, "cpus": os.cpu_count(), "tasks_per_alarm": per_alarm,
-            "departments": departments, "task_bytes": size, "throughput": through,
-            "latency": latency, "relay": relayed,
+    return {"run_id": run_id, "cpus": os.cpu_count(), "workers": len(urls),
+            "tasks_per_alarm": per_alarm, "departments": departments, "task_bytes": size,
+            "throughput": through, "latency": latency, "relay": relayed,
             "ratio": round(ratio, 3) if ratio is not None else None,
-            "targets": {"ratio_min": TARGET_RATIO, "p99_ms_max": TARGET_P99_MS},
+            "storm": storm, "memory": memory, "idle_cores": round(idle, 3),
+            "targets": {"ratio_min": TARGET_RATIO, "p99_ms_max": TARGET_P99_MS,
+                        "fire_ms_max": TARGET_FIRE_MS, "rss_mb_max": TARGET_RSS_MB},
             "met": {"ratio": ratio is not None and ratio >= TARGET_RATIO,
                     "p99": latency["p99_ms"] is not None
                             and latency["p99_ms"] <= TARGET_P99_MS},
             "latencies_ms": [round(x, 3) for x in ms]}
+
+
+def say(what: str) -> None:
+    print(f"whistle bench: {what}", file=sys.stderr, flush=True)
+
+
+def _profile(pid: int, out: Path) -> subprocess.Popen | None:
+    """py-spy recording the worker: a flame graph (.svg), speedscope (.json) or collapsed
+    stacks (anything else)."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        say("--profile needs py-spy (pip install py-spy); not profiling")
+        return None
+    kind = {".svg": "flamegraph", ".json": "speedscope"}.get(out.suffix, "raw")
+    return subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", "200", "--format",
+                             kind, "--output", str(out)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            **child_options())
+
+
+def _stop_profile(spy: subprocess.Popen, out: Path) -> None:
+    spy.send_signal(signal.SIGINT)  # py-spy writes what it has on Ctrl-C
+    try:
+        spy.wait(30)
+    except subprocess.TimeoutExpired:
+        spy.kill()
+    say(f"profile of the throughput run in {out}" if out.exists()
+        else f"py-spy wrote no profile: {(spy.stderr.read() or b'').decode()[-500:]}")
 
 
 async def _partitions(producer: AIOKafkaProducer) -> int:
@@ -395,74 +543,140 @@ def _departments() -> list[str]:
     return sorted(load_departments(Settings().departments).by_id())
 
 
-def _start_worker(broker: str, data: Path) -> tuple[subprocess.Popen, str]:
+def start_worker(broker: str, data: Path, extra: dict[str, str] | None = None
+                  ) -> tuple[subprocess.Popen, str]:
+    """A worker process on `broker` with its state in `data`; returns it and its URL once
+    /readyz answers 200."""
+    data.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {**os.environ, "WHISTLE_BROKER": broker, "WHISTLE_PORT": str(port),
            "WHISTLE_HOST": "127.0.0.1", "WHISTLE_DATA": str(data),
-           "WHISTLE_LOG_LEVEL": "warning"}
+           "WHISTLE_LOG_LEVEL": "warning", **(extra or {})}
     log = open(data / "worker.log", "wb")
     worker = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
                               stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                               **child_options())
     log.close()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline and worker.poll() is None:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
-                return worker, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
+    if answers_ok(f"{url}/readyz", worker, READY_TIMEOUT):
+        return worker, url
     tail = (data / "worker.log").read_text(errors="replace")[-3000:]
     stop_process(worker, 3.0)
     raise BrokerError(f"the worker was not ready within {READY_TIMEOUT:.0f} s:\n{tail}")
 
 
+def _refused(opts: BenchOptions) -> str | None:
+    if (opts.broker is None) != (opts.url is None):
+        return ("give both --broker and --url (a running deployment), or neither (a fresh "
+                "embedded broker and worker)")
+    if opts.broker is not None and (opts.workers != 1 or opts.peer or opts.profile):
+        return ("--workers, --peer and --profile need the embedded broker and workers this "
+                "command starts (no --broker/--url)")
+    if opts.peer not in (None, "alertmanager"):
+        return f"--peer {opts.peer}: the only peer is alertmanager"
+    if opts.workers < 1:
+        return "--workers must be at least 1"
+    return None
+
+
+async def _measure_all(opts: BenchOptions, broker: str, urls: list[str], pids: list[int],
+                       receiver: Any, alertmanager: Any) -> dict:
+    if receiver is None:
+        return await _measure(opts, broker, urls, pids)
+    from .bench_peer import compare
+
+    await receiver.start()  # the workers' webhooks POST to it from the first alarm on
+    try:
+        figures = await _measure(opts, broker, urls, pids)
+        say(f"against Alertmanager: {opts.alarms} alarms, then {opts.rate:g}/s for "
+            f"{opts.seconds:g} s, each side POSTed over HTTP to its webhooks ...")
+        figures["peer"] = await compare(urls[0], alertmanager.url, receiver, opts.alarms,
+                                        opts.rate, opts.seconds)
+    finally:
+        await receiver.stop()
+    return figures
+
+
 def run(opts: BenchOptions) -> int:
     """Measure, print the table, write the JSON and SVG. 0 when every task was seen."""
-    if (opts.broker is None) != (opts.url is None):
-        print("whistle bench: give both --broker and --url (a running deployment), or neither "
-              "(a fresh embedded broker and worker)", file=sys.stderr)
+    if (why := _refused(opts)) is not None:
+        print(f"whistle bench: {why}", file=sys.stderr)
         return 2
 
     def interrupted(*_):
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, interrupted)  # stop the children in order, as for Ctrl-C
 
-    scratch = broker = worker = None
+    scratch = broker = alertmanager = receiver = None
+    workers: list[subprocess.Popen] = []
     try:
         if opts.broker is None:
             scratch = Path(tempfile.mkdtemp(prefix="whistle-bench-"))
             broker = EmbeddedBroker(log=scratch / "broker.log").start()
-            worker, url = _start_worker(broker.url, scratch)
-            where = f"embedded broker {broker.url} (in memory), worker {url} (started here)"
+            extra = {}
+            if opts.peer:
+                from .bench_peer import (Alertmanager, Receiver, alertmanager_config,
+                                         webhooks_env)
+                from playbooks import load_playbooks
+
+                receiver = Receiver()
+                departments = _departments()
+                extra = webhooks_env(receiver.url, departments)
+                settings = Settings()
+                alertmanager = Alertmanager(alertmanager_config(
+                    load_playbooks(settings.playbooks, set(departments)), departments,
+                    receiver.url), scratch / "alertmanager").start()
+            urls = []
+            for i in range(opts.workers):
+                worker, url = start_worker(broker.url, scratch / f"worker-{i}", extra)
+                workers.append(worker)
+                urls.append(url)
+            where = (f"embedded broker {broker.url} (in memory), {len(urls)} worker(s) "
+                     f"{', '.join(urls)} (started here)"
+                     + (", department webhooks on" if receiver is not None else ""))
             target = broker.url
         else:
-            url, target = opts.url, opts.broker
-            where = f"broker {target}, worker {url}"
-        print(f"whistle bench: {where}", file=sys.stderr)
-        figures = asyncio.run(_measure(opts, target, url))
+            urls, target = [opts.url], opts.broker
+            where = f"broker {target}, worker {opts.url}"
+        say(where)
+        figures = asyncio.run(_measure_all(opts, target, urls, [w.pid for w in workers],
+                                           receiver, alertmanager))
         figures["where"] = where
     except KeyboardInterrupt:
-        print("whistle bench: interrupted", file=sys.stderr)
+        say("interrupted")
         return 130
     except (BrokerError, RuntimeError, OSError) as exc:
-        print(f"whistle bench: {exc}", file=sys.stderr)
+        say(str(exc))
         return 1
     finally:
-        stop_started(worker, broker, scratch)
+        if alertmanager is not None:
+            alertmanager.stop()
+        for worker in workers[1:]:
+            stop_process(worker, 6.0)
+        stop_started(workers[0] if workers else None, broker, scratch)
     print(table(figures))
     if opts.json is not None:
         opts.json.write_text(json.dumps(figures, indent=1), encoding="utf-8")
     if opts.svg is not None:
         opts.svg.write_text(svg(figures["latencies_ms"], figures["latency"]), encoding="utf-8")
-    complete = (figures["throughput"]["tasks_seen"] >= figures["throughput"]["tasks_expected"]
-                and figures["latency"]["tasks_seen"] >= figures["latency"]["tasks_expected"]
-                and (figures["relay"] is None
-                     or figures["relay"]["tasks_seen"] >= figures["relay"]["tasks_expected"]))
-    return 0 if complete else 1
+    return 0 if complete(figures) else 1
 
+
+def complete(figures: dict) -> bool:
+    """Every task (and webhook) each phase expected was seen."""
+    def whole(phase: dict | None, seen: str = "tasks_seen",
+              expected: str = "tasks_expected") -> bool:
+        return phase is None or phase[seen] >= phase[expected]
+    peer = figures.get("peer")
+    return (whole(figures["throughput"]) and whole(figures["latency"])
+            and whole(figures["relay"])
+            and (figures["storm"] is None or figures["storm"]["fire_first_task_ms"] is not None)
+            and (figures["memory"] is None or figures["memory"]["incidents_with_tasks"]
+                 >= figures["memory"]["incidents"])
+            and (peer is None or all(whole(peer[phase][side], "webhooks_seen",
+                                           "webhooks_expected")
+                                     for phase in ("throughput", "latency")
+                                     for side in ("whistle", "alertmanager"))))
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["relay"]:

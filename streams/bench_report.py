@@ -2,10 +2,39 @@
 
 from __future__ import annotations
 
-__all__ = ["TARGET_P99_MS", "TARGET_RATIO", "svg", "table"]
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+__all__ = ["TARGET_FIRE_MS", "TARGET_P99_MS", "TARGET_RATIO", "TARGET_RSS_MB", "layout",
+           "paced", "percentile", "svg", "table"]
 
 TARGET_RATIO = 0.5      # issue 8: whole-pipeline throughput >= 50% of the relay
 TARGET_P99_MS = 25.0    # issue 8: p99 alarm-to-task <= 25 ms at 200 alarms/s
+TARGET_FIRE_MS = 3000.0  # GB 50440: a confirmed fire's tasks out within 3 s, storm or not
+TARGET_RSS_MB = 300.0   # issue 8: worker RSS after 100,000 alarms and 10,000 open incidents
+
+async def paced(n: int, rate: float) -> AsyncIterator[int]:
+    """0 .. n-1, each when its turn comes on a steady schedule of `rate` a second."""
+    start = time.perf_counter()
+    for i in range(n):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        yield i
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending list (q in 0..100).
+
+        >>> percentile([1.0, 2.0, 3.0, 4.0], 50)
+        2.0
+    """
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, -(-len(sorted_values) * q // 100))
+    return sorted_values[int(rank) - 1]
+
 
 def table(f: dict) -> str:
     """The figures as a plain-text table, with the issue's targets."""
@@ -25,6 +54,9 @@ def table(f: dict) -> str:
              f"{r['elapsed_s']:.2f}" if r else "-", "", ""),
             ("  tasks seen / expected", f"{t['tasks_seen']}/{t['tasks_expected']}",
              f"{r['tasks_seen']}/{r['tasks_expected']}" if r else "-", "", "")]
+    if "worker_cpu_ms_per_alarm" in t:
+        rows.append(("  worker CPU per alarm (ms)", f"{t['worker_cpu_ms_per_alarm']:.2f}", "", "",
+                     f"all stages, drained {t['drained_after_s']:g} s after the last task"))
     head = f"latency at {lat['rate']:g}/s for {lat['seconds']:g} s"
     def ms(v: float | None) -> str:
         return "unanswered" if v is None else f"{v:.1f}"
@@ -33,6 +65,8 @@ def table(f: dict) -> str:
               f"<= {TARGET_P99_MS:g} ms: {ok(f['met']['p99'])}"),
              ("  max (ms)", ms(lat["max_ms"]), "",
               "", ""),
+             (f"  max of the {lat.get('warm_up_alarms', 0)} warm-up alarms before (ms)",
+              ms(lat.get("warm_up_max_ms")), "", "", "the first after an idle spell"),
              ("  tasks seen / expected", f"{lat['tasks_seen']}/{lat['tasks_expected']}", "",
               "", "")]
     own = lat.get("worker_histogram")
@@ -41,11 +75,34 @@ def table(f: dict) -> str:
                      f"<={own['p50_le_ms'] or 'inf':g}, <={own['p99_le_ms'] or 'inf':g}"
                      if own["p99_le_ms"] else f"<={own['p50_le_ms'] or 'inf'}, >10000",
                      "", "", "ingest to producer"))
+    storm, memory = f.get("storm"), f.get("memory")
+    if storm:
+        rows += [(f"storm of {storm['alarms']} alarms at {storm['rate']:g}/s "
+                  f"(sent {storm['achieved_rate']:.0f}/s)", "", "", "", ""),
+                 ("  fire report to its first task (ms)", ms(storm["fire_first_task_ms"]), "",
+                  "", f"<= {TARGET_FIRE_MS:g} ms: {ok(storm['met'])}")]
+    if memory:
+        rows += [(f"memory after {memory['alarms']} alarms, {memory['incidents']} incidents",
+                  "", "", "", ""),
+                 ("  worker RSS (MB)", "-" if memory["rss_mb"] is None
+                  else f"{memory['rss_mb']:.0f}", "", "",
+                  f"<= {TARGET_RSS_MB:g} MB: {ok(memory['met'])}")]
+    lines = layout(rows)
+    if f.get("peer"):
+        from .bench_peer import rows as peer_rows
+
+        lines += ["", *peer_rows(f["peer"])]
+    return "\n".join(lines)
+
+
+def layout(rows: list[tuple[str, ...]]) -> list[str]:
+    """Rows of five cells as aligned lines (first and last left, the rest right), a rule
+    under the first."""
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     lines = ["  ".join(c.ljust(widths[i]) if i in (0, 4) else c.rjust(widths[i])
                        for i, c in enumerate(row)).rstrip() for row in rows]
     lines.insert(1, "-" * len(max(lines, key=len)))
-    return "\n".join(lines)
+    return lines
 
 
 def svg(ms: list[float], latency: dict, width: int = 640, height: int = 320) -> str:

@@ -11,9 +11,9 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import IO
 
-from .procs import child_options, stop_process
+
+from .procs import Child, child_options
 
 __all__ = ["BrokerError", "EmbeddedBroker", "free_port", "wait_for_port"]
 
@@ -39,14 +39,13 @@ def wait_for_port(port: int, timeout: float, alive=lambda: True) -> bool:
     return False
 
 
-class EmbeddedBroker:
+class EmbeddedBroker(Child):
     """Start and stop one Tansu broker on 127.0.0.1."""
 
     def __init__(self, port: int | None = None, log: Path | None = None) -> None:
         self.port = port or free_port()
         self.log_path = log
-        self.process: subprocess.Popen | None = None
-        self._log: IO | None = None
+        super().__init__()
 
     @property
     def url(self) -> str:
@@ -71,16 +70,3 @@ class EmbeddedBroker:
                               f"see {self.log_path or 'its output'}")
         return self
 
-    def stop(self, timeout: float = 3.0) -> None:
-        if self.process is not None:
-            stop_process(self.process, timeout)
-            self.process = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def __enter__(self) -> "EmbeddedBroker":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -187,7 +187,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     return run(BenchOptions(alarms=args.alarms, rate=args.rate, seconds=args.seconds,
                             broker=args.broker, url=args.url, json=args.json, svg=args.svg,
-                            skip_relay=args.skip_relay))
+                            skip_relay=args.skip_relay, storm=not args.skip_storm,
+                            memory=args.memory, workers=args.workers, peer=args.peer,
+                            profile=args.profile))
 
 
 def _auth(args: argparse.Namespace) -> dict[str, str]:
@@ -266,6 +268,16 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", type=Path, help="write every figure here")
     bench.add_argument("--svg", type=Path, help="draw the latency distribution here")
     bench.add_argument("--skip-relay", action="store_true", help="no plain-relay comparison")
+    bench.add_argument("--skip-storm", action="store_true", help="no fire report in a storm of "
+                       "10x --rate alarms")
+    bench.add_argument("--memory", type=int, default=0, metavar="ALARMS", help="then ALARMS fire "
+                       "reports at ALARMS/10 sites, and the workers' RSS (e.g. 100000)")
+    bench.add_argument("--workers", type=int, default=1, help="worker processes to start "
+                       "(embedded broker only)")
+    bench.add_argument("--peer", choices=["alertmanager"], help="also compare with Debian's "
+                       "Alertmanager, webhook to webhook (embedded broker only)")
+    bench.add_argument("--profile", type=Path, help="py-spy the worker during the throughput "
+                       "run: FILE.svg flame graph, FILE.json speedscope, else collapsed stacks")
     bench.set_defaults(func=cmd_bench)
     return p
 

@@ -7,10 +7,14 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-__all__ = ["child_options", "stop_process", "stop_started"]
+import httpx
+
+__all__ = ["Child", "answers_ok", "child_options", "stop_process", "stop_started"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -52,3 +56,47 @@ def stop_started(worker: subprocess.Popen | None, broker: Any, scratch: Path | N
         broker.stop(2.0)
     if scratch is not None:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+class Child:
+    """A server this process starts (`start()`, in subclasses) and stops, with its log file;
+    usable as a context manager."""
+
+    STOP_TIMEOUT = 3.0
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen | None = None
+        self._log: IO | None = None
+
+    def start(self) -> "Child":
+        raise NotImplementedError
+
+    def stop(self, timeout: float | None = None) -> None:
+        if self.process is not None:
+            stop_process(self.process, self.STOP_TIMEOUT if timeout is None else timeout)
+            self.process = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def answers_ok(url: str, process: subprocess.Popen, timeout: float, *, every: float = 0.1,
+               stop: threading.Event | None = None) -> bool:
+    """Whether GET `url` answered 200 within `timeout` seconds while `process` ran (and
+    `stop` was not set)."""
+    deadline = time.monotonic() + timeout
+    stop = stop or threading.Event()
+    while time.monotonic() < deadline and process.poll() is None and not stop.is_set():
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        stop.wait(every)
+    return False

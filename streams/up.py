@@ -13,10 +13,8 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
-import httpx
 
 from playbooks import PlaybookError, load_playbooks
 
@@ -25,7 +23,7 @@ from schemas.registry import RegistryError, read_registry
 from . import registry
 from .broker import BrokerError, EmbeddedBroker
 from .auth import Auth
-from .procs import child_options, stop_started
+from .procs import answers_ok, child_options, stop_started
 from .settings import ConfigError, Settings
 
 __all__ = ["run_up"]
@@ -50,15 +48,7 @@ def _check_files(settings: Settings) -> Auth:
 
 
 def _wait_ready(url: str, worker: subprocess.Popen, stop: threading.Event) -> bool:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline and worker.poll() is None and not stop.is_set():
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass
-        stop.wait(0.1)
-    return False
+    return answers_ok(f"{url}/readyz", worker, READY_TIMEOUT, stop=stop)
 
 
 def _port_free(host: str, port: int) -> bool:

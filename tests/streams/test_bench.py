@@ -20,14 +20,15 @@ def test_percentile_is_nearest_rank():
 
 
 def test_a_small_bench_measures_every_figure_and_prints_them(tmp_path):
-    out, picture = tmp_path / "out.json", tmp_path / "latency.svg"
+    out, picture, profile = tmp_path / "out.json", tmp_path / "latency.svg", tmp_path / "p.txt"
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "streams.cli", "bench", "--alarms", "300", "--rate", "50",
-         "--seconds", "3", "--json", str(out), "--svg", str(picture)],
-        capture_output=True, text=True, timeout=120)
+         "--seconds", "3", "--memory", "200", "--json", str(out), "--svg", str(picture),
+         "--profile", str(profile)],
+        capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert time.monotonic() - started < 60
+    assert time.monotonic() - started < 120
 
     f = json.loads(out.read_text())
     t, lat, relay = f["throughput"], f["latency"], f["relay"]
@@ -37,12 +38,25 @@ def test_a_small_bench_measures_every_figure_and_prints_them(tmp_path):
     assert relay["tasks_seen"] == relay["tasks_expected"] == t["tasks_expected"]
     assert relay["alarms_per_s"] > 0
     assert f["ratio"] == round(t["alarms_per_s"] / relay["alarms_per_s"], 3)
-    assert lat["alarms"] == lat["alarms_answered"] == 150
-    assert lat["tasks_seen"] == lat["tasks_expected"] == 150 * f["tasks_per_alarm"]
-    assert 0 < lat["p50_ms"] <= lat["p99_ms"] <= lat["max_ms"]
+    assert lat["alarms"] == lat["alarms_answered"] == 150 and lat["warm_up_alarms"] == 50
+    assert lat["tasks_seen"] == lat["tasks_expected"] == 200 * f["tasks_per_alarm"]
+    assert 0 < lat["p50_ms"] <= lat["p99_ms"] <= lat["max_ms"] and lat["warm_up_max_ms"] > 0
     assert len(f["latencies_ms"]) == 150
+    assert 0 < t["worker_cpu_ms_per_alarm"] < 1000 and 0 <= f["idle_cores"] < 2
+    storm, memory = f["storm"], f["memory"]
+    assert storm["rate"] == 500 and storm["alarms"] == 1500
+    assert storm["fire_first_task_ms"] > 0 and storm["met"] == (storm["fire_first_task_ms"]
+                                                                <= 3000)
+    assert memory["incidents"] == memory["incidents_with_tasks"] == 20
+    assert 20 < memory["rss_mb"] < 2000
+    # py-spy's collapsed stacks: "frame;frame;... samples", the worker's own code among them
+    stacks = profile.read_text().splitlines()
+    assert stacks and all(line.rsplit(" ", 1)[1].isdigit() for line in stacks)
+    assert any("streams/app.py" in line for line in stacks)
 
     for measure in ("throughput", "tasks/s", "latency at 50/s", "p50", "p99", "max", "relay",
-                    "ratio", ">= 50% of relay", "<= 25 ms"):
+                    "ratio", ">= 50% of relay", "<= 25 ms", "worker CPU per alarm",
+                    "fire report to its first task", "<= 3000 ms", "worker RSS (MB)",
+                    "<= 300 MB", "warm-up"):
         assert measure in done.stdout, f"{measure!r} missing from the table:\n{done.stdout}"
     assert ET.fromstring(picture.read_text()).tag.endswith("svg")
