@@ -31,7 +31,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from schemas import (Alarm, Escalation, IncidentUpdate, Site, SiteEvent, Task, TaskUpdate,
-                     TimelineEntry, Triaged)
+                     Triaged)
 from streams import topics
 from streams.broker import free_port
 from streams.codec import dump
@@ -269,20 +269,6 @@ def case_incident_updates(w: World) -> Case:
     ], "level")
 
 
-def case_timeline(w: World) -> Case:
-    good = TimelineEntry(entry_id=unique("entry"), incident_id=w.incident_id, at=now(),
-                         type="escalated", by="chaos", detail={"poison": "test"})
-
-    async def effect(api):
-        found = (await api.get(f"/api/v1/incidents/{w.incident_id}/timeline")).json()
-        return any(e["entry_id"] == good.entry_id for e in found["entries"])
-
-    return Case(topics.TIMELINE, w.incident_id, dump(good), effect, [
-        ("type exploded", broken(good, type="exploded")),
-        ("at without an offset", broken(good, at="2024-03-01T21:15:00")),
-    ], "type")
-
-
 def case_site_events(w: World) -> Case:
     site = unique("poison-events")
     good = SiteEvent(event_id=unique("event"), site_id=site, type="incident_closed",
@@ -332,8 +318,8 @@ def case_tasks(w: World) -> Case:
     ], "status")
 
 
-CASES = [case_alarms, case_triaged, case_task_updates, case_incident_updates, case_timeline,
-         case_site_events, case_escalations, case_tasks]
+CASES = [case_alarms, case_triaged, case_task_updates, case_incident_updates, case_site_events,
+         case_escalations, case_tasks]  # whistle.timeline is written, never read back
 
 
 # ---- how it is sent and checked -----------------------------------------------------------
