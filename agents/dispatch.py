@@ -1,5 +1,5 @@
 """Dispatch agent: `whistle.triaged` -> incidents, tasks on `whistle.tasks.<department>`,
-timeline entries.
+timeline entries; and the same for the urgent lane's `whistle.triaged.urgent`.
 
 Opens the incident (match a playbook, plan the tasks) or attaches the alarm to it; see
 `incidents.on_triaged`. A replayed alarm re-sends the current snapshots, which consumers drop
@@ -54,3 +54,5 @@ async def handle(w: "Whistle", triaged: Triaged, message) -> None:
 def register(w: "Whistle") -> None:
     # the alarm inside was checked at ingest and by triage; replays may come much later
     w.stage(w.topics.triaged, "dispatch", Triaged, handle, lambda m: {"now": _END_OF_TIME})
+    w.stage(w.topics.triaged_urgent, "dispatch-urgent", Triaged, handle,
+            lambda m: {"now": _END_OF_TIME})

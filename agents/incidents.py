@@ -105,10 +105,12 @@ def on_triaged(current: Incident | None, triaged: Triaged, playbooks: PlaybookSe
     `tasks()` its tasks, asked for only when steps may have become ready."""
     alarm = triaged.alarm
     if current is None:
-        if triaged.action != "open":
-            raise ValueError(f"alarm {alarm.alarm_id} joins incident {triaged.incident_id}, "
+        if triaged.action == "attach":
+            raise ValueError(f"alarm {alarm.alarm_id} restores incident {triaged.incident_id}, "
                              f"which this worker does not hold")
-        return _open(triaged, playbooks, now)
+        # a join that overtook the opening (the urgent lane passes a backlog): it opens it,
+        # and the alarm that opened it in triage joins when it comes
+        return _merge(_open(triaged, playbooks, now), triaged, now)
     if alarm.alarm_id in current.alarm_ids:  # a replay: record nothing new
         return IncidentStep(current, changed=False, entries=[_received(triaged, now)])
 
@@ -116,16 +118,7 @@ def on_triaged(current: Incident | None, triaged: Triaged, playbooks: PlaybookSe
     entries = [_received(triaged, now)]
     if triaged.action == "attach" or incident.merged_into is not None or loaded is None:
         return IncidentStep(incident, changed=True, entries=entries)
-    step = IncidentStep(incident, changed=True, entries=entries)
-    fresh = [m for m in triaged.merges if m not in incident.merged]
-    if fresh:
-        step.incident = step.incident.model_copy(update={"merged": [*incident.merged, *fresh]})
-        step.entries.append(entry(incident.incident_id, "incident_merged", now,
-                                  alarm_id=alarm.alarm_id, detail={"merged": fresh}))
-        step.updates += [IncidentUpdate(
-            update_id=f"{m}:merge", incident_id=m, action="merge_into",
-            into=incident.incident_id, by="whistle", note=f"alarm {alarm.alarm_id} bridged them",
-            at=now) for m in fresh]
+    step = _merge(IncidentStep(incident, changed=True, entries=entries), triaged, now)
     step.incident = step.incident.model_copy(
         update={"evidence": step.incident.evidence.union(triaged.evidence)})
     ready_may_change = step.incident.status == "closed"
@@ -138,6 +131,21 @@ def on_triaged(current: Incident | None, triaged: Triaged, playbooks: PlaybookSe
             ready_may_change = True
     if ready_may_change:
         step = _advance(step, loaded, triaged.site, tasks(), now)
+    return step
+
+
+def _merge(step: IncidentStep, triaged: Triaged, now: datetime) -> IncidentStep:
+    """Take in the incidents triage merged into this one (each told so by an update)."""
+    incident, alarm = step.incident, triaged.alarm
+    fresh = [m for m in triaged.merges if m not in incident.merged]
+    if fresh:
+        step.incident = incident.model_copy(update={"merged": [*incident.merged, *fresh]})
+        step.entries.append(entry(incident.incident_id, "incident_merged", now,
+                                  alarm_id=alarm.alarm_id, detail={"merged": fresh}))
+        step.updates += [IncidentUpdate(
+            update_id=f"{m}:merge", incident_id=m, action="merge_into",
+            into=incident.incident_id, by="whistle", note=f"alarm {alarm.alarm_id} bridged them",
+            at=now) for m in fresh]
     return step
 
 

@@ -5,7 +5,11 @@ deduplicates by alarm_id and correlates into incidents per site (`correlation`).
 
 A gateway's retry (the same alarm_id in a later message) stops here. The *same message* seen
 again (a replay after a crash, before its offset was committed) is forwarded again, because
-the first run may have died before sending it; the incident stage drops what it has."""
+the first run may have died before sending it; the incident stage drops what it has.
+
+The urgent lane (`whistle.alarms.urgent` -> `whistle.triaged.urgent`, see `streams.lookahead`)
+runs this same stage on copies of people's fire reports read ahead of a backlog. Whichever
+copy of an alarm comes first decides; the other is a retry of it, so it stops here."""
 
 from __future__ import annotations
 
@@ -22,7 +26,10 @@ from .health import DeviceState, seen
 if TYPE_CHECKING:
     from streams.app import Whistle
 
-__all__ = ["register"]
+__all__ = ["ORIGIN", "origin", "register"]
+
+ORIGIN = "whistle-origin"
+"""Header of an urgent copy: the original's "partition:offset" on `whistle.alarms`."""
 
 
 async def handle(w: "Whistle", alarm: Alarm, message) -> None:
@@ -31,17 +38,24 @@ async def handle(w: "Whistle", alarm: Alarm, message) -> None:
     key = site.site_id
     if alarm.device_id:
         _note_device(w, alarm, key)
-    position = f"{message.partition}:{message.offset}"
+    urgent = message.topic == topics.ALARMS_URGENT
+    if urgent:  # a copy: the original's position, marked
+        position = f"u:{origin(message) or f'{message.partition}:{message.offset}'}"
+    else:
+        position = f"{message.partition}:{message.offset}"
+        w.lookahead.passed(message.partition, message.offset)
     recorded = w.tables.alarms_seen.get(alarm.alarm_id)  # [incident, position, action, merges]
     state = SiteState.from_json(w.tables.sites.get(key))
     decision = decide(alarm, state, recorded[0] if recorded else False,
                       w.settings.correlation_window, site=key)
-    w.metrics.alarms.labels(kind=alarm.kind if alarm.known_kind else "unknown",
-                            result=decision.action).inc()
+    if decision.action != "duplicate" or not (urgent or recorded[1] == f"u:{position}"):
+        # each message on whistle.alarms counted once: by whichever lane decided it
+        w.metrics.alarms.labels(kind=alarm.kind if alarm.known_kind else "unknown",
+                                result=decision.action).inc()
     if decision.action == "record":
         return
     if decision.action == "duplicate":
-        if recorded[1] != position:  # a gateway's retry: decided already
+        if recorded[1] != position:  # a retry, or the other lane's copy: decided already
             return
         action, merges = recorded[2], recorded[3]
         cluster = next((c for c in state.clusters if c.incident_id == recorded[0]), None)
@@ -51,9 +65,18 @@ async def handle(w: "Whistle", alarm: Alarm, message) -> None:
         evidence = decision.evidence or Evidence()
         w.tables.sites[key] = state.to_json()
         w.tables.alarms_seen[alarm.alarm_id] = [decision.incident_id, position, action, merges]
-    await w.send(topics.TRIAGED, decision.incident_id, dump(Triaged(
+    await w.send(topics.TRIAGED_URGENT if urgent else topics.TRIAGED, decision.incident_id,
+                 dump(Triaged(
         alarm=alarm, incident_id=decision.incident_id, action=action, hazard=hazard_of(alarm.kind),
         family=decision.family, merges=merges, evidence=evidence, site=site)))
+
+
+def origin(message) -> str | None:
+    """Where on `whistle.alarms` the urgent lane's copy was read ("partition:offset")."""
+    for name, value in message.headers or ():
+        if name == ORIGIN:
+            return bytes(value).decode("ascii", "replace")
+    return None
 
 
 def _note_device(w: "Whistle", alarm: Alarm, site_id: str) -> None:
@@ -77,3 +100,8 @@ def register(w: "Whistle") -> None:
         return {"now": w.clock()}
 
     w.stage(w.topics.alarms, "triage", Alarm, handle, checked_against_broker_time)
+    def taken(message) -> dict:
+        w.lookahead.taken += 1  # whether it decodes or not: the lane has one less waiting
+        return checked_against_broker_time(message)
+
+    w.stage(w.topics.alarms_urgent, "triage-urgent", Alarm, handle, taken)

@@ -29,7 +29,7 @@ from playbooks.departments import load_departments
 from schemas import (Config, DeadLetter, Department, Incident, PlaybookRef, Site, Task,
                      TimelineEntry, utc_now)
 
-from . import api, console, feed, openapi, webhooks
+from . import api, console, feed, lookahead, openapi, webhooks
 from .auth import Auth
 from .limits import RateLimits
 from . import topics as names
@@ -47,6 +47,7 @@ class WhistleApp(faust.App):
     """faust.App with the low-latency consumer (see `streams.transport`)."""
 
     fetch_wait_ms: int = 10
+    first_topics: frozenset[str] = frozenset({names.ALARMS_URGENT, names.TRIAGED_URGENT})
 
     def _new_transport(self) -> Any:
         return Transport(self.conf.broker_consumer, self)
@@ -57,6 +58,8 @@ class Topics:
     alarms: faust.TopicT
     dlq: faust.TopicT
     triaged: faust.TopicT
+    alarms_urgent: faust.TopicT
+    triaged_urgent: faust.TopicT
     incidents: faust.TopicT
     task_updates: faust.TopicT
     incident_updates: faust.TopicT
@@ -69,7 +72,8 @@ class Topics:
     tasks: dict[str, faust.TopicT]
 
     def all(self) -> list[faust.TopicT]:
-        return [self.alarms, self.dlq, self.triaged, self.incidents, self.task_updates,
+        return [self.alarms, self.dlq, self.triaged, self.alarms_urgent, self.triaged_urgent,
+                self.incidents, self.task_updates,
                 self.incident_updates, self.timeline, self.site_events, self.escalations,
                 self.deliveries, self.feedback, self.registry,
                 *self.tasks.values()]
@@ -110,16 +114,18 @@ class Whistle:
     topics_declared: bool = False
     registry_reader: RegistryReader | None = None
     feed: Any = None  # streams.feed.TaskFeed, once registered
+    lookahead: Any = None  # streams.lookahead.Lookahead, once registered
     limits: Any = None     # streams.limits.RateLimits per token (None in open mode)
     strangers: Any = None  # ... per address, for requests without a valid token
 
-    async def send(self, topic: str, key: str, value: bytes) -> asyncio.Future:
+    async def send(self, topic: str, key: str, value: bytes,
+                   headers: list[tuple[str, bytes]] | None = None) -> asyncio.Future:
         """Hand a message to the producer without waiting for the broker's ack.
 
         Faust flushes the producer before it commits offsets, so an input is only marked done
         once what it produced is on the broker (at-least-once)."""
         return await self.app.producer.send(topic, key.encode("utf-8"), value, partition=None,
-                                            timestamp=None, headers=None)
+                                            timestamp=None, headers=headers)
 
     def stage(self, topic: faust.TopicT, name: str, model: type[BaseModel],
               handle: Callable[["Whistle", Any, Any], Awaitable[None]],
@@ -158,25 +164,38 @@ class Whistle:
     async def publish(self, incident: Incident | None = None, tasks: Iterable[Task] = (),
                       entries: Iterable[TimelineEntry] = ()) -> None:
         """Record and send what changed: the incident's snapshot, each task's on its
-        department's topic, and the timeline entries."""
+        department's topic, and the timeline entries.
+
+        Every table write comes before the first await, so no other agent working on the same
+        incident (the urgent lane, task updates) sees half of a change."""
         tasks = list(tasks)
+        out: list[tuple[str, str, bytes]] = []
         if incident is not None:
             self.tables.incidents[incident.incident_id] = incident.model_dump(mode="json")
-            await self.send(names.INCIDENTS, incident.incident_id, dump(incident))
+            out.append((names.INCIDENTS, incident.incident_id, dump(incident)))
         timers.track_verification(self, incident, tasks)
         timers.track_deadlines(self, tasks)
         for task in tasks:
             self.tables.tasks[task.task_id] = task.model_dump(mode="json")
-            await self.send(names.task_topic(task.department), task.incident_id, dump(task))
-        await self.record(entries)
+            out.append((names.task_topic(task.department), task.incident_id, dump(task)))
+        out += self.keep(entries)
+        for topic, key, value in out:
+            await self.send(topic, key, value)
 
     async def record(self, entries: Iterable[TimelineEntry]) -> None:
-        """Keep timeline entries (once each, one table write per incident) and send them on
-        `whistle.timeline`. Called from the agents whose input is keyed by incident id, so the
-        timelines table's partition is the incident's, like the incidents and tasks tables."""
+        """Keep timeline entries and send them on `whistle.timeline`."""
+        for topic, key, value in self.keep(entries):
+            await self.send(topic, key, value)
+
+    def keep(self, entries: Iterable[TimelineEntry]) -> list[tuple[str, str, bytes]]:
+        """Keep timeline entries (once each, one table write per incident); returns the
+        messages for `whistle.timeline`. Called from the agents whose input is keyed by
+        incident id, so the timelines table's partition is the incident's, like the incidents
+        and tasks tables."""
         by_incident: dict[str, list[TimelineEntry]] = {}
         for e in entries:
             by_incident.setdefault(e.incident_id, []).append(e)
+        out = []
         for incident_id, new in by_incident.items():
             kept = self.tables.timelines.get(incident_id) or []
             updated = kept
@@ -184,8 +203,8 @@ class Whistle:
                 updated = append(updated, e)
             if updated is not kept:
                 self.tables.timelines[incident_id] = updated
-            for e in new:
-                await self.send(names.TIMELINE, incident_id, dump(e))
+            out += [(names.TIMELINE, incident_id, dump(e)) for e in new]
+        return out
 
     async def apply(self, step: IncidentStep) -> None:
         """Publish an incident step, and send what it asks of other incidents and of triage."""
@@ -267,6 +286,7 @@ def _new_app(settings: Settings) -> WhistleApp:
         producer_acks=-1,
         producer_max_batch_size=settings.producer_batch_bytes,
         consumer_auto_offset_reset="earliest",
+        broker_max_poll_records=settings.poll_records,
         broker_rebalance_timeout=settings.rebalance_timeout,
         broker_session_timeout=settings.rebalance_timeout,
         broker_heartbeat_interval=min(1.0, settings.rebalance_timeout / 3),
@@ -299,6 +319,7 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistl
 
     topics = Topics(
         alarms=topic(names.ALARMS), dlq=topic(names.DLQ), triaged=topic(names.TRIAGED),
+        alarms_urgent=topic(names.ALARMS_URGENT), triaged_urgent=topic(names.TRIAGED_URGENT),
         incidents=topic(names.INCIDENTS), task_updates=topic(names.TASK_UPDATES),
         incident_updates=topic(names.INCIDENT_UPDATES),
         timeline=topic(names.TIMELINE), site_events=topic(names.SITE_EVENTS),
@@ -357,6 +378,7 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistl
         stage.register(whistle)
     api.register(whistle)
     whistle.feed = feed.register(whistle, clock)
+    whistle.lookahead = lookahead.register(whistle)
     webhooks.register(whistle)
     console.register(whistle)
     openapi.register(whistle)

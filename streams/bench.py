@@ -41,7 +41,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from schemas import Alarm, utc_now
 
 from . import topics
-from .broker import BrokerError, EmbeddedBroker, free_port
+from .broker import BrokerError, EmbeddedBroker, bootstrap_servers, free_port
 from .codec import dump
 from .procs import answers_ok, child_options, stop_process, stop_started
 from .bench_report import (TARGET_FIRE_MS, TARGET_P99_MS, TARGET_RATIO, TARGET_RSS_MB,
@@ -69,10 +69,6 @@ class BenchOptions:
     workers: int = 1              # worker processes (embedded broker only)
     peer: str | None = None       # "alertmanager"
     profile: Path | None = None   # py-spy the (first) worker during the throughput run
-
-
-def _servers(broker: str) -> list[str]:
-    return [b.removeprefix("kafka://") for b in broker.split(";")]
 
 
 def _alarm(site: str, alarm_id: str, kind: str = "fire_report",
@@ -237,7 +233,7 @@ async def _latency(producer, watcher: Watcher, prefix: str, rate: float, seconds
 async def relay(broker: str, source: str, targets: list[str], per_alarm: int, size: int) -> None:
     """Consume `source` from the start, json-decode each alarm, and produce `per_alarm` task
     records of about `size` bytes, one to each of `targets` in turn, keyed by site."""
-    servers = _servers(broker)
+    servers = bootstrap_servers(broker)
     consumer = AIOKafkaConsumer(source, bootstrap_servers=servers, enable_auto_commit=False,
                                 auto_offset_reset="earliest", fetch_max_wait_ms=10)
     producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all")
@@ -272,7 +268,7 @@ async def relay(broker: str, source: str, targets: list[str], per_alarm: int, si
 
 async def _relay_phase(broker: str, producer, run_id: str, n: int, per_alarm: int,
                        departments: list[str], size: int, partitions: int) -> dict:
-    servers = _servers(broker)
+    servers = bootstrap_servers(broker)
     base = f"whistle-bench-{run_id}"
     source, targets = f"{base}.alarms", [f"{base}.tasks.{d}" for d in departments]
     admin = AIOKafkaAdminClient(bootstrap_servers=servers)
@@ -426,7 +422,7 @@ async def _memory(producer, watcher: Watcher, urls: list[str], idle: float, pref
 async def _measure(opts: BenchOptions, broker: str, urls: list[str],
                    pids: list[int]) -> dict:
     run_id = uuid.uuid4().hex[:8]
-    servers = _servers(broker)
+    servers = bootstrap_servers(broker)
     names = [topics.task_topic(d) for d in _departments()]
     watcher = Watcher(servers, names, f"bench-{run_id}-")
     await watcher.start()

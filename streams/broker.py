@@ -15,11 +15,20 @@ from pathlib import Path
 
 from .procs import Child, child_options
 
-__all__ = ["BrokerError", "EmbeddedBroker", "free_port", "wait_for_port"]
+__all__ = ["BrokerError", "EmbeddedBroker", "bootstrap_servers", "free_port", "wait_for_port"]
 
 
 class BrokerError(RuntimeError):
     pass
+
+
+def bootstrap_servers(broker: str) -> list[str]:
+    """aiokafka's servers from a Faust broker URL.
+
+    >>> bootstrap_servers("kafka://a:9092;kafka://b:9092")
+    ['a:9092', 'b:9092']
+    """
+    return [b.removeprefix("kafka://") for b in broker.split(";")]
 
 
 def free_port() -> int:

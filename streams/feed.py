@@ -30,6 +30,7 @@ from pydantic import ValidationError
 from schemas import Task
 
 from . import topics
+from .broker import bootstrap_servers
 from .views import ApiView, Refusal, problem
 
 if TYPE_CHECKING:
@@ -122,7 +123,7 @@ class TaskFeed:
 
     def __init__(self, broker: str, departments: list[str], partitions: int,
                  limit: int = 10_000) -> None:
-        self.servers = [b.removeprefix("kafka://") for b in broker.split(";")]
+        self.servers = bootstrap_servers(broker)
         self.logs = {d: DepartmentLog(partitions, limit) for d in departments}
         self.closing = asyncio.Event()  # set when the worker stops
 

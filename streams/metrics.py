@@ -25,6 +25,8 @@ class Metrics:
         r.register(self.open_tasks)
         self.alarms = Counter("whistle_alarms_total", "Alarms triaged, by kind and result "
                               "(open, join, attach, record, duplicate)", ["kind", "result"], registry=r)
+        self.read_ahead = Counter("whistle_alarms_read_ahead_total", "People's alarms copied "
+                                  "to the urgent lane ahead of a backlog", registry=r)
         self.ingested = Counter("whistle_alarms_accepted_total",
                                 "Alarms the HTTP API accepted (202)", registry=r)
         self.rejected = Counter("whistle_alarms_rejected_total",

@@ -21,6 +21,7 @@ from schemas import Device, Site
 from schemas.registry import RegistryFile
 
 from . import topics
+from .broker import bootstrap_servers
 
 __all__ = ["RegistryReader", "apply_record", "publish", "records"]
 
@@ -68,7 +69,7 @@ async def publish(broker: str, file: RegistryFile, *, partitions: int = 4, repli
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
-    servers = [b.removeprefix("kafka://") for b in broker.split(";")]
+    servers = bootstrap_servers(broker)
     admin = AIOKafkaAdminClient(bootstrap_servers=servers, request_timeout_ms=int(timeout * 1000))
     await admin.start()
     try:
@@ -102,7 +103,7 @@ class RegistryReader:
     "active", read once at recovery and never again, so a later import would go unseen."""
 
     def __init__(self, broker: str, registry: Registry) -> None:
-        self.servers = [b.removeprefix("kafka://") for b in broker.split(";")]
+        self.servers = bootstrap_servers(broker)
         self.registry = registry
         self.caught_up = asyncio.Event()
         self.applied = 0

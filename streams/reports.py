@@ -92,8 +92,9 @@ async def _read_whole(broker: str, topic: str) -> list:
     """Every record of `topic` up to where it ended when asked (no consumer group)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=[b.removeprefix("kafka://")
-                                                   for b in broker.split(";")],
+    from .broker import bootstrap_servers
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(broker),
                                 enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     try:

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     update_timeout: float = Field(10.0, gt=0, description="seconds to wait for a task update")
     fetch_wait_ms: int = Field(10, ge=1, le=1500,
                                description="consumer long-poll; Faust's 1500 costs latency")
+    read_ahead: bool = Field(True, description="copy people's reports past a backlog to the "
+                             "urgent lane (streams.lookahead)")
+    poll_records: int = Field(100, ge=1, description="the most records handed to the agents "
+                              "at once; Faust delivers a batch whole, so a people's report "
+                              "waits for at most one batch of a storm")
     rebalance_timeout: float = Field(6.0, gt=0,
                                      description="seconds; 6 lets a worker join in ~3 s")
     escalation_check: float = Field(1.0, gt=0, description="seconds between looks at task "

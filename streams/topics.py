@@ -6,13 +6,15 @@
 
 from __future__ import annotations
 
-__all__ = ["ALARMS", "DELIVERIES", "DLQ", "ESCALATIONS", "FEEDBACK", "INCIDENTS",
+__all__ = ["ALARMS", "ALARMS_URGENT", "DELIVERIES", "DLQ", "ESCALATIONS", "FEEDBACK", "INCIDENTS",
            "INCIDENT_UPDATES", "REGISTRY", "SITE_EVENTS", "TASK_UPDATES", "TIMELINE", "TRIAGED",
-           "task_topic"]
+           "TRIAGED_URGENT", "task_topic"]
 
 ALARMS = "whistle.alarms"              # key: site_id (or the ad-hoc site of a located report)
 DLQ = "whistle.alarms.dlq"             # a DeadLetter: the raw bytes and the reason
 TRIAGED = "whistle.triaged"            # internal; key: incident_id
+ALARMS_URGENT = "whistle.alarms.urgent"    # internal: copies of people's fire reports read ahead
+TRIAGED_URGENT = "whistle.triaged.urgent"  # internal: ... and their verdicts (see streams.lookahead)
 INCIDENTS = "whistle.incidents"        # Incident snapshots; key: incident_id
 TASK_UPDATES = "whistle.task-updates"  # TaskUpdate; key: incident_id
 INCIDENT_UPDATES = "whistle.incident-updates"  # IncidentUpdate; key: incident_id

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from schemas import FEEDBACK_TARGET, DeadLetter, DeliveryAttempt, Escalation, Webhook
 
 from . import topics
+from .broker import bootstrap_servers
 from .codec import Rejected, dump
 from .delivery import Delivery, deliver
 from .metrics import Metrics
@@ -127,7 +128,7 @@ class WebhookSender:
 
     def __init__(self, broker: str, app_id: str, target: str, hook: Webhook, send: Send,
                  metrics: Metrics, clock: Callable[[], datetime]) -> None:
-        self.servers = [b.removeprefix("kafka://") for b in broker.split(";")]
+        self.servers = bootstrap_servers(broker)
         self.target = target
         self.hook = hook
         self.send = send

@@ -56,6 +56,9 @@ topic whistle.alarms.dlq      "cleanup.policy=delete" "retention.ms=$RAW"
 # internal hand-overs between stages
 topic whistle.triaged         "cleanup.policy=delete" "retention.ms=$INTERNAL"
 topic whistle.site-events     "cleanup.policy=delete" "retention.ms=$INTERNAL"
+# the urgent lane: people's reports copied past a backlog, and their verdicts
+topic whistle.alarms.urgent   "cleanup.policy=delete" "retention.ms=$INTERNAL"
+topic whistle.triaged.urgent  "cleanup.policy=delete" "retention.ms=$INTERNAL"
 # state: the latest value per key is the truth, kept for ever
 topic whistle.registry        "cleanup.policy=compact"
 for t in $TABLES; do

@@ -84,11 +84,50 @@ async def test_triage_sends_undecodable_alarms_to_the_dead_letter_topic(whistle)
 
 
 def triaged_bytes(alarm_id: str, incident_id: str = "inc-20230516-x", kind: str = "smoke",
-                  devices: tuple[str, ...] = ("smk-1", "smk-2")) -> bytes:
+                  devices: tuple[str, ...] = ("smk-1", "smk-2"), action: str = "open") -> bytes:
     a = Alarm.model_validate(alarm_data(alarm_id=alarm_id, kind=kind), context={"now": T0})
     site = {"site_id": "jyh-yinfeng-lab-3", "name": "3号实验室", "type": "laboratory"}
-    return Triaged(alarm=a, incident_id=incident_id, action="open", hazard="fire", family="fire",
+    return Triaged(alarm=a, incident_id=incident_id, action=action, hazard="fire", family="fire",
                    evidence={"devices": list(devices)}, site=site).model_dump_json().encode()
+
+
+async def test_the_urgent_lane_decides_first_and_the_original_is_a_retry_of_it(whistle):
+    """A person's report copied ahead of a backlog is triaged on the urgent lane; when the
+    worker reaches the original on whistle.alarms, it stops there, uncounted. A gateway's
+    retry of it is still a counted duplicate; a copy arriving after its original is silent."""
+    site = b"jyh-yinfeng-lab-3"
+    report = json.dumps(alarm_data(alarm_id="call:1", kind="fire_report", device_id=None))
+    late = json.dumps(alarm_data(alarm_id="call:2", kind="fire_report", device_id=None))
+    async with agent(whistle, "triage-urgent").test_context() as urgent:
+        await urgent.put(report.encode(), key=site, headers=[("whistle-origin", b"0:0")])
+        async with agent(whistle, "triage").test_context() as triage:
+            await triage.put(report.encode(), key=site)                 # 0:0, the original
+            await triage.put(report.encode(), key=site)                 # 0:1, a gateway retry
+            await triage.put(late.encode(), key=site)                   # 0:2, triaged first
+            await urgent.put(late.encode(), key=site, headers=[("whistle-origin", b"0:2")])
+    sent = [(t, v["alarm"]["alarm_id"], v["action"]) for t, _, v in whistle.sent]
+    assert sent == [(topics.TRIAGED_URGENT, "call:1", "open"), (topics.TRIAGED, "call:2", "join")]
+    assert whistle.tables.alarms_seen["call:1"][1] == "u:0:0"
+    counted = {s.labels["result"]: s.value for m in whistle.metrics.alarms.collect()
+               for s in m.samples if s.name == "whistle_alarms_total"}
+    assert counted == {"open": 1.0, "duplicate": 1.0, "join": 1.0}
+
+
+async def test_a_join_that_overtook_the_opening_opens_the_incident(whistle):
+    """The urgent lane can pass the opening alarm still queued on the ordinary lane: its join
+    opens the incident, and the opening alarm joins it when it comes."""
+    async with agent(whistle, "dispatch-urgent").test_context() as urgent:
+        await urgent.put(triaged_bytes("call:1", kind="fire_report", action="join"),
+                         key=b"inc-20230516-x")
+    opened = whistle.tables.incidents["inc-20230516-x"]
+    assert opened["alarm_ids"] == ["call:1"] and opened["task_ids"]
+    async with agent(whistle, "dispatch").test_context() as dispatch:
+        await dispatch.put(triaged_bytes("gw:1"), key=b"inc-20230516-x")
+    joined = whistle.tables.incidents["inc-20230516-x"]
+    assert joined["alarm_ids"] == ["call:1", "gw:1"]
+    assert joined["task_ids"] == opened["task_ids"]
+    types = [e["type"] for e in whistle.tables.timelines["inc-20230516-x"]]
+    assert types.count("incident_opened") == 1
 
 
 async def test_dispatch_sends_each_task_to_its_department_topic_once(whistle):

@@ -212,6 +212,24 @@ def test_a_bridging_alarm_merges_and_the_merged_incident_closes(clock):
     assert not on_update(closed.incident, update, LAB_FIRE, LAB, [], clock()).changed
 
 
+def test_a_bridging_join_that_overtook_the_opening_opens_and_merges(clock):
+    """The urgent lane's join can reach the incident stage before the alarm that opened the
+    incident in triage: it opens the incident itself, and still merges what it bridged."""
+    state = SiteState()
+    triaged("a", 0, state, kind="smoke")
+    other = triaged("c", 18 * 60, state, kind="smoke")
+    bridge = triaged("b", 9 * 60, state, kind="fire_report")
+    assert bridge.action == "join" and bridge.merges == [other.incident_id]
+    step = on_triaged(None, bridge, PLAYBOOKS, None, list, clock())
+    assert step.incident.alarm_ids == ["b"] and step.new_tasks
+    assert step.incident.merged == [other.incident_id]
+    assert [(u.incident_id, u.action) for u in step.updates] == [(other.incident_id, "merge_into")]
+    restore = triaged("r", 60, state, kind="smoke", signal="restore")
+    with pytest.raises(ValueError, match="does not hold"):
+        on_triaged(None, restore.model_copy(update={"action": "attach"}), PLAYBOOKS, None, list,
+                   clock())
+
+
 def test_an_alarm_that_races_the_closing_reopens_the_incident(clock):
     life = Incident1(clock)
     life.alarm("gw:1", device_id="smk-02")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import threading
 import time
@@ -318,8 +319,18 @@ def case_tasks(w: World) -> Case:
     ], "status")
 
 
-CASES = [case_alarms, case_triaged, case_task_updates, case_incident_updates, case_site_events,
-         case_escalations, case_tasks]  # whistle.timeline is written, never read back
+def case_alarms_urgent(w: World) -> Case:
+    """The urgent lane's input: a worker's own copies, but a topic anyone could write to."""
+    return dataclasses.replace(case_alarms(w), topic=topics.ALARMS_URGENT)
+
+
+def case_triaged_urgent(w: World) -> Case:
+    return dataclasses.replace(case_triaged(w), topic=topics.TRIAGED_URGENT)
+
+
+CASES = [case_alarms, case_triaged, case_alarms_urgent, case_triaged_urgent, case_task_updates,
+         case_incident_updates, case_site_events, case_escalations,
+         case_tasks]  # whistle.timeline is written, never read back
 
 
 # ---- how it is sent and checked -----------------------------------------------------------
