@@ -171,7 +171,8 @@ def register(w: "Whistle") -> None:
                      if (status is None or v["status"] == status)
                      and (site_id is None or v["site_id"] == site_id)
                      and (caller.role == "admin" or involves(v, caller))]
-            found.sort(key=lambda v: v["opened_at"], reverse=True)
+            found += await w.routing.gather(request, "incidents")
+            found.sort(key=lambda v: (v["opened_at"], v["incident_id"]), reverse=True)
             return self.reply({"incidents": found})
 
     def involves(incident: dict, caller: Caller) -> bool:
@@ -191,6 +192,7 @@ def register(w: "Whistle") -> None:
     @page("/api/v1/incidents/{incident_id}")
     class OneIncident(ApiView):
         rights = {"get": "read_incidents"}
+        routed_by = "incident_id"
 
         async def get(self, request: Request, incident_id: str) -> Response:
             fmt = self.query(request, "format", ("json", "cap")) or "json"
@@ -209,6 +211,7 @@ def register(w: "Whistle") -> None:
     @page("/api/v1/incidents/{incident_id}/timeline")
     class IncidentTimeline(ApiView):
         rights = {"get": "read_incidents"}
+        routed_by = "incident_id"
 
         async def get(self, request: Request, incident_id: str) -> Response:
             fmt = self.query(request, "format", FORMATS) or "json"
@@ -246,12 +249,14 @@ def register(w: "Whistle") -> None:
                      if (department is None or v["department"] == department)
                      and (status is None or v["status"] == status)
                      and (incident_id is None or v["incident_id"] == incident_id)]
+            found += await w.routing.gather(request, "tasks")
             found.sort(key=lambda v: (v["created_at"], v["task_id"]))
             return self.reply({"tasks": found})
 
     @page("/api/v1/tasks/{task_id}/{action}")
     class TaskAction(ApiView):
         rights = {"post": "change_tasks"}
+        routed_by = "task_id"
 
         async def post(self, request: Request, task_id: str, action: str) -> Response:
             if action not in TASK_ACTIONS:
@@ -317,6 +322,7 @@ def register(w: "Whistle") -> None:
     @page("/api/v1/incidents/{incident_id}/level")
     class IncidentLevel(ApiView):
         rights = {"post": "change_incidents"}
+        routed_by = "incident_id"
 
         async def post(self, request: Request, incident_id: str) -> Response:
             incident = incident_or_404(incident_id, request["caller"])

@@ -30,6 +30,7 @@ from schemas import (Config, DeadLetter, Department, Incident, PlaybookRef, Site
                      TimelineEntry, utc_now)
 
 from . import api, console, feed, lookahead, openapi, webhooks
+from .routing import Routing
 from .auth import Auth
 from .limits import RateLimits
 from . import topics as names
@@ -115,6 +116,7 @@ class Whistle:
     registry_reader: RegistryReader | None = None
     feed: Any = None  # streams.feed.TaskFeed, once registered
     lookahead: Any = None  # streams.lookahead.Lookahead, once registered
+    routing: Any = None    # streams.routing.Routing: requests to the worker holding the incident
     limits: Any = None     # streams.limits.RateLimits per token (None in open mode)
     strangers: Any = None  # ... per address, for requests without a valid token
 
@@ -276,6 +278,7 @@ def _new_app(settings: Settings) -> WhistleApp:
         web_host=settings.host,
         web_bind=settings.host,
         web_port=settings.port,
+        canonical_url=settings.canonical_url or None,
         web_router_enabled=False,
         web_tables_enabled=False,
         web_stats_enabled=False,
@@ -379,6 +382,7 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistl
     api.register(whistle)
     whistle.feed = feed.register(whistle, clock)
     whistle.lookahead = lookahead.register(whistle)
+    whistle.routing = Routing(whistle)
     webhooks.register(whistle)
     console.register(whistle)
     openapi.register(whistle)

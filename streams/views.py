@@ -52,6 +52,7 @@ class ApiView(View):
 
     whistle: "Whistle"
     rights: dict[str, str] = {}
+    routed_by: str | None = None  # the path's incident or task id: answered where it is held
 
     def reply(self, value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
         return self.raw(json_bytes(value), JSON, status, headers)
@@ -64,6 +65,11 @@ class ApiView(View):
     async def dispatch(self, request: Any) -> Any:
         try:
             request["caller"] = self.authorize(request)
+            if self.routed_by is not None:  # streams.routing
+                answer = await self.whistle.routing.route(self, request,
+                                                          request.match_info[self.routed_by])
+                if answer is not None:
+                    return answer
             return await super().dispatch(request)
         except Refusal as exc:
             body = {"error": exc.error, "details": exc.details or []}

@@ -54,7 +54,8 @@ def one(kind: str, name: str | None = None) -> dict:
 
 
 def env_of(container: dict) -> dict[str, str]:
-    return {e["name"]: e["value"] for e in container.get("env", [])}
+    """The container's literal environment (not the `valueFrom` ones, like POD_NAME)."""
+    return {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
 
 
 def dockerfile() -> list[tuple[str, str]]:

@@ -44,6 +44,8 @@ def test_compose_runs_kraft_two_workers_in_one_group_and_the_monitoring():
     for w, e in zip(workers.values(), envs):
         assert w["ports"] == [f"127.0.0.1:{e['WHISTLE_PORT']}:{e['WHISTLE_PORT']}"]
         assert w["depends_on"]["kafka-topics"]["condition"] == "service_completed_successfully"
+        # the other worker forwards what this one holds to its service name and port
+        assert e["WHISTLE_CANONICAL_URL"] == f"http://{w['hostname']}:{e['WHISTLE_PORT']}"
     assert {"kafka-topics", "sites-import", "kafka-exporter", "blackbox-exporter",
             "prometheus", "grafana"} <= set(services)
     # Prometheus scrapes exactly the two workers, at their ports

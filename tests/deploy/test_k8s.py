@@ -101,6 +101,13 @@ def test_the_workers_are_configured_as_the_topics_were_made():
     assert sts["spec"]["replicas"] <= int(env["WHISTLE_PARTITIONS"])
     assert env["WHISTLE_REPLICATION"] == "3"
     assert env["WHISTLE_STORE"] == "rocksdb://" and env["WHISTLE_HOST"] == "0.0.0.0"
+    # each pod announces the stable name the others forward requests to
+    pod_name = {e["name"]: e.get("valueFrom") for e in container["env"]}["POD_NAME"]
+    assert pod_name == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["WHISTLE_CANONICAL_URL"] == (
+        f"http://$(POD_NAME).{sts['spec']['serviceName']}.{sts['metadata']['namespace']}.svc:"
+        f"{env['WHISTLE_PORT']}")
+    assert one("Service", sts["spec"]["serviceName"])["spec"]["clusterIP"] == "None"
     assert env["WHISTLE_BROKER"] == f"kafka://{one('Kafka')['metadata']['name']}" \
         "-kafka-bootstrap:9092"
     # the tables on a volume of each pod's own, where WHISTLE_DATA points

@@ -1,6 +1,8 @@
 """Two `whistle worker` processes in one consumer group on one broker, as deploy/compose.yaml and
-the StatefulSet run them: they share the partitions, and when one is stopped mid-run the other
-takes its partitions and their tables over, and no accepted alarm is lost.
+the StatefulSet run them: they share the partitions, either answers for every incident (lists
+gathered, a request about one incident or task forwarded to the worker holding it), and when
+one is stopped mid-run the other takes its partitions and their tables over, and no accepted
+alarm is lost.
 
     .venv/bin/pytest -s tests/deploy/test_workers.py      # prints the `two workers:` line
 
@@ -35,8 +37,17 @@ SITES, PER_SITE, BATCH = 40, 5, 4
 STOP_AFTER = 12               # batches of the second half accepted before one worker is stopped
 
 
-def incidents_of(worker: Worker) -> list[dict]:
-    return worker.http.get("/api/v1/incidents").json()["incidents"]
+LOCAL = {"X-Whistle-Forwarded": "test"}  # answered from the worker's own partitions only
+
+
+def incidents_of(worker: Worker, headers: dict | None = None) -> list[dict]:
+    """The incidents the worker lists; none while a peer it gathers from does not answer
+    (503 with Retry-After, as between a worker's stop and the rebalance)."""
+    answer = worker.http.get("/api/v1/incidents", headers=headers)
+    if answer.status_code == 503:
+        return []
+    assert answer.status_code == 200, answer.text
+    return answer.json()["incidents"]
 
 
 def dispatched(worker: Worker) -> float:
@@ -103,8 +114,7 @@ def test_two_workers_share_the_partitions_and_the_survivor_loses_no_alarm(tmp_pa
         a = Worker(broker.url, folder, tmp_path / "a", free_port(), env)
         b = Worker(broker.url, folder, tmp_path / "b", free_port(), env)
         try:
-            # both own partitions: each lists only the incidents on its partitions, each
-            # dispatches, and together they hold every incident
+            # both own partitions and dispatch; either lists every incident (gathered)
             gateway = Gateway([a.url, b.url], first)
             gateway.run()
             assert gateway.failure is None, gateway.failure
@@ -112,13 +122,35 @@ def test_two_workers_share_the_partitions_and_the_survivor_loses_no_alarm(tmp_pa
 
             def shared():
                 seen_a, seen_b = incidents_of(a), incidents_of(b)
-                on = Counter(x for i in seen_a + seen_b for x in i["alarm_ids"])
-                return (seen_a, seen_b) if set(on) >= set(gateway.accepted) else None
-            held_a, held_b = wait(shared, 30, "the first half on the two workers' incidents")
-            ids_a = {i["incident_id"] for i in held_a}
-            ids_b = {i["incident_id"] for i in held_b}
+                on_a = Counter(x for i in seen_a for x in i["alarm_ids"])
+                on_b = Counter(x for i in seen_b for x in i["alarm_ids"])
+                return (seen_a, seen_b) if set(on_a) >= set(gateway.accepted) <= set(on_b) \
+                    else None
+            seen_a, seen_b = wait(shared, 30, "the first half listed by both workers")
+            ids_a = {i["incident_id"] for i in incidents_of(a, LOCAL)}
+            ids_b = {i["incident_id"] for i in incidents_of(b, LOCAL)}
             assert ids_a and ids_b and not ids_a & ids_b, "the partitions are split, not copied"
+            assert {i["incident_id"] for i in seen_a} == {i["incident_id"] for i in seen_b} \
+                == ids_a | ids_b
             assert dispatched(a) > 0 and dispatched(b) > 0, "both dispatch tasks"
+
+            # a request about b's incident, made to a, is answered by b: read, timeline, ack
+            theirs = sorted(ids_b)[0]
+            incident = a.http.get(f"/api/v1/incidents/{theirs}")
+            assert incident.status_code == 200, incident.text
+            csv = a.http.get(f"/api/v1/incidents/{theirs}/timeline", params={"format": "csv"})
+            assert csv.status_code == 200 and csv.content.startswith("\ufeff".encode())
+            assert csv.headers["Content-Type"].startswith("text/csv")
+            task_id = incident.json()["task_ids"][0]
+            acked = a.http.post(f"/api/v1/tasks/{task_id}/ack", json={"by": "张警官"})
+            assert acked.status_code == 200, acked.text
+            assert acked.json()["status"] == "acknowledged"
+            held = b.http.get("/api/v1/tasks", params={"incident_id": theirs}, headers=LOCAL)
+            assert {t["task_id"]: t["status"] for t in held.json()["tasks"]}[task_id] \
+                == "acknowledged"
+            missing = a.http.post("/api/v1/tasks/inc-nowhere.cordon/ack", json={"by": "x"})
+            assert missing.status_code == 404 and missing.json()["details"][0]["loc"] == [
+                "task_id"]
 
             # mid-run, worker b is stopped the way Kubernetes and compose stop it
             gateway = Gateway([a.url, b.url], second)
