@@ -147,6 +147,14 @@ class Whistle:
                         await self.dead_letter(message, value.reason)
                     else:
                         await handle(self, value, message)
+                except asyncio.CancelledError:
+                    # Stopped mid-message (SIGTERM). Faust acks the event when the stream
+                    # closes, and its last commit would then skip a message whose table writes
+                    # may be flushed but whose sends are not: the alarm would be lost. Marked
+                    # done without the consumer's ack, its offset stays uncommitted and the
+                    # partition's next owner processes it again (a replay, see triage).
+                    message.acked = True
+                    raise
                 except Exception as exc:
                     self.app.log.exception("%s failed on %s[%s]@%s", name, message.topic,
                                            message.partition, message.offset)

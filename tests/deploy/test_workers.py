@@ -172,7 +172,24 @@ def test_two_workers_share_the_partitions_and_the_survivor_loses_no_alarm(tmp_pa
                 seen = incidents_of(a)
                 on = Counter(x for i in seen for x in i["alarm_ids"])
                 return seen if set(on) >= accepted else None
-            final = wait(survivor, 60, "every accepted alarm on the survivor's incidents")
+            try:
+                final = wait(survivor, 60, "every accepted alarm on the survivor's incidents")
+            except AssertionError as exc:  # say what is missing, and what a made of it
+                seen = incidents_of(a)
+                on = {x for i in seen for x in i["alarm_ids"]}
+                metrics = [line for line in a.http.get("/metrics").text.splitlines()
+                           if line.startswith(("whistle_alarms_total", "whistle_dead_letters",
+                                               "whistle_alarms_read_ahead"))]
+                missing = sorted(accepted - on)
+                trail = [(name, r.partition, r.offset, dict(r.headers or ()), r.value[:300])
+                         for name in (topics.ALARMS, topics.ALARMS_URGENT, topics.TRIAGED,
+                                      topics.TRIAGED_URGENT, topics.DLQ)
+                         for r in asyncio.run(read_topic(broker.url.removeprefix("kafka://"),
+                                                         name))
+                         if any(m.encode() in r.value for m in missing)]
+                raise AssertionError(f"{exc}: missing {missing} of {len(accepted)}; "
+                                     f"{len(seen)} incidents; {metrics}; on the topics: "
+                                     f"{trail}; a's log: {a.output()[-2000:]}") from None
             took_over = time.monotonic() - stopped
             assert ids_b <= {i["incident_id"] for i in final}, "b's incidents are served by a"
             for incident in [i for i in final if i["incident_id"] in ids_b][:5]:
