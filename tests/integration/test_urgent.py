@@ -17,7 +17,7 @@ BACKLOG, PER_SITE = 4000, 5
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    s = Stack(tmp_path_factory.mktemp("urgent"))
+    s = Stack(tmp_path_factory.mktemp("urgent"), {"WHISTLE_READ_AHEAD": "true"})
     yield s
     s.stop()
 
