@@ -92,10 +92,7 @@ class Routing:
         owner = self.owner(incident_of(key))
         if owner is None:
             return None
-        limit = self.whistle.settings.max_body_bytes
-        if (request.content_length or 0) > limit:
-            raise Refusal(413, f"body over {limit} bytes", problem("body", "too large"))
-        body = await request.read() if request.can_read_body else None
+        body = await view.read_capped(request) if request.can_read_body else None
         status, headers, payload = await self._call(request.method, owner, request, body)
         return view.bytes(payload, status=status, headers=headers)
 
@@ -107,10 +104,13 @@ class Routing:
         answers = await asyncio.gather(*(self._call("GET", peer, request, None)
                                          for peer in self.peers()))
         found: list[dict] = []
-        for status, _, payload in answers:
-            if status != 200:
-                raise Refusal(502, "another worker refused its part of the list",
-                              problem("worker", f"status {status}"))
+        for status, headers, payload in answers:
+            if status != 200:  # its refusal is the answer (429, 503 ...), not a shorter list
+                refused = json.loads(payload) if payload.startswith(b"{") else {}
+                raise Refusal(status, f"another worker refused its part of the list: "
+                              f"{refused.get('error', status)}",
+                              refused.get("details") or problem("worker", f"status {status}"),
+                              {h: v for h, v in headers.items() if h == "Retry-After"} or None)
             found += json.loads(payload)[name]
         return found
 
