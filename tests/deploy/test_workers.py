@@ -27,8 +27,8 @@ import pytest
 from schemas import Incident
 from streams import topics
 from streams.broker import EmbeddedBroker, free_port
-from tests.integration.kafka import read_topic
-from tests.integration.workers import Worker, demo_broker, playbooks, wait
+from tests.integration.kafka import committed, read_topic
+from tests.integration.workers import Worker, busy_core, demo_broker, playbooks, wait
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -110,7 +110,9 @@ def test_two_workers_share_the_partitions_and_the_survivor_loses_no_alarm(tmp_pa
     folder = playbooks(tmp_path, "5m")
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    with demo_broker(tmp_path) as broker:
+    # on a loaded machine, as in CI: before streams.transport closed four ways Faust loses a
+    # message in a rebalance, this lost alarms in 3 to 6 of 8 runs with one core busy
+    with busy_core(), demo_broker(tmp_path) as broker:
         a = Worker(broker.url, folder, tmp_path / "a", free_port(), env)
         b = Worker(broker.url, folder, tmp_path / "b", free_port(), env)
         try:
@@ -187,7 +189,10 @@ def test_two_workers_share_the_partitions_and_the_survivor_loses_no_alarm(tmp_pa
                          for r in asyncio.run(read_topic(broker.url.removeprefix("kafka://"),
                                                          name))
                          if any(m.encode() in r.value for m in missing)]
+                offsets = asyncio.run(committed(broker.url.removeprefix("kafka://"), APP_ID,
+                                                topics.ALARMS))
                 raise AssertionError(f"{exc}: missing {missing} of {len(accepted)}; "
+                                     f"committed on {topics.ALARMS}: {offsets}; "
                                      f"{len(seen)} incidents; {metrics}; on the topics: "
                                      f"{trail}; a's log: {a.output()[-2000:]}") from None
             took_over = time.monotonic() - stopped

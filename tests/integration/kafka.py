@@ -41,6 +41,18 @@ async def read_topic(broker: str, topic: str, settle: float = 1.0) -> list:
         await consumer.stop()
 
 
+async def committed(broker: str, group: str, topic: str) -> dict[int, int | None]:
+    """The offsets `group` has committed on `topic`'s partitions (None: none committed)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker, group_id=group,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = sorted(consumer.partitions_for_topic(topic) or ())
+        return {p: await consumer.committed(TopicPartition(topic, p)) for p in parts}
+    finally:
+        await consumer.stop()
+
+
 async def produce(broker: str, topic: str, items: list[tuple[bytes | None, bytes]]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=broker, acks="all")
     await producer.start()

@@ -28,7 +28,7 @@ from streams import registry
 from streams.broker import EmbeddedBroker
 from streams.settings import DEMO_SITES
 
-__all__ = ["FALLBACK", "QUICK", "Worker", "demo_broker", "playbooks", "wait"]
+__all__ = ["FALLBACK", "QUICK", "Worker", "busy_core", "demo_broker", "playbooks", "wait"]
 
 READY_WITHIN = 60.0
 
@@ -63,6 +63,18 @@ def playbooks(tmp: Path, ack: str) -> Path:
 
 
 @contextmanager
+def busy_core() -> Iterator[None]:
+    """One core kept busy by another process: the workers' rebalances then take long enough
+    for what goes wrong in them to show (it showed in CI, rarely on an idle machine)."""
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        hog.kill()
+        hog.wait()
+
+
+@contextmanager
 def demo_broker(tmp: Path) -> Iterator[EmbeddedBroker]:
     """An embedded broker holding the demo site registry; its log is `tmp/broker.log`."""
     with EmbeddedBroker(log=tmp / "broker.log") as b:
@@ -87,7 +99,7 @@ class Worker:
             stderr=subprocess.STDOUT,
             env={**os.environ, "WHISTLE_BROKER": broker, "WHISTLE_PORT": str(port),
                  "WHISTLE_DATA": str(data), "WHISTLE_ESCALATION_CHECK": "0.5",
-                 "WHISTLE_LOG_LEVEL": "warning",
+                 "WHISTLE_LOG_LEVEL": os.environ.get("WHISTLE_TEST_LOG_LEVEL", "warning"),
                  # as `whistle up` runs it on the embedded broker (see Settings)
                  "WHISTLE_PRODUCER_BATCH_BYTES": "1", **extra, **(env or {})})
         deadline = started + READY_WITHIN
