@@ -53,9 +53,8 @@ class Settings(BaseSettings):
                                description="consumer long-poll; Faust's 1500 costs latency")
     canonical_url: str = Field("", description="where the other workers reach this one "
                                "(announced in the group); default http://<host>:<port>")
-    read_ahead: bool = Field(False, description="copy people's reports past a backlog to the "
-                             "urgent lane (streams.lookahead); off until the crash suite "
-                             "passes with it on in every run")
+    read_ahead: bool = Field(True, description="copy people's reports past a backlog to the "
+                             "urgent lane (streams.lookahead)")
     poll_records: int = Field(100, ge=1, description="the most records handed to the agents "
                               "at once; Faust delivers a batch whole, so a people's report "
                               "waits for at most one batch of a storm")
