@@ -111,7 +111,7 @@ def test_two_workers_share_the_partitions_and_the_survivor_loses_no_alarm(tmp_pa
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     # on a loaded machine, as in CI: before streams.transport closed four ways Faust loses a
-    # message in a rebalance, this lost alarms in 3 to 6 of 8 runs with one core busy
+    # message in a rebalance, this lost alarms in 4 of 5 runs with this busy core
     with busy_core(), demo_broker(tmp_path) as broker:
         a = Worker(broker.url, folder, tmp_path / "a", free_port(), env)
         b = Worker(broker.url, folder, tmp_path / "b", free_port(), env)

@@ -6,6 +6,9 @@ tables' changelogs (`whistle up` would take its broker down with it).
         worker = Worker(broker.url, None, tmp_path, free_port())   # the library playbooks
         worker.http.post("/api/v1/alarms", json=alarm)
         worker.kill()
+
+`WHISTLE_TEST_LOG_LEVEL=info` in the environment gives the workers' logs (in `data`) more than
+warnings, to trace a failure.
 """
 
 from __future__ import annotations
