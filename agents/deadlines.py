@@ -14,9 +14,10 @@ task when applied, so a timer that fires twice or a restarted worker escalates o
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import Iterable, Mapping, NamedTuple
 
 from playbooks import task_id_for
 from schemas import (LEVELS, Escalation, Incident, IncidentUpdate, Playbook, Task,
@@ -25,7 +26,7 @@ from schemas.playbook import EscalationRule
 
 from .timelines import entry
 
-__all__ = ["Escalated", "NOTICE_WITHIN", "cleared_notices", "due_escalations", "escalate",
+__all__ = ["Escalated", "NOTICE_WITHIN", "OpenTaskIndex", "cleared_notices", "due_escalations", "escalate",
            "next_due", "pending", "rules_for"]
 
 FINAL = ("completed", "rejected")
@@ -36,6 +37,45 @@ _CAUSE = {"ack": "ack_overdue", "complete": "complete_overdue"}
 _WHICH = {v: k for k, v in _CAUSE.items()}
 _ANSWERED = {"acknowledged": "已确认接收", "in_progress": "已开始处置", "completed": "已完成",
              "rejected": "已退回任务"}
+
+
+class OpenTaskIndex:
+    """Open tasks (not completed or rejected) per department, kept as tasks are written, so
+    that counting them is free when `/metrics` is scraped. Counting by reading the whole tasks
+    table took 78% of an idle worker's CPU at 30,000 tasks in RocksDB (`whistle bench
+    --memory 100000`, scraped once a second while it waited for the worker to settle).
+
+        >>> index = OpenTaskIndex()
+        >>> index.note("t1", "police", "dispatched"); index.note("t1", "police", "completed")
+        >>> index.counts(["police"])
+        {'police': 0}
+    """
+
+    def __init__(self) -> None:
+        self._department: dict[str, str] = {}  # open task -> its department
+        self._open: Counter = Counter()
+
+    def note(self, task_id: str, department: str, status: str) -> None:
+        was = self._department.pop(task_id, None)
+        if was is not None:
+            self._open[was] -= 1
+        if status not in FINAL:
+            self._department[task_id] = department
+            self._open[department] += 1
+
+    def rebuild(self, tasks: Iterable[Mapping]) -> None:
+        """From the tasks table's values (after a rebalance changed what this worker holds)."""
+        self._department.clear()
+        self._open.clear()
+        for task in tasks:
+            if task:
+                self.note(task["task_id"], task["department"], task["status"])
+
+    def counts(self, departments: Iterable[str]) -> dict[str, int]:
+        """Every department named, and any other with open tasks."""
+        counts = dict.fromkeys(departments, 0)
+        counts.update((d, n) for d, n in self._open.items() if n)
+        return counts
 
 
 def rules_for(playbook: Playbook | None, step_id: str) -> list[EscalationRule]:

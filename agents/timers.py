@@ -65,6 +65,7 @@ def rebuild(w: "Whistle") -> None:
     w.verifications.clear()
     w.escalating.clear()
     w.deadlines = type(w.deadlines)(resolution=w.deadlines.resolution)
+    w.open_tasks.rebuild(w.tables.tasks.values())
     track_deadlines(w, (Task.model_validate(v) for v in w.tables.tasks.values()
                         if v["status"] not in ("completed", "rejected")))
     for value in w.tables.tasks.values():

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from agents import (dispatch, escalation, incident_updates, site_events, task_updates, timers,
                     triage)
-from agents.deadlines import FINAL, rules_for
+from agents.deadlines import OpenTaskIndex, rules_for
 from agents.feedback import feedback_entry, feedback_for
 from agents.health import DueIndex
 from agents.incidents import IncidentStep
@@ -110,6 +110,7 @@ class Whistle:
     due: DueIndex = field(default_factory=DueIndex)           # devices by offline due time
     verifications: dict[str, datetime] = field(default_factory=dict)  # incident -> PAS due
     deadlines: DueIndex = field(default_factory=lambda: DueIndex(resolution=1))  # tasks
+    open_tasks: OpenTaskIndex = field(default_factory=OpenTaskIndex)  # for /metrics
     escalating: dict[str, datetime] = field(default_factory=dict)  # sent, not yet applied
     consuming: bool = False
     topics_declared: bool = False
@@ -187,6 +188,7 @@ class Whistle:
         timers.track_deadlines(self, tasks)
         for task in tasks:
             self.tables.tasks[task.task_id] = task.model_dump(mode="json")
+            self.open_tasks.note(task.task_id, task.department, task.status)
             out.append((names.task_topic(task.department), task.incident_id, dump(task)))
         out += self.keep(entries)
         for topic, key, value in out:
@@ -307,15 +309,6 @@ def _new_app(settings: Settings) -> WhistleApp:
     return app
 
 
-def _open_tasks(tasks: faust.Table, departments: Iterable[str]) -> dict[str, int]:
-    """Open tasks (notices included) per department, in this worker's partitions."""
-    counts = dict.fromkeys(departments, 0)
-    for value in tasks.values():
-        if value and value["status"] not in FINAL:
-            counts[value["department"]] = counts.get(value["department"], 0) + 1
-    return counts
-
-
 def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistle:
     """Assemble a worker from settings: load playbooks, sites and departments, declare topics
     and tables, register the agents and the HTTP views."""
@@ -355,7 +348,7 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistl
                       departments=departments, metrics=Metrics(), access=access,
                       auth=Auth(access.tokens), clock=clock)
 
-    whistle.metrics.open_tasks.count = lambda: _open_tasks(tables.tasks, departments)
+    whistle.metrics.open_tasks.count = lambda: whistle.open_tasks.counts(departments)
     whistle.registry_reader = RegistryReader(settings.broker, registry)
     if not whistle.auth.open:
         whistle.limits = RateLimits(settings.rate_limit, settings.rate_burst)

@@ -145,6 +145,9 @@ async def test_dispatch_sends_each_task_to_its_department_topic_once(whistle):
                 if t.startswith("whistle.tasks.")]
     assert sorted(replayed) == sorted(task_msgs)  # same ids and revisions: consumers drop them
     assert incident["revision"] == 1
+    counted = whistle.open_tasks.counts([])  # what /metrics reports, kept as tasks are written
+    assert sum(counted.values()) == len(incident["task_ids"])
+    assert counted["police"] == sum(1 for t, _, _ in task_msgs if t.endswith(".police"))
 
 
 async def test_the_dispatching_stage_records_its_timeline_entries_once(whistle):

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from agents.deadlines import (cleared_notices, due_escalations, escalate, next_due, pending,
+from agents.deadlines import (OpenTaskIndex, cleared_notices, due_escalations, escalate, next_due, pending,
                               rules_for)
 from agents.feedback import feedback_entry, feedback_for
 from agents.taskstate import apply_update
@@ -208,3 +208,22 @@ def test_no_feedback_without_reporters_or_for_a_merged_incident():
     merged = closed.model_copy(update={"close_reason": "merged",
                                        "reporters": [Reporter(name="张三")]})
     assert feedback_for(merged, [], LAB, NAMES) is None
+
+
+def test_open_task_index_counts_what_is_open_as_tasks_are_written_and_rebuilds_from_a_table():
+    index = OpenTaskIndex()
+    index.note("t1", "police", "dispatched")
+    index.note("t2", "police", "acknowledged")
+    index.note("t3", "消防救援站", "in_progress")
+    index.note("t1", "police", "in_progress")  # rewritten, still open: counted once
+    assert index.counts(["police", "power_supply"]) == {"police": 2, "power_supply": 0,
+                                                         "消防救援站": 1}
+    index.note("t2", "police", "completed")
+    index.note("t3", "消防救援站", "rejected")
+    index.note("t3", "消防救援站", "rejected")  # a replay of the same write
+    assert index.counts(["police"]) == {"police": 1}
+
+    index.rebuild([{"task_id": "t9", "department": "power_supply", "status": "dispatched"},
+                   {"task_id": "t8", "department": "power_supply", "status": "completed"},
+                   None])
+    assert index.counts(["police"]) == {"police": 0, "power_supply": 1}

@@ -5,6 +5,7 @@ started again while the broker keeps the topics and the tables' changelogs."""
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime, timezone
 
@@ -28,6 +29,20 @@ def entries(worker: Worker, incident_id: str) -> list[dict]:
 def police_task(worker: Worker) -> dict | None:
     tasks = worker.http.get("/api/v1/tasks", params={"department": "police"}).json()["tasks"]
     return tasks[0] if tasks else None
+
+
+def open_tasks_metric(worker: Worker) -> dict[str, str]:
+    text = worker.http.get("/metrics").text
+    return {d: n for d, n in re.findall(r'^whistle_open_tasks\{department="([^"]+)"\} (\S+)$',
+                                        text, re.M) if float(n)}
+
+
+def open_tasks_listed(worker: Worker) -> dict[str, str]:
+    counts: dict[str, int] = {}
+    for t in worker.http.get("/api/v1/tasks").json()["tasks"]:
+        if t["status"] not in ("completed", "rejected"):
+            counts[t["department"]] = counts.get(t["department"], 0) + 1
+    return {d: str(float(n)) for d, n in counts.items()}
 
 
 def test_a_worker_killed_while_a_deadline_is_pending_escalates_exactly_once(broker, tmp_path):
@@ -63,6 +78,9 @@ def test_a_worker_killed_while_a_deadline_is_pending_escalates_exactly_once(brok
     assert len(worker.http.get("/api/v1/tasks", params={"department": "safety_office"})
                .json()["tasks"]) == 1
     assert police_task(worker)["overdue"] == ["ack"]
+    # the open tasks it counts for /metrics are the recovered ones, not a fresh count of zero
+    assert open_tasks_metric(worker) == open_tasks_listed(worker)
+    assert open_tasks_metric(worker)["safety_office"] == "1.0"
     # and the police answering settles the notice
     answer = worker.http.post(f"/api/v1/tasks/{task['task_id']}/ack", json={"by": "李警官"})
     assert answer.status_code == 200
