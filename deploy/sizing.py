@@ -52,8 +52,11 @@ PARTITIONS = 12
 BROKERS, REPLICATION = 3, 3
 TABLES = 6                         # alarms-seen sites devices incidents tasks timelines (the
                                    # global playbook-versions table is a few KiB)
-MEMTABLE = 64 * MIB                # Faust's RocksDB write_buffer_size, per table partition
-DEPARTMENTS, STREAM_HISTORY, STREAM_EVENT = 11, 10_000, 2 * KIB  # in memory, per worker
+MEMTABLE, MEMTABLES = 2 * MIB, 2  # RocksDB write buffers per table partition
+                                   # (WHISTLE_ROCKSDB_MEMTABLE_MB; Faust's default is 3 x 64 MiB)
+BLOCK_CACHE = 4 * MIB              # per table partition (WHISTLE_ROCKSDB_CACHE_MB)
+DEPARTMENTS, STREAM_HISTORY = 11, 10_000  # stream history in memory, per worker
+STREAM_EVENT = 1.25 * KIB          # per event held (streams.feed.Event: a 512-byte task 1.0 KiB)
 RETENTION = {"whistle.alarms": 90, "whistle.triaged": 7, "whistle.site-events": 7}
 KEEP = 400                         # days, every other non-compacted topic
 CHANGELOG_DIRTY = 0.25             # of a day's changelog writes not yet compacted (segment.ms 6 h)
@@ -137,7 +140,8 @@ def plan(load: Load) -> Plan:
         "device health index (its partitions)":
             load.devices * DEVICE_INDEX * held(workers) / PARTITIONS,
         "stream history (full)": DEPARTMENTS * STREAM_HISTORY * STREAM_EVENT,
-        "RocksDB memtables (worst case)": TABLES * held(workers) * MEMTABLE,
+        "RocksDB memtables and caches (worst case)":
+            TABLES * held(workers) * (MEMTABLE * MEMTABLES + BLOCK_CACHE),
     }
     return Plan(load=load, workers=workers, written_a_day=sum(topic_day.values()),
                 retained=retained, broker_disk=broker_disk, tables=tables,
@@ -206,9 +210,10 @@ def arithmetic(load: Load) -> str:
         f"{p.workers}",
         f"worker volume: tables after a year {_size(p.tables)} × 2 (RocksDB space "
         f"amplification, growth), rounded up to 10 GiB steps = {_size(p.worker_volume)}",
-        f"worker memory: RocksDB memtables {TABLES} tables × {held(p.workers)} partitions "
-        f"(12 over {p.workers - 1} workers, one lost) × {MEMTABLE // MIB} MiB = "
-        f"{_size(p.memory['RocksDB memtables (worst case)'])}",
+        f"worker memory: RocksDB {TABLES} tables × {held(p.workers)} partitions "
+        f"(12 over {p.workers - 1} workers, one lost) × ({MEMTABLES} × {MEMTABLE // MIB} MiB "
+        f"memtables + {BLOCK_CACHE // MIB} MiB block cache) = "
+        f"{_size(p.memory['RocksDB memtables and caches (worst case)'])}",
     ]
     return "".join(f"- {line}\n" for line in lines)
 

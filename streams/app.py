@@ -309,6 +309,20 @@ def _new_app(settings: Settings) -> WhistleApp:
     return app
 
 
+def store_options(settings: Settings) -> dict[str, int]:
+    """RocksDB's sizes for one table partition (a fresh dict: Faust's store pops from it).
+
+    Faust's defaults (a 64 MiB write buffer, up to 3 of them, and a 2 GiB block cache, per
+    table partition, 7 tables x the partitions a worker holds) let the memtables keep nearly
+    everything a worker wrote. Measured with `whistle bench --memory 100000` (4 partitions):
+    RSS past 548 MiB and growing with Faust's defaults, 344 MiB with 4 MiB buffers and an
+    8 MiB cache, 282 MiB with 2 MiB and 4 MiB, the defaults here (deploy/README.md, sizing)."""
+    memtable, cache = settings.rocksdb_memtable_mb * 2**20, settings.rocksdb_cache_mb * 2**20
+    return {"write_buffer_size": memtable, "max_write_buffer_number": 2,
+            "target_file_size_base": memtable, "block_cache_size": cache,
+            "block_cache_compressed_size": cache}
+
+
 def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistle:
     """Assemble a worker from settings: load playbooks, sites and departments, declare topics
     and tables, register the agents and the HTTP views."""
@@ -334,14 +348,16 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistl
     )
 
     def table(name: str) -> faust.Table:
-        return app.Table(name, default=None, partitions=settings.partitions)
+        return app.Table(name, default=None, partitions=settings.partitions,
+                         options=store_options(settings))
 
     registry = Registry()
     tables = Tables(alarms_seen=table("alarms-seen"), sites=table("sites"),
                     devices=table("devices"), incidents=table("incidents"), tasks=table("tasks"),
                     timelines=table("timelines"),
                     playbooks=app.GlobalTable("playbook-versions", default=None,
-                                              partitions=settings.partitions))
+                                              partitions=settings.partitions,
+                                              options=store_options(settings)))
     library.versions = tables.playbooks
     whistle = Whistle(settings=settings, app=app, topics=topics, tables=tables,
                       library=library, registry=registry,

@@ -347,3 +347,17 @@ async def test_the_deadline_timer_sends_each_escalation_once_until_it_is_applied
     whistle.sent.clear()
     await timers.check_deadlines(whistle)
     assert [e for t, _, e in whistle.sent if t == topics.ESCALATIONS] == []
+
+
+def test_rocksdb_tables_take_their_sizes_from_the_settings(tmp_path):
+    from faust.stores.rocksdb import Store
+
+    w = build(Settings(broker="kafka://127.0.0.1:1", store="rocksdb://", data=tmp_path,
+                       rocksdb_memtable_mb=2, rocksdb_cache_mb=3))
+    for table in (w.tables.incidents, w.tables.timelines, w.tables.playbooks):
+        store = table.data
+        assert isinstance(store, Store)
+        sizes = store.rocksdb_options
+        assert (sizes.write_buffer_size, sizes.max_write_buffer_number) == (2 * 2**20, 2)
+        assert sizes.block_cache_size == 3 * 2**20
+        sizes.as_options()  # what opening a partition's database builds: rocksdict accepts it

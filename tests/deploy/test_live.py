@@ -158,3 +158,25 @@ def test_the_image_healthcheck_command_answers_for_a_live_worker_only(live):
     down = subprocess.run(argv, env={"WHISTLE_PORT": str(free_port())}, timeout=10,
                           capture_output=True)
     assert down.returncode != 0
+
+
+def test_the_stream_history_memory_per_event_is_as_sized():
+    import tracemalloc
+
+    from streams.codec import dump
+    from streams.feed import DepartmentLog, _task
+    from tests.agents.test_deadlines import Desk
+
+    planned = list(Desk().tasks.values())  # the lab fire's tasks
+    records = [dump(t.model_copy(update={"task_id": f"{t.task_id}-{i}"}))
+               for i in range(1000) for t in planned]
+    tracemalloc.start()
+    try:
+        log = DepartmentLog(partitions=1, limit=len(records))
+        for offset, record in enumerate(records):
+            log.add(0, offset, _task(record, "whistle.tasks.police"))
+        used, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(log.events) == len(records)
+    assert used / len(records) == pytest.approx(sizing().STREAM_EVENT, rel=0.25)

@@ -6,7 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from streams.feed import Cursor, DepartmentLog, stream
+from schemas import Task
+from streams.codec import dump
+from streams.feed import Cursor, DepartmentLog, _task, stream
+from tests.agents.test_deadlines import Desk
 from tests.conftest import T0
 
 
@@ -65,8 +68,22 @@ def test_the_snapshot_is_the_latest_of_each_open_task_and_of_those_finished_toda
                                 task(3, 1, "completed", hours=-30), task(4, 1, "rejected")]):
         log.add(0, offset, t)
     got = log.snapshot(T0)
-    assert [(t["task_id"], t["revision"]) for t in got] == [
+    assert [(e.task_id, e.revision) for e in got] == [
         ("inc-1.cordon", 2), ("inc-2.cordon", 1), ("inc-4.cordon", 1)]
+    assert got[0].task == task(1, 2, "acknowledged")
+
+
+def test_a_task_read_from_its_topic_is_held_as_the_line_of_json_a_stream_sends():
+    planned = list(Desk().tasks.values())[0]
+    log = DepartmentLog(partitions=1, limit=10)
+    log.add(0, 0, _task(dump(planned), "whistle.tasks.fire_brigade"))
+    log.add(0, 1, _task(b'{"task_id": 3}', "whistle.tasks.fire_brigade"))  # not a Task
+    [event] = log.events
+    assert (event.task_id, event.revision, event.status) == (planned.task_id, 1, "dispatched")
+    assert b"\n" not in event.body and Task.model_validate_json(event.body) == planned
+    assert "接警出动".encode() in event.body  # UTF-8, not \u escapes
+    assert event.created == planned.created_at.timestamp()
+    assert log.head == {0: 2}
 
 
 async def test_a_first_connection_gets_reset_snapshot_ready_then_live_events():
