@@ -230,9 +230,27 @@ async def _latency(producer, watcher: Watcher, prefix: str, rate: float, seconds
 
 # -- the relay: a process of its own, like the worker ------------------------------------------
 
+def _relay_tasks(value: bytes, targets: list[str], per_alarm: int,
+                 size: int) -> list[tuple[str, bytes, bytes]]:
+    """What a relay sends for one alarm: `per_alarm` task records of about `size` bytes, one
+    to each of `targets` in turn, keyed by site (topic, key, value)."""
+    alarm = json.loads(value)
+    site = alarm["site_id"]
+    out = []
+    for k in range(per_alarm):
+        target = targets[k % len(targets)]
+        task = {"task_id": f"{site}.{k}", "incident_id": site,
+                "department": target.rsplit(".", 1)[-1], "site_id": site, "revision": 1,
+                "status": "dispatched"}
+        body = json.dumps(task, separators=(",", ":"))
+        task["pad"] = "x" * max(0, size - len(body) - 9)
+        out.append((target, site.encode(), json.dumps(task, separators=(",", ":")).encode()))
+    return out
+
+
 async def relay(broker: str, source: str, targets: list[str], per_alarm: int, size: int) -> None:
-    """Consume `source` from the start, json-decode each alarm, and produce `per_alarm` task
-    records of about `size` bytes, one to each of `targets` in turn, keyed by site."""
+    """Consume `source` from the start, json-decode each alarm, and produce its task records
+    (`_relay_tasks`): the practical limit of this work on this broker."""
     servers = bootstrap_servers(broker)
     consumer = AIOKafkaConsumer(source, bootstrap_servers=servers, enable_auto_commit=False,
                                 auto_offset_reset="earliest", fetch_max_wait_ms=10)
@@ -248,52 +266,80 @@ async def relay(broker: str, source: str, targets: list[str], per_alarm: int, si
             acks = []
             for records in batch.values():
                 for r in records:
-                    alarm = json.loads(r.value)
-                    site = alarm["site_id"]
-                    for k in range(per_alarm):
-                        task = {"task_id": f"{site}.{k}", "incident_id": site,
-                                "department": targets[k % len(targets)].rsplit(".", 1)[-1],
-                                "site_id": site, "revision": 1, "status": "dispatched"}
-                        body = json.dumps(task, separators=(",", ":"))
-                        pad = max(0, size - len(body) - 9)
-                        task["pad"] = "x" * pad
-                        acks.append(await producer.send(
-                            targets[k % len(targets)], json.dumps(task, separators=(",", ":"))
-                            .encode(), key=site.encode()))
+                    for topic, key, value in _relay_tasks(r.value, targets, per_alarm, size):
+                        acks.append(await producer.send(topic, value, key=key))
             await asyncio.gather(*acks)
     finally:
         await consumer.stop()
         await producer.stop()
 
 
+def faust_relay(broker: str, source: str, targets: list[str], per_alarm: int, size: int,
+                data: Path) -> None:
+    """The same relay as one plain Faust agent (Faust's own transport and settings, but for a
+    short rebalance timeout so that it joins in seconds): what Faust itself costs for this
+    work, before Whistle does anything. Runs until SIGTERM."""
+    import faust
+
+    app = faust.App(f"{source}-faust", broker=broker, datadir=str(data), store="memory://",
+                    web_enabled=False, consumer_auto_offset_reset="earliest",
+                    topic_disable_leader=True, producer_acks=-1,
+                    broker_rebalance_timeout=6, broker_session_timeout=6,
+                    broker_heartbeat_interval=1)
+    alarms = app.topic(source, key_serializer="raw", value_serializer="raw")
+    out = {t: app.topic(t, key_serializer="raw", value_serializer="raw") for t in targets}
+
+    @app.agent(alarms)
+    async def relay_agent(stream: Any) -> None:
+        async for value in stream:
+            for topic, key, task in _relay_tasks(value, targets, per_alarm, size):
+                await out[topic].send(key=key, value=task)
+
+    @app.on_rebalance_complete.connect
+    async def ready(sender: Any, **kwargs: Any) -> None:
+        print("ready", flush=True)
+
+    worker = faust.Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False)
+    worker.spinner = None  # its terminal codes on stdout, where only "ready" is said
+    worker.execute_from_commandline()
+
+
 async def _relay_phase(broker: str, producer, run_id: str, n: int, per_alarm: int,
-                       departments: list[str], size: int, partitions: int) -> dict:
+                       departments: list[str], size: int, partitions: int,
+                       kind: str = "relay") -> dict:
+    """`n` alarms through a relay process of `kind`: "relay" (aiokafka) or "faust-relay"."""
     servers = bootstrap_servers(broker)
-    base = f"whistle-bench-{run_id}"
+    base = f"whistle-bench-{run_id}-{kind}"
     source, targets = f"{base}.alarms", [f"{base}.tasks.{d}" for d in departments]
     admin = AIOKafkaAdminClient(bootstrap_servers=servers)
     await admin.start()
-    process = None
-    watcher = None
+    process = watcher = data = None
     try:
         await admin.create_topics([NewTopic(t, partitions, 1) for t in (source, *targets)])
         watcher = Watcher(servers, targets, "bench-")
         await watcher.start()
+        data = Path(tempfile.mkdtemp(prefix="whistle-bench-"))
         process = subprocess.Popen(
-            [sys.executable, "-m", "streams.bench", "relay", broker, source, ",".join(targets),
-             str(per_alarm), str(size)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            text=True, **child_options())
-        line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 60)
+            [sys.executable, "-m", "streams.bench", kind, broker, source, ",".join(targets),
+             str(per_alarm), str(size), str(data)], stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, text=True, **child_options())
+        try:
+            line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 60)
+        except TimeoutError:
+            line = ""
         if line.strip() != "ready":
-            raise RuntimeError(f"the relay did not start (exit code {process.poll()})")
-        prefix = f"bench-{run_id}-r"
+            raise RuntimeError(f"the {kind} was not ready within 60 s "
+                               f"(exit code {process.poll()})")
+        prefix = f"bench-{run_id}-{kind}-"
         result = await _throughput(producer, watcher, source, prefix, n, per_alarm)
         return {**result, "task_bytes": size, "topics": [source, *targets]}
     finally:
         if watcher is not None:
             await watcher.stop()
         if process is not None:
-            await asyncio.to_thread(stop_process, process, 3.0)
+            await asyncio.to_thread(stop_process, process, 6.0)
+        if data is not None:
+            shutil.rmtree(data, ignore_errors=True)
         try:
             await admin.delete_topics([source, *targets])
         except Exception:
@@ -468,11 +514,16 @@ async def _measure(opts: BenchOptions, broker: str, urls: list[str],
         if cpu is not None and used is not None:  # the later stages' share included
             through["worker_cpu_ms_per_alarm"] = round((used - cpu) * 1000 / opts.alarms, 2)
             through["drained_after_s"] = drained
-        relayed = None
+        relayed = faust_relayed = None
         if not opts.skip_relay:
+            partitions = await _partitions(producer)
             say(f"plain aiokafka relay, {opts.alarms} alarms ...")
             relayed = await _relay_phase(broker, producer, run_id, opts.alarms, per_alarm,
-                                         departments, size, await _partitions(producer))
+                                         departments, size, partitions)
+            say(f"the same relay as a plain Faust agent, {opts.alarms} alarms ...")
+            faust_relayed = await _relay_phase(broker, producer, run_id, opts.alarms,
+                                               per_alarm, departments, size, partitions,
+                                               "faust-relay")
         if opts.storm:
             say(f"storm, {opts.rate * 10:g} alarms/s for {opts.seconds:g} s, a fire report "
                 f"halfway ...")
@@ -486,12 +537,16 @@ async def _measure(opts: BenchOptions, broker: str, urls: list[str],
     finally:
         await watcher.stop()
         await producer.stop()
-    ratio = (through["alarms_per_s"] / relayed["alarms_per_s"]
-             if relayed and relayed["alarms_per_s"] else None)
+    def share(of: dict | None, to: dict | None) -> float | None:
+        return (round(of["alarms_per_s"] / to["alarms_per_s"], 3)
+                if of and to and to["alarms_per_s"] else None)
+    ratio = share(through, relayed)
     return {"run_id": run_id, "cpus": os.cpu_count(), "workers": len(urls),
             "tasks_per_alarm": per_alarm, "departments": departments, "task_bytes": size,
             "throughput": through, "latency": latency, "relay": relayed,
-            "ratio": round(ratio, 3) if ratio is not None else None,
+            "ratio": ratio, "faust_relay": faust_relayed,
+            "faust_relay_ratio": share(faust_relayed, relayed),
+            "ratio_to_faust_relay": share(through, faust_relayed),
             "storm": storm, "memory": memory, "idle_cores": round(idle, 3),
             "targets": {"ratio_min": TARGET_RATIO, "p99_ms_max": TARGET_P99_MS,
                         "fire_ms_max": TARGET_FIRE_MS, "rss_mb_max": TARGET_RSS_MB},
@@ -627,17 +682,18 @@ def run(opts: BenchOptions) -> int:
                 worker, url = start_worker(broker.url, scratch / f"worker-{i}", extra)
                 workers.append(worker)
                 urls.append(url)
+            store = Settings().store  # what the workers read from the same environment
             where = (f"embedded broker {broker.url} (in memory), {len(urls)} worker(s) "
-                     f"{', '.join(urls)} (started here)"
+                     f"{', '.join(urls)} (started here, tables {store})"
                      + (", department webhooks on" if receiver is not None else ""))
             target = broker.url
         else:
-            urls, target = [opts.url], opts.broker
+            urls, target, store = [opts.url], opts.broker, None
             where = f"broker {target}, worker {opts.url}"
         say(where)
         figures = asyncio.run(_measure_all(opts, target, urls, [w.pid for w in workers],
                                            receiver, alertmanager))
-        figures["where"] = where
+        figures["where"], figures["store"] = where, store
     except KeyboardInterrupt:
         say("interrupted")
         return 130
@@ -665,7 +721,7 @@ def complete(figures: dict) -> bool:
         return phase is None or phase[seen] >= phase[expected]
     peer = figures.get("peer")
     return (whole(figures["throughput"]) and whole(figures["latency"])
-            and whole(figures["relay"])
+            and whole(figures["relay"]) and whole(figures.get("faust_relay"))
             and (figures["storm"] is None or figures["storm"]["fire_first_task_ms"] is not None)
             and (figures["memory"] is None or figures["memory"]["incidents_with_tasks"]
                  >= figures["memory"]["incidents"])
@@ -675,9 +731,12 @@ def complete(figures: dict) -> bool:
                                      for side in ("whistle", "alertmanager"))))
 
 
-if __name__ == "__main__" and sys.argv[1:2] == ["relay"]:
-    _, _, _broker, _source, _targets, _per, _size = sys.argv
-    try:
-        asyncio.run(relay(_broker, _source, _targets.split(","), int(_per), int(_size)))
-    except KeyboardInterrupt:
-        pass
+if __name__ == "__main__" and sys.argv[1:2] in (["relay"], ["faust-relay"]):
+    _, _kind, _broker, _source, _targets, _per, _size, _data = sys.argv
+    if _kind == "faust-relay":
+        faust_relay(_broker, _source, _targets.split(","), int(_per), int(_size), Path(_data))
+    else:
+        try:
+            asyncio.run(relay(_broker, _source, _targets.split(","), int(_per), int(_size)))
+        except KeyboardInterrupt:
+            pass

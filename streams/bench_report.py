@@ -54,6 +54,13 @@ def table(f: dict) -> str:
              f"{r['elapsed_s']:.2f}" if r else "-", "", ""),
             ("  tasks seen / expected", f"{t['tasks_seen']}/{t['tasks_expected']}",
              f"{r['tasks_seen']}/{r['tasks_expected']}" if r else "-", "", "")]
+    if fr := f.get("faust_relay"):
+        rows += [("the relay as one plain Faust agent (alarms/s)", "",
+                  f"{fr['alarms_per_s']:.0f}", f"{f['faust_relay_ratio']:.0%}",
+                  "Faust's own cost, of the relay"),
+                 ("  whistle to it", "", "", f"{f['ratio_to_faust_relay']:.0%}", ""),
+                 ("  tasks seen / expected", "", f"{fr['tasks_seen']}/{fr['tasks_expected']}",
+                  "", "")]
     if "worker_cpu_ms_per_alarm" in t:
         rows.append(("  worker CPU per alarm (ms)", f"{t['worker_cpu_ms_per_alarm']:.2f}", "", "",
                      f"all stages, drained {t['drained_after_s']:g} s after the last task"))
@@ -82,8 +89,9 @@ def table(f: dict) -> str:
                  ("  fire report to its first task (ms)", ms(storm["fire_first_task_ms"]), "",
                   "", f"<= {TARGET_FIRE_MS:g} ms: {ok(storm['met'])}")]
     if memory:
-        rows += [(f"memory after {memory['alarms']} alarms, {memory['incidents']} incidents",
-                  "", "", "", ""),
+        tables = f" ({f['store']})" if f.get("store") else ""
+        rows += [(f"memory after {memory['alarms']} alarms, {memory['incidents']} incidents"
+                  f"{tables}", "", "", "", ""),
                  ("  worker RSS (MB)", "-" if memory["rss_mb"] is None
                   else f"{memory['rss_mb']:.0f}", "", "",
                   f"<= {TARGET_RSS_MB:g} MB: {ok(memory['met'])}")]

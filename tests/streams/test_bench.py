@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -38,6 +39,10 @@ def test_a_small_bench_measures_every_figure_and_prints_them(tmp_path):
     assert relay["tasks_seen"] == relay["tasks_expected"] == t["tasks_expected"]
     assert relay["alarms_per_s"] > 0
     assert f["ratio"] == round(t["alarms_per_s"] / relay["alarms_per_s"], 3)
+    faust = f["faust_relay"]  # the same relay as one plain Faust agent: Faust's own cost
+    assert faust["tasks_seen"] == faust["tasks_expected"] == t["tasks_expected"]
+    assert f["faust_relay_ratio"] == round(faust["alarms_per_s"] / relay["alarms_per_s"], 3)
+    assert f["ratio_to_faust_relay"] == round(t["alarms_per_s"] / faust["alarms_per_s"], 3)
     assert lat["alarms"] == lat["alarms_answered"] == 150 and lat["warm_up_alarms"] == 50
     assert lat["tasks_seen"] == lat["tasks_expected"] == 200 * f["tasks_per_alarm"]
     assert 0 < lat["p50_ms"] <= lat["p99_ms"] <= lat["max_ms"] and lat["warm_up_max_ms"] > 0
@@ -48,6 +53,8 @@ def test_a_small_bench_measures_every_figure_and_prints_them(tmp_path):
     assert storm["fire_first_task_ms"] > 0 and storm["met"] == (storm["fire_first_task_ms"]
                                                                 <= 3000)
     assert memory["incidents"] == memory["incidents_with_tasks"] == 20
+    assert f["store"] == os.environ.get("WHISTLE_STORE", "memory://")  # the workers' tables
+    assert f"incidents ({f['store']})" in done.stdout
     assert 20 < memory["rss_mb"] < 2000
     # py-spy's collapsed stacks: "frame;frame;... samples", the worker's own code among them
     stacks = profile.read_text().splitlines()
@@ -57,6 +64,6 @@ def test_a_small_bench_measures_every_figure_and_prints_them(tmp_path):
     for measure in ("throughput", "tasks/s", "latency at 50/s", "p50", "p99", "max", "relay",
                     "ratio", ">= 50% of relay", "<= 25 ms", "worker CPU per alarm",
                     "fire report to its first task", "<= 3000 ms", "worker RSS (MB)",
-                    "<= 300 MB", "warm-up"):
+                    "<= 300 MB", "warm-up", "plain Faust agent", "whistle to it"):
         assert measure in done.stdout, f"{measure!r} missing from the table:\n{done.stdout}"
     assert ET.fromstring(picture.read_text()).tag.endswith("svg")
