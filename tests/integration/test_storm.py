@@ -9,7 +9,6 @@ oracle is compared with the incidents that were not merged into another."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import re
