@@ -637,12 +637,13 @@ async def _measure_all(opts: BenchOptions, broker: str, urls: list[str], pids: l
     from .bench_peer import compare
 
     await receiver.start()  # the workers' webhooks POST to it from the first alarm on
-    try:
+    try:  # the comparison first, before the deadlines of other phases' tasks fall due
+        say(f"against Alertmanager: {opts.rate:g}/s for {opts.seconds:g} s, then "
+            f"{opts.alarms} alarms, each side POSTed over HTTP to its webhooks ...")
+        peer = await compare(urls[0], alertmanager.url, receiver, opts.alarms, opts.rate,
+                             opts.seconds)
         figures = await _measure(opts, broker, urls, pids)
-        say(f"against Alertmanager: {opts.alarms} alarms, then {opts.rate:g}/s for "
-            f"{opts.seconds:g} s, each side POSTed over HTTP to its webhooks ...")
-        figures["peer"] = await compare(urls[0], alertmanager.url, receiver, opts.alarms,
-                                        opts.rate, opts.seconds)
+        figures["peer"] = peer
     finally:
         await receiver.stop()
     return figures
