@@ -40,6 +40,7 @@ from .library import PlaybookLibrary
 from .metrics import Metrics
 from .registry import RegistryReader
 from .settings import Settings
+from .store import store_url
 from .transport import Transport
 
 __all__ = ["Tables", "Topics", "Whistle", "WhistleApp", "build"]
@@ -283,7 +284,7 @@ def _new_app(settings: Settings) -> WhistleApp:
     app = WhistleApp(
         settings.app_id,
         broker=settings.broker,
-        store=settings.store,
+        store=store_url(settings.store),
         datadir=str(settings.data),
         autodiscover=False,
         web_host=settings.host,

@@ -1,0 +1,48 @@
+"""`memory://` tables keep their values packed as JSON (streams.store)."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+
+from streams.app import build
+from streams.settings import Settings
+from streams.store import PackedValues, Store, store_url
+
+
+def test_values_are_kept_as_utf8_json_and_each_read_is_a_fresh_copy():
+    d = PackedValues()
+    d["inc-1"] = {"name": "3号实验室", "task_ids": ["a", "b"], "level": "II", "n": 1.5}
+    assert d.raw("inc-1") == '{"name":"3号实验室","task_ids":["a","b"],"level":"II","n":1.5}'.encode()
+    read = d["inc-1"]
+    read["task_ids"].append("c")  # changing a copy changes nothing kept
+    assert d["inc-1"]["task_ids"] == ["a", "b"]
+    assert not gc.is_tracked(d.raw("inc-1"))  # the collector does not walk it
+
+
+def test_it_behaves_as_a_dict_for_everything_faust_asks_of_it():
+    d = PackedValues()
+    d.update({"a": [1, 2], "b": None, "c": {"x": True}})
+    assert len(d) == 3 and list(d) == ["a", "b", "c"] and "b" in d and "z" not in d
+    assert d.get("b", "default") is None  # a stored null is not a missing key
+    assert d.get("z") is None and d.get("z", 7) == 7
+    assert dict(d.items()) == {"a": [1, 2], "b": None, "c": {"x": True}}
+    assert d.pop("a") == [1, 2] and d.pop("a", "gone") == "gone"
+    with pytest.raises(KeyError):
+        d.pop("a")
+    with pytest.raises(KeyError):
+        d["a"]
+    del d["c"]
+    d.clear()
+    assert len(d) == 0
+
+
+def test_memory_tables_use_it_and_rocksdb_is_left_alone(tmp_path):
+    assert store_url("memory://") == "whistle-memory://"
+    assert store_url("rocksdb://") == "rocksdb://"
+    w = build(Settings(broker="kafka://127.0.0.1:1", store="memory://", data=tmp_path))
+    for table in (w.tables.incidents, w.tables.timelines, w.tables.playbooks):
+        assert isinstance(table.data, Store) and isinstance(table.data.data, PackedValues)
+    w.tables.incidents.data["inc-1"] = {"status": "open"}
+    assert w.tables.incidents.data["inc-1"] == {"status": "open"}
