@@ -26,16 +26,16 @@ HEARTBEAT = {"whistle.alarms": 235, "whistle-devices-changelog": 70}
 INCIDENT = {
     "whistle.alarms": 1_242, "whistle.triaged": 2_140, "whistle.site-events": 271,
     "whistle.incidents": 3_349, "whistle.tasks.*": 17_068, "whistle.task-updates": 4_486,
-    "whistle.timeline": 11_277, "whistle.deliveries": 1_286, "whistle.feedback": 2_555,
+    "whistle.timeline": 11_277, "whistle.deliveries": 1_284, "whistle.feedback": 2_555,
     "whistle-alarms-seen-changelog": 202, "whistle-sites-changelog": 862,
-    "whistle-devices-changelog": 142, "whistle-incidents-changelog": 3_734,
-    "whistle-tasks-changelog": 22_811, "whistle-timelines-changelog": 212_342,
+    "whistle-devices-changelog": 142, "whistle-incidents-changelog": 3_698,
+    "whistle-tasks-changelog": 19_085, "whistle-timelines-changelog": 171_671,
 }
 # ...and what compaction keeps of its changelog records: the last value of each key
 INCIDENT_KEPT = {
     "whistle-alarms-seen-changelog": 202, "whistle-sites-changelog": 67,
-    "whistle-devices-changelog": 142, "whistle-incidents-changelog": 1_074,
-    "whistle-tasks-changelog": 5_801, "whistle-timelines-changelog": 13_094,
+    "whistle-devices-changelog": 142, "whistle-incidents-changelog": 1_056,
+    "whistle-tasks-changelog": 4_838, "whistle-timelines-changelog": 11_441,
 }
 # ...and how many records that was, for the mean size of each message
 INCIDENT_RECORDS = {"whistle.alarms": 4, "whistle.incidents": 4, "whistle.tasks.*": 24,
