@@ -93,7 +93,7 @@ def table(f: dict) -> str:
         rows += [(f"memory after {memory['alarms']} alarms, {memory['incidents']} incidents"
                   f"{tables}", "", "", "", ""),
                  ("  worker RSS (MB)", "-" if memory["rss_mb"] is None
-                  else f"{memory['rss_mb']:.0f}", "", "",
+                  else f"{memory['rss_mb']:.0f} ({memory['rss_mib']:.0f} MiB)", "", "",
                   f"<= {TARGET_RSS_MB:g} MB: {ok(memory['met'])}")]
     lines = layout(rows)
     if f.get("peer"):

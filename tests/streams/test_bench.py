@@ -9,6 +9,8 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 
+import pytest
+
 from streams.bench import percentile
 
 
@@ -55,7 +57,8 @@ def test_a_small_bench_measures_every_figure_and_prints_them(tmp_path):
     assert memory["incidents"] == memory["incidents_with_tasks"] == 20
     assert f["store"] == os.environ.get("WHISTLE_STORE", "memory://")  # the workers' tables
     assert f"incidents ({f['store']})" in done.stdout
-    assert 20 < memory["rss_mb"] < 2000
+    assert 20 < memory["rss_mb"] < 2000  # MB, the target's unit; and MiB beside it
+    assert memory["rss_mib"] == pytest.approx(memory["rss_mb"] * 1e6 / 2**20, abs=0.2)
     # py-spy's collapsed stacks: "frame;frame;... samples", the worker's own code among them
     stacks = profile.read_text().splitlines()
     assert stacks and all(line.rsplit(" ", 1)[1].isdigit() for line in stacks)
