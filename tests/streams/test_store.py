@@ -21,6 +21,20 @@ def test_values_are_kept_as_utf8_json_and_each_read_is_a_fresh_copy():
     assert not gc.is_tracked(d.raw("inc-1"))  # the collector does not walk it
 
 
+def test_a_small_value_takes_about_its_own_size():
+    import tracemalloc
+
+    d = PackedValues()
+    tracemalloc.start()
+    try:
+        for i in range(10_000):
+            d[f"a{i}"] = [f"inc-{i}", "0:1", "open", []]  # an alarms-seen record
+        used, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert used / 10_000 < 250  # key, entry and ~40 bytes of JSON (orjson's own: 4.1 KB)
+
+
 def test_it_behaves_as_a_dict_for_everything_faust_asks_of_it():
     d = PackedValues()
     d.update({"a": [1, 2], "b": None, "c": {"x": True}})
