@@ -26,8 +26,8 @@ from schemas.playbook import EscalationRule
 
 from .timelines import entry
 
-__all__ = ["Escalated", "NOTICE_WITHIN", "OpenTaskIndex", "cleared_notices", "due_escalations", "escalate",
-           "next_due", "pending", "rules_for"]
+__all__ = ["Escalated", "NOTICE_WITHIN", "OpenTaskIndex", "cleared_notices", "due_escalations",
+           "escalate", "next_due", "pending", "rules_for"]
 
 FINAL = ("completed", "rejected")
 NOTICE_WITHIN = timedelta(minutes=5)
