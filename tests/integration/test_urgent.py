@@ -30,14 +30,26 @@ def triaged(stack) -> float:
     return metric(stack, r'whistle_alarms_total\{[^}]*\} ([\d.e+]+)')
 
 
+def post_as_a_gateway(stack, alarms: list[dict], attempts: int = 5) -> int:
+    """POST until 202, again with the same alarm ids after a 503, as the contract asks: a
+    worker busy with the backlog may not get the broker's acknowledgement of 1,000 alarms
+    within `WHISTLE_INGEST_TIMEOUT` (5 s; one CI run of the full suite met a 503 here).
+    Returns the 503s met."""
+    for refused in range(attempts):
+        r = stack.http.post("/api/v1/alarms", json=alarms, timeout=60)
+        if r.status_code == 202:
+            return refused
+        assert r.status_code == 503 and r.headers.get("retry-after"), r.text
+        time.sleep(float(r.headers["retry-after"]))
+    raise AssertionError(f"{len(alarms)} alarms refused {attempts} times: {r.text}")
+
+
 def test_a_fire_report_passes_a_backlog_of_smoke_alarms(stack):
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     smoke = [{"alarm_id": f"backlog:{i}", "kind": "smoke", "signal": "alarm",
               "site_id": f"backlog-{i // PER_SITE:04d}", "device_id": f"backlog-{i}",
               "occurred_at": now} for i in range(BACKLOG)]
-    for i in range(0, BACKLOG, 1000):
-        assert stack.http.post("/api/v1/alarms", json=smoke[i:i + 1000], timeout=60
-                               ).status_code == 202
+    refused = sum(post_as_a_gateway(stack, smoke[i:i + 1000]) for i in range(0, BACKLOG, 1000))
     report = {"alarm_id": "call:119", "kind": "fire_report", "signal": "alarm",
               "site_id": "urgent-fire", "occurred_at": now,
               "reporter": {"name": "王女士", "phone": "13800000000"}}
@@ -58,9 +70,13 @@ def test_a_fire_report_passes_a_backlog_of_smoke_alarms(stack):
     assert metric(stack, r"whistle_alarms_read_ahead_total ([\d.e+]+)") >= 1
 
     # then everything is triaged, each message counted once, the report on one incident once
-    stack.wait_for(lambda: triaged(stack) >= BACKLOG + 1, timeout=180, what="the backlog")
+    decided = r'whistle_alarms_total\{[^}]*result="(?!duplicate)[^"]*"[^}]*\} ([\d.e+]+)'
+    stack.wait_for(lambda: metric(stack, decided) >= BACKLOG + 1, timeout=180,
+                   what="the backlog")
     time.sleep(1.0)
-    assert triaged(stack) == BACKLOG + 1
+    assert metric(stack, decided) == BACKLOG + 1
+    if not refused:  # else a refused POST's alarms may be on the topic twice: retries
+        assert triaged(stack) == BACKLOG + 1
     incidents = stack.http.get("/api/v1/incidents", params={"site_id": "urgent-fire"}).json()
     assert [i["alarm_ids"] for i in incidents["incidents"]] == [["call:119"]]
     tasks = stack.http.get("/api/v1/tasks").json()["tasks"]
