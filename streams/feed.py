@@ -75,19 +75,10 @@ class Event:
     body: bytes
 
     @classmethod
-    def of(cls, partition: int, offset: int, task: Task | dict) -> "Event":
-        if isinstance(task, Task):
-            return cls(partition, offset, task.task_id, task.revision, task.status,
-                       task.created_at.timestamp(), task.updated_at.timestamp(),
-                       task.model_dump_json().encode("utf-8"))
-        return cls(partition, offset, task["task_id"], task["revision"], task["status"],
-                   datetime.fromisoformat(task["created_at"]).timestamp(),
-                   datetime.fromisoformat(task["updated_at"]).timestamp(),
-                   _json(task).encode("utf-8"))
-
-    @property
-    def task(self) -> dict:
-        return json.loads(self.body)
+    def of(cls, partition: int, offset: int, task: Task) -> "Event":
+        return cls(partition, offset, task.task_id, task.revision, task.status,
+                   task.created_at.timestamp(), task.updated_at.timestamp(),
+                   task.model_dump_json().encode("utf-8"))
 
 
 @dataclass
@@ -103,7 +94,7 @@ class DepartmentLog:
     seen: set = field(default_factory=set)          # (task_id, revision) held
     listeners: set = field(default_factory=set)     # asyncio.Queue per open stream
 
-    def add(self, partition: int, offset: int, task: Task | dict | None) -> None:
+    def add(self, partition: int, offset: int, task: Task | None) -> None:
         """Record one record of the topic (None: it did not decode; only the cursor moves)."""
         self.head[partition] = offset + 1
         if task is None:
@@ -214,16 +205,13 @@ def _task(value: bytes | None, topic: str) -> Task | None:
         return None
 
 
-def _json(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-
-
 def sse(event: str, data: Any, event_id: str | None = None) -> bytes:
     """One Server-Sent Event (data as one line of JSON; bytes are taken as that line)."""
     head = f"id: {event_id}\n" if event_id is not None else ""
     if isinstance(data, bytes):
         return f"{head}event: {event}\ndata: ".encode("utf-8") + data + b"\n\n"
-    return f"{head}event: {event}\ndata: {_json(data)}\n\n".encode("utf-8")
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return f"{head}event: {event}\ndata: {body}\n\n".encode("utf-8")
 
 
 async def stream(dept_log: DepartmentLog, last_event_id: str | None, now: datetime,

@@ -10,9 +10,9 @@ until it is set again (the agents always set what they change).
 Measured with `whistle bench` (README: Speed): after 100,000 alarms at 10,000 sites, RSS
 286 MiB, against 428 MiB with Faust's store (310 MiB with the standard library's json); at
 200 alarms/s the full collections that remain no longer walk the tables (p99 64-76 ms in two
-runs, against 74-155 ms). Each read
-costs an `orjson.loads` of the value (2 µs for 1 KB), each write an `orjson.dumps` and a
-copy (1.8 µs; the standard library's json took 7 and 11 µs, 6% of the worker's throughput).
+runs, against 74-155 ms). Each read costs an `orjson.loads` of the value (2 µs for 1 KB),
+each write an `orjson.dumps` and a copy (1.8 µs; the standard library's json took 7 and
+11 µs, 6% of the worker's throughput).
 `WHISTLE_STORE=memory://` selects it; the URL the Faust app is given is `whistle-memory://`.
 """
 

@@ -13,10 +13,13 @@ from tests.agents.test_deadlines import Desk
 from tests.conftest import T0
 
 
-def task(n: int, revision: int = 1, status: str = "dispatched", hours: float = 0) -> dict:
-    at = (T0 + timedelta(hours=hours)).isoformat()
-    return {"task_id": f"inc-{n}.cordon", "revision": revision, "status": status,
-            "created_at": (T0 + timedelta(minutes=n)).isoformat(), "updated_at": at}
+PLANNED = list(Desk().tasks.values())[0]  # a real task of the lab fire
+
+
+def task(n: int, revision: int = 1, status: str = "dispatched", hours: float = 0) -> Task:
+    return PLANNED.model_copy(update={
+        "task_id": f"inc-{n}.cordon", "revision": revision, "status": status,
+        "created_at": T0 + timedelta(minutes=n), "updated_at": T0 + timedelta(hours=hours)})
 
 
 def parse(chunks: list[bytes]) -> list[tuple[str | None, str, str]]:
@@ -70,11 +73,11 @@ def test_the_snapshot_is_the_latest_of_each_open_task_and_of_those_finished_toda
     got = log.snapshot(T0)
     assert [(e.task_id, e.revision) for e in got] == [
         ("inc-1.cordon", 2), ("inc-2.cordon", 1), ("inc-4.cordon", 1)]
-    assert got[0].task == task(1, 2, "acknowledged")
+    assert Task.model_validate_json(got[0].body) == task(1, 2, "acknowledged")
 
 
 def test_a_task_read_from_its_topic_is_held_as_the_line_of_json_a_stream_sends():
-    planned = list(Desk().tasks.values())[0]
+    planned = PLANNED
     log = DepartmentLog(partitions=1, limit=10)
     log.add(0, 0, _task(dump(planned), "whistle.tasks.fire_brigade"))
     log.add(0, 1, _task(b'{"task_id": 3}', "whistle.tasks.fire_brigade"))  # not a Task
