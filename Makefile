@@ -1,5 +1,7 @@
-# The two commands the README starts with. Both install everything they need into .venv first.
-#   make up     install, then run `whistle up` (embedded broker, worker, API on 127.0.0.1:6066)
+# The two commands the README starts with. Both install everything they need into .venv first,
+# and a JDK 17 and Maven with apt-get when they are missing (the embedded Apache Kafka: Maven
+# fetches the broker's jars once into ~/.cache/whistle, see streams/kafka/pom.xml).
+#   make up     install, then run `whistle up` (embedded Kafka, worker, API on 127.0.0.1:6066)
 #   make test   install, then run the whole test suite (what .ci/run runs)
 
 PYTHON ?= python3
@@ -13,7 +15,7 @@ PROMTOOL := /usr/bin/promtool
 ALERTMANAGER := /usr/bin/prometheus-alertmanager
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: up test install browser promtool alertmanager clean
+.PHONY: up test install java browser promtool alertmanager clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +23,14 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: $(STAMP)
+
+java:
+	@if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then \
+		echo "installing a JDK 17 and Maven for the embedded Apache Kafka"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			openjdk-17-jdk-headless maven; \
+	fi
 
 browser:
 	@if [ ! -x $(CHROMIUM) ] || ! fc-list :lang=zh family 2>/dev/null | grep -q .; then \
@@ -43,10 +53,10 @@ alertmanager:
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus-alertmanager; \
 	fi
 
-up: $(STAMP)
+up: $(STAMP) java
 	$(VENV)/bin/whistle up $(ARGS)
 
-test: $(STAMP) browser promtool alertmanager
+test: $(STAMP) java browser promtool alertmanager
 	$(VENV)/bin/pytest $(ARGS)
 
 clean:

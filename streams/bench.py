@@ -104,7 +104,7 @@ class Watcher:
         tps: list[TopicPartition] = []
         deadline = time.monotonic() + 30
         while True:
-            await c.topics()  # a metadata refresh
+            await c._client.force_metadata_update()  # no subscription: every topic
             tps = [TopicPartition(t, p) for t in self.names
                    for p in sorted(c.partitions_for_topic(t) or ())]
             if tps or time.monotonic() > deadline:
@@ -665,7 +665,7 @@ def run(opts: BenchOptions) -> int:
     try:
         if opts.broker is None:
             scratch = Path(tempfile.mkdtemp(prefix="whistle-bench-"))
-            broker = EmbeddedBroker(log=scratch / "broker.log").start()
+            broker = EmbeddedBroker(scratch / "broker").start()
             extra = {}
             if opts.peer:
                 from .bench_peer import (Alertmanager, Receiver, alertmanager_config,

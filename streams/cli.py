@@ -2,6 +2,7 @@
 
     whistle up [--port 6066] [--broker URL] [--playbooks DIR] [--sites FILE] [--data DIR]
                [--config FILE]          # tokens and webhooks (see schemas/config.py)
+    whistle broker [--port 9092] [--data DIR]   # the embedded Apache Kafka node alone
     whistle worker                      # settings from WHISTLE_* environment variables
     whistle send --kind smoke --site jyh-yinfeng-lab-3 [--signal alarm] [--url URL]
     whistle send --file streams/demo/lab-fire.json
@@ -53,6 +54,15 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     return run_up(_settings(args), embedded=args.broker is None,
                   sites_given=args.sites is not None)
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    from .up import run_broker
+
+    data = args.data or Settings.model_fields["data"].default
+    if args.data is None and os.environ.get("WHISTLE_DATA"):
+        data = Path(os.environ["WHISTLE_DATA"])
+    return run_broker(data, args.port)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -207,10 +217,19 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--broker", help="an existing Kafka, e.g. kafka://10.0.0.5:9092")
     up.add_argument("--playbooks", type=Path, help="directory of playbook YAML files")
     up.add_argument("--sites", type=Path, help="site registry YAML (default: the demo sites)")
-    up.add_argument("--data", type=Path, help="directory for the worker's state and logs")
+    up.add_argument("--data", type=Path, help="directory for the broker's and the worker's "
+                    "data and logs (default WHISTLE_DATA or ./.whistle); kept across restarts")
     up.add_argument("--config", type=Path, help="tokens and webhooks, YAML (default: "
                     "WHISTLE_CONFIG; none: open mode)")
     up.set_defaults(func=cmd_up)
+
+    broker = sub.add_parser("broker", help="the embedded Apache Kafka node alone, in the "
+                            "foreground (SIGTERM stops it)")
+    broker.add_argument("--port", type=int, default=9092, help="the clients' port on "
+                        "127.0.0.1 (default 9092)")
+    broker.add_argument("--data", type=Path, help="its data directory (default WHISTLE_DATA or "
+                        "./.whistle); the log directory is DATA/kafka")
+    broker.set_defaults(func=cmd_broker)
 
     worker = sub.add_parser("worker", help="a production worker (WHISTLE_* settings)")
     worker.set_defaults(func=cmd_worker)
@@ -284,7 +303,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.func not in (cmd_worker, cmd_up):
+    if args.func not in (cmd_worker, cmd_up, cmd_broker):
         # `whistle timeline ... | head` ends quietly; never in a server, where a client that
         # hangs up (a console closing its stream) would kill the process
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)

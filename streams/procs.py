@@ -53,7 +53,7 @@ def stop_started(worker: subprocess.Popen | None, broker: Any, scratch: Path | N
     if worker is not None:
         stop_process(worker, 6.0)
     if broker is not None:
-        broker.stop(2.0)
+        broker.stop(3.0)
     if scratch is not None:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -78,6 +78,13 @@ class Child:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: nothing gets to flush or close."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        self.stop()
 
     def __enter__(self):
         return self.start()

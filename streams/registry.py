@@ -21,7 +21,7 @@ from schemas import Device, Site
 from schemas.registry import RegistryFile
 
 from . import topics
-from .broker import bootstrap_servers
+from .broker import bootstrap_servers, wait_for_leaders
 
 __all__ = ["RegistryReader", "apply_record", "publish", "records"]
 
@@ -80,10 +80,11 @@ async def publish(broker: str, file: RegistryFile, *, partitions: int = 4, repli
         pass
     finally:
         await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all", max_batch_size=1,
+    producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all", enable_idempotence=True,
                                 request_timeout_ms=int(timeout * 1000))
     await producer.start()
     try:
+        await wait_for_leaders(producer.client, topics.REGISTRY, timeout)
         batch = records(file)
         futures = [await producer.send(topics.REGISTRY, value=v, key=k) for k, v in batch]
         for f in futures:

@@ -37,7 +37,8 @@ class Settings(BaseSettings):
                                    "playbook files; 0 turns reloading on change off")
     sites: Path = DEMO_SITES
     departments: Path = DEPARTMENTS
-    data: Path = Path("./whistle-data")
+    data: Path = Field(Path(".whistle"), description="the broker's (embedded) and the "
+                       "worker's data and logs; kept across restarts")
     store: str = Field("memory://", description="table store: memory:// or rocksdb://")
     rocksdb_memtable_mb: int = Field(2, ge=1, le=1024, description="rocksdb://: the write "
                                      "buffer of each table partition (Faust's default: 64)")
@@ -62,8 +63,9 @@ class Settings(BaseSettings):
     poll_records: int = Field(100, ge=1, description="the most records handed to the agents "
                               "at once; Faust delivers a batch whole, so a people's report "
                               "waits for at most one batch of a storm")
-    rebalance_timeout: float = Field(6.0, gt=0,
-                                     description="seconds; 6 lets a worker join in ~3 s")
+    rebalance_timeout: float = Field(6.0, gt=0, description="seconds, also the session "
+                                     "timeout: a dead worker's partitions move this soon; 6 is "
+                                     "Kafka's default least (group.min.session.timeout.ms)")
     escalation_check: float = Field(1.0, gt=0, description="seconds between looks at task "
                                     "deadlines (ack_due, complete_due)")
     stream_history: int = Field(10_000, ge=10, description="task events held per department "
@@ -78,10 +80,8 @@ class Settings(BaseSettings):
     tokens: list[Grant] = Field(default_factory=list, description="JSON, added to the file's")
     webhooks: dict[str, Webhook] = Field(default_factory=dict,
                                          description="JSON, over the file's")
-    producer_batch_bytes: int = Field(
-        16384, ge=1, description="the producer's largest batch; `whistle up` sets 1 for its "
-        "embedded broker, which reports a partition's end wrongly after a batch of several "
-        "records (table recovery and catch-up rely on that end)")
+    producer_batch_bytes: int = Field(16384, ge=1, description="the producer's largest batch "
+                                      "(Kafka's batch.size)")
     max_body_bytes: int = 1024 * 1024
     max_batch: int = 1000
     log_level: str = "info"

@@ -187,5 +187,15 @@ class _Consumer(driver.Consumer):
             self.diag.unset_flag(CONSUMER_FETCHING)
 
 
+class _Producer(driver.Producer):
+    """The idempotent producer (acks=all): a record the client sends again after a lost
+    answer, or a broker failover, is written once. Faust turns it on only in its own
+    `exactly_once` mode, which Whistle does not use (docs/design.md, "Delivery")."""
+
+    def _settings_extra(self) -> dict[str, Any]:
+        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+
 class Transport(driver.Transport):
     Consumer = _Consumer
+    Producer = _Producer

@@ -1,17 +1,17 @@
-"""`whistle up`: the embedded broker, one worker and the API, stopped together on SIGINT/SIGTERM.
+"""`whistle up`: the embedded broker, one worker and the API, stopped together on SIGINT/SIGTERM;
+`whistle broker`: the embedded broker alone.
 
-The worker runs as a child process (so it can be killed and restarted on its own); both children
-die with this process even if it is killed outright."""
+The worker and the broker run as child processes (so either can be killed and restarted on its
+own); both die with this process even if it is killed outright. Their data lives under the data
+directory (`--data`, `WHISTLE_DATA`, default `./.whistle`) and survives a restart."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
@@ -21,12 +21,12 @@ from playbooks import PlaybookError, load_playbooks
 from schemas.registry import RegistryError, read_registry
 
 from . import registry
-from .broker import BrokerError, EmbeddedBroker
+from .broker import BrokerError, EmbeddedBroker, port_free
 from .auth import Auth
 from .procs import answers_ok, child_options, stop_started
 from .settings import ConfigError, Settings
 
-__all__ = ["run_up"]
+__all__ = ["run_broker", "run_up"]
 
 READY_TIMEOUT = 60.0
 
@@ -51,33 +51,51 @@ def _wait_ready(url: str, worker: subprocess.Popen, stop: threading.Event) -> bo
     return answers_ok(f"{url}/readyz", worker, READY_TIMEOUT, stop=stop)
 
 
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is not "in use"
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def run_broker(data: Path, port: int) -> int:
+    """`whistle broker`: the embedded Kafka node in the foreground until SIGINT/SIGTERM."""
+    stop = _stop_on_signals()
+    broker = EmbeddedBroker(data, port)
+    try:
+        broker.start()
+    except BrokerError as exc:
+        print(f"whistle broker: {exc}", file=sys.stderr)
+        return 1
+    try:
+        print(f"whistle broker ready at {broker.url} (data {broker.data})", flush=True)
+        while not stop.is_set() and broker.alive():
+            stop.wait(0.5)
+        if not stop.is_set():
+            print(f"whistle broker: the broker exited with code {broker.process.returncode}; "
+                  f"{broker.log_path} says:\n{broker.why_stopped()}", file=sys.stderr)
+            return 1
+        return 0
+    finally:
+        broker.stop()
 
 
 def run_up(settings: Settings, embedded: bool, sites_given: bool = False) -> int:
     auth = _check_files(settings)
-    if not _port_free(settings.host, settings.port):
+    if not port_free(settings.host, settings.port):
         print(f"whistle up: {settings.host}:{settings.port} is in use (another whistle up?); "
               f"stop it or choose another --port", file=sys.stderr)
         return 1
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = _stop_on_signals()
+    settings = settings.model_copy(update={"data": settings.data.absolute()})
+    try:
+        settings.data.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"whistle up: cannot create the data directory {settings.data}: {exc.strerror}",
+              file=sys.stderr)
+        return 1
 
-    scratch = None
-    if settings.data == Settings.model_fields["data"].default:
-        scratch = Path(tempfile.mkdtemp(prefix="whistle-"))
-        settings = settings.model_copy(update={"data": scratch})
-    settings.data.mkdir(parents=True, exist_ok=True)
-
-    broker = EmbeddedBroker(log=settings.data / "broker.log") if embedded else None
+    broker = EmbeddedBroker(settings.data) if embedded else None
     worker: subprocess.Popen | None = None
     try:
         if broker is not None:
@@ -87,7 +105,9 @@ def run_up(settings: Settings, embedded: bool, sites_given: bool = False) -> int
                 print(f"whistle up: {exc}", file=sys.stderr)
                 return 1
             settings = settings.model_copy(update={"broker": broker.url})
-        if broker is not None or sites_given:  # never the demo sites onto someone's Kafka
+        # the sites onto a new embedded broker, or those given; never the demo sites onto
+        # someone's Kafka, nor again over what was imported onto this one since
+        if (broker is not None and broker.fresh) or sites_given:
             count = asyncio.run(registry.publish(
                 settings.broker, read_registry(settings.sites), partitions=settings.partitions,
                 replication=settings.replication))
@@ -97,8 +117,6 @@ def run_up(settings: Settings, embedded: bool, sites_given: bool = False) -> int
             "broker": settings.broker, "port": settings.port, "host": settings.host,
             "playbooks": settings.playbooks, "data": settings.data,
             **({"config": settings.config} if settings.config else {}),
-            # one record per batch: Tansu misreports a partition's end after larger batches
-            **({"producer_batch_bytes": 1} if broker is not None else {}),
             "log_level": os.environ.get("WHISTLE_LOG_LEVEL", "warning")}.items()}}
         worker = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
                                   stdin=subprocess.DEVNULL, **child_options())
@@ -111,14 +129,20 @@ def run_up(settings: Settings, embedded: bool, sites_given: bool = False) -> int
                 print(f"whistle up: the worker did not become ready within {READY_TIMEOUT:.0f} s",
                       file=sys.stderr)
             return 0 if stop.is_set() else 1
-        where = (f"embedded broker {broker.url}, in memory: stopping it loses all data"
-                 if broker else f"broker {settings.broker}")
-        print(f"whistle ready at {url} ({where}; {auth.describe()})", flush=True)
-        while not stop.is_set() and worker.poll() is None:
+        where = (f"embedded Apache Kafka {broker.url}" if broker
+                 else f"broker {settings.broker}")
+        print(f"whistle ready at {url} ({where}; data {settings.data}; {auth.describe()})",
+              flush=True)
+        while not stop.is_set() and worker.poll() is None and (broker is None or broker.alive()):
             stop.wait(0.5)
-        if worker.poll() is not None and not stop.is_set():
+        if stop.is_set():
+            return 0
+        if broker is not None and not broker.alive():
+            print(f"whistle up: the embedded Kafka exited with code "
+                  f"{broker.process.returncode}; {broker.log_path} says:\n"
+                  f"{broker.why_stopped()}", file=sys.stderr)
+        else:
             print(f"whistle up: the worker exited with code {worker.returncode}", file=sys.stderr)
-            return 1
-        return 0
+        return 1
     finally:
-        stop_started(worker, broker, scratch)
+        stop_started(worker, broker, None)

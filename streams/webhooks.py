@@ -155,7 +155,8 @@ class WebhookSender:
                     await asyncio.sleep(1.0)
 
     def _consumer(self) -> AIOKafkaConsumer:
-        # Tansu lets a member join in ~3 s with 6 s timeouts; longer ones make joining slow.
+        # 6 s is Kafka's smallest session timeout (group.min.session.timeout.ms): a sender that
+        # dies is replaced that soon, and a rebalance waits no longer for a slow member.
         return AIOKafkaConsumer(bootstrap_servers=self.servers, group_id=self.group,
                                 enable_auto_commit=False, auto_offset_reset="earliest",
                                 session_timeout_ms=6000, rebalance_timeout_ms=6000,
@@ -201,8 +202,8 @@ class WebhookSender:
             log.info("webhooks %s: no commit on the way out: %r", self.target, exc)
 
     async def _topic_exists(self, consumer: AIOKafkaConsumer) -> None:
-        """Wait for the topic: subscribing to a missing one would create it (on Tansu as on
-        Kafka) with the broker's partition count rather than the worker's."""
+        """Wait for the topic: on a broker that creates topics on demand, subscribing to a
+        missing one would create it with the broker's partition count, not the worker's."""
         waited = False
         while self.topic not in await consumer.topics():
             if not waited:

@@ -21,8 +21,7 @@ EPISODES = [("fire", 0.7), ("gas", 0.15), ("electrical", 0.15)]
 
 @pytest.fixture
 def broker(tmp_path):
-    """An embedded broker of this test's own, holding the demo sites. Never restarted: it keeps
-    everything in memory."""
+    """An embedded broker of this test's own, holding the demo sites."""
     with demo_broker(tmp_path) as b:
         yield b
 

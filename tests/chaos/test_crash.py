@@ -1,15 +1,16 @@
-"""Chaos: the worker killed with SIGKILL three times while 5,000 alarms pour in.
+"""Chaos: the worker, or the broker, killed with SIGKILL three times while 5,000 alarms pour in.
 
-The broker runs on its own and is never restarted (it keeps everything in memory); the worker is
-killed at seeded random moments and started again on the same port and data directory. The
-test client behaves like a gateway: a POST that is refused (503) or not answered at all (the
-worker is dead) is sent again after a short pause with the same alarm_ids, until it gets 202.
+The broker (the embedded Apache Kafka) and the worker run as processes of their own. One of
+them is killed at seeded random moments and started again on the same port and data directory;
+the other runs on. The test client behaves like a gateway: a POST that is refused (503) or not
+answered at all (the worker is dead) is sent again after a short pause with the same
+alarm_ids, until it gets 202.
 
 Afterwards: every accepted alarm on exactly one incident, grouped as the rules say; every task
 exactly once through the API; and every record on the department topics identifiable by
 `(task_id, revision)`, so a department can drop the copies a crash re-sends (counted, allowed).
 
-    .venv/bin/pytest -s tests/chaos/test_crash.py     # prints the `chaos crash:` line
+    .venv/bin/pytest -s tests/chaos/test_crash.py     # prints the two `chaos crash:` lines
 """
 
 from __future__ import annotations
@@ -101,7 +102,8 @@ async def task_records(broker: str) -> list[dict]:
     return records
 
 
-async def test_every_alarm_survives_three_worker_kills(broker, tmp_path):
+@pytest.mark.parametrize("victim", ["worker", "broker"])
+async def test_every_alarm_survives_three_kills(broker, tmp_path, victim):
     rng = random.Random(SEED)
     alarms = demo_alarms(rng, ALARMS, "crash", datetime.now(timezone.utc))
     posts = alarms + rng.sample(alarms, int(ALARMS * RETRIES))  # gateways' retries, same ids
@@ -122,10 +124,16 @@ async def test_every_alarm_survives_three_worker_kills(broker, tmp_path):
             wait(lambda: gateway.done >= after or not gateway.is_alive(), 120,
                  f"the gateway to have {after} batches accepted")
             time.sleep(delay)
-            worker.kill()
             killed_at.append(gateway.done)
-            worker = Worker(broker.url, None, tmp_path, port)
-            restarts.append(worker.ready_after)
+            if victim == "worker":
+                worker.kill()
+                worker = Worker(broker.url, None, tmp_path, port)
+                restarts.append(worker.ready_after)
+            else:  # the same port and data directory; Kafka recovers its log on start
+                broker.kill()
+                t0 = time.monotonic()
+                broker.start()
+                restarts.append(time.monotonic() - t0)
         gateway.join(timeout=180)
         assert not gateway.is_alive(), "the gateway did not get all its batches accepted"
         if gateway.failure:
@@ -199,7 +207,7 @@ async def test_every_alarm_survives_three_worker_kills(broker, tmp_path):
         assert on_topics.get((t["task_id"], t["revision"])) == shown, \
             f"the API's {t['task_id']} r{t['revision']} is not on its topic as the API shows it"
 
-    print(f"\nchaos crash: {len(alarms)} alarms sent as {len(posts)} with gateway retries "
+    print(f"\nchaos crash ({victim} killed): {len(alarms)} alarms sent as {len(posts)} with gateway retries "
           f"in {len(batches)} batches (answers {dict(gateway.answers)}), "
           f"{len(gateway.accepted)} accepted (202), {len(where)} processed, "
           f"{len(incidents)} incidents ({len(grouped)} after merges), {len(tasks)} tasks, "

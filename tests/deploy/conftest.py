@@ -41,16 +41,16 @@ Records = dict[int, list[tuple[bytes | None, int]]]  # partition -> (key, size) 
 
 async def topic_sizes(broker: str, settle: float = 1.0) -> dict[str, Records]:
     """For every topic on the broker, per partition, `(key, size)` of every record in order,
-    the size being key plus value bytes. Reads until nothing new arrives for `settle` s: the
-    embedded broker's end offsets lag after a multi-record batch (see test_workers.py), so they
-    are not trusted here."""
+    the size being key plus value bytes. Reads until nothing new arrives for `settle` s (a
+    worker may still be writing)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(bootstrap_servers=broker, enable_auto_commit=False,
                                 auto_offset_reset="earliest")
     await consumer.start()
     try:
-        names = sorted(await consumer.topics())
+        await consumer._client.force_metadata_update()  # no subscription: every topic
+        names = sorted(consumer._client.cluster.topics())
         found: dict[str, Records] = {t: {p: [] for p in consumer.partitions_for_topic(t) or ()}
                                      for t in names}
         tps = [TopicPartition(t, p) for t in names for p in found[t]]

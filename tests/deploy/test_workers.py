@@ -6,10 +6,8 @@ alarm is lost.
 
     .venv/bin/pytest -s tests/deploy/test_workers.py      # prints the `two workers:` line
 
-The workers keep their tables in memory (memory://) here, not in RocksDB as in production: the
-embedded broker reports a stale end offset after a multi-record batch (the xfail below), and
-Faust's recovery then refuses a RocksDB offset that is past it (ConsistencyError); Apache
-Kafka reports it correctly. Both stores rebuild a partition taken over from its changelog.
+The workers keep their tables in RocksDB as in production (the StatefulSet's volumes): a
+partition taken over is rebuilt from its changelog on the embedded Apache Kafka.
 """
 
 from __future__ import annotations
@@ -26,7 +24,7 @@ import pytest
 
 from schemas import Incident
 from streams import topics
-from streams.broker import EmbeddedBroker, free_port
+from streams.broker import free_port
 from tests.integration.kafka import committed, read_topic
 from tests.integration.workers import Worker, busy_core, demo_broker, playbooks, wait
 
@@ -104,7 +102,7 @@ def alarms() -> list[list[dict]]:
 def test_two_workers_share_the_partitions_and_the_survivor_loses_no_alarm(tmp_path):
     batches = alarms()
     first, second = batches[:len(batches) // 2], batches[len(batches) // 2:]
-    env = {"WHISTLE_APP_ID": APP_ID}
+    env = {"WHISTLE_APP_ID": APP_ID, "WHISTLE_STORE": "rocksdb://"}
     # a police task per report, acknowledged within 5 minutes: no deadline passes within the
     # test's time limit, so nothing but the alarms changes the incidents, however slow the machine
     folder = playbooks(tmp_path, "5m")
@@ -229,27 +227,3 @@ def test_two_workers_share_the_partitions_and_the_survivor_loses_no_alarm(tmp_pa
             a.kill()
             b.kill()
 
-
-@pytest.mark.xfail(strict=True, reason="the embedded broker (Tansu) answers ListOffsets with "
-                   "base offset + 1 after a multi-record batch; when it is fixed this passes, "
-                   "and the two-worker test above can keep its tables in RocksDB like production")
-def test_the_embedded_broker_end_offset_follows_a_batch(tmp_path):
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-
-    async def end_after_batch(url: str) -> tuple[int, int]:
-        producer = AIOKafkaProducer(bootstrap_servers=url, acks="all", linger_ms=20)
-        consumer = AIOKafkaConsumer(bootstrap_servers=url)
-        await producer.start()
-        await consumer.start()
-        try:
-            sent = [await producer.send("batch", b"x", partition=0) for _ in range(5)]
-            last = max((await f).offset for f in sent)
-            tp = TopicPartition("batch", 0)
-            return last, (await consumer.end_offsets([tp]))[tp]
-        finally:
-            await producer.stop()
-            await consumer.stop()
-
-    with EmbeddedBroker(log=tmp_path / "broker.log") as broker:
-        last, end = asyncio.run(end_after_batch(broker.url.removeprefix("kafka://")))
-    assert end == last + 1

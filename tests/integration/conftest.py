@@ -1,4 +1,4 @@
-"""Integration fixtures: the real `whistle up` (embedded Tansu broker + worker + API).
+"""Integration fixtures: the real `whistle up` (embedded Apache Kafka + worker + API).
 
 A stack that cannot start fails the test with its output; it never skips."""
 
@@ -49,15 +49,18 @@ def alive(pid: int) -> bool:
 
 
 class Stack:
-    """One `whistle up` process and what it printed."""
+    """One `whistle up` process and what it printed. Its data directory is `data`, or a new
+    one under `tmp`."""
 
-    def __init__(self, tmp: Path, env: dict[str, str] | None = None, *args: str) -> None:
+    def __init__(self, tmp: Path, env: dict[str, str] | None = None, *args: str,
+                 data: Path | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.output: list[str] = []
         self.ready_line = ""
+        self.data = data or tmp / f"data-{self.port}"
         cmd = [sys.executable, "-m", "streams.cli", "up", "--port", str(self.port),
-               "--data", str(tmp / f"data-{self.port}"), *args]
+               "--data", str(self.data), *args]
         self.process = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env={**os.environ, "WHISTLE_LOG_LEVEL": "warning", **(env or {})})
@@ -83,7 +86,7 @@ class Stack:
 
     def broker_pid(self) -> int:
         for pid in children_of(self.process.pid):
-            if "tansu" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace"):
+            if "kafka.Kafka" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace"):
                 return pid
         raise AssertionError("no broker process under whistle up")
 

@@ -17,10 +17,11 @@ async def read_topic(broker: str, topic: str, settle: float = 1.0) -> list:
         for _ in range(50):
             if parts:
                 break
-            await consumer.force_metadata_update() if hasattr(consumer, "force_metadata_update") \
-                else await asyncio.sleep(0)
-            await asyncio.sleep(0.1)
+            # a client without a subscription asks for every topic's metadata
+            await consumer._client.force_metadata_update()
             parts = consumer.partitions_for_topic(topic)
+            if not parts:
+                await asyncio.sleep(0.1)
         assert parts, f"topic {topic} does not exist on {broker}"
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         consumer.assign(tps)
@@ -47,6 +48,7 @@ async def committed(broker: str, group: str, topic: str) -> dict[int, int | None
                                 enable_auto_commit=False)
     await consumer.start()
     try:
+        await consumer._client.force_metadata_update()
         parts = sorted(consumer.partitions_for_topic(topic) or ())
         return {p: await consumer.committed(TopicPartition(topic, p)) for p in parts}
     finally:

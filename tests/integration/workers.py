@@ -80,7 +80,7 @@ def busy_core() -> Iterator[None]:
 @contextmanager
 def demo_broker(tmp: Path) -> Iterator[EmbeddedBroker]:
     """An embedded broker holding the demo site registry; its log is `tmp/broker.log`."""
-    with EmbeddedBroker(log=tmp / "broker.log") as b:
+    with EmbeddedBroker(tmp / "broker") as b:
         asyncio.run(registry.publish(b.url, read_registry(DEMO_SITES)))
         yield b
 
@@ -103,8 +103,7 @@ class Worker:
             env={**os.environ, "WHISTLE_BROKER": broker, "WHISTLE_PORT": str(port),
                  "WHISTLE_DATA": str(data), "WHISTLE_ESCALATION_CHECK": "0.5",
                  "WHISTLE_LOG_LEVEL": os.environ.get("WHISTLE_TEST_LOG_LEVEL", "warning"),
-                 # as `whistle up` runs it on the embedded broker (see Settings)
-                 "WHISTLE_PRODUCER_BATCH_BYTES": "1", **extra, **(env or {})})
+                 **extra, **(env or {})})
         deadline = started + READY_WITHIN
         while not self._ready():
             if self.process.poll() is not None or time.monotonic() > deadline:

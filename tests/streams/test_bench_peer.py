@@ -88,7 +88,7 @@ def test_alertmanager_refuses_a_zero_group_interval_and_says_so(tmp_path):
 async def test_a_tiny_comparison_gets_every_webhook_from_both_sides(tmp_path):
     started = time.monotonic()
     receiver = await Receiver(secret=SECRET).start()
-    broker = EmbeddedBroker(log=tmp_path / "broker.log").start()
+    broker = EmbeddedBroker(tmp_path / "broker").start()
     worker = am = None
     try:
         worker, url = await asyncio.to_thread(

@@ -283,8 +283,8 @@ async def test_when_every_attempt_fails_the_delivery_fails(receiver):
 # -- WebhookSender on the real embedded broker ------------------------------------------------
 
 @pytest.fixture
-def broker():
-    with EmbeddedBroker() as b:
+def broker(tmp_path):
+    with EmbeddedBroker(tmp_path / "broker") as b:
         yield b.url
 
 
@@ -295,7 +295,8 @@ async def kafka(broker: str, *departments: str):
     admin = AIOKafkaAdminClient(bootstrap_servers=servers)
     await admin.start()
     try:
-        names = [*map(topics.task_topic, departments), topics.DELIVERIES, topics.ESCALATIONS]
+        names = [*map(topics.task_topic, departments), topics.DELIVERIES, topics.ESCALATIONS,
+                 topics.DLQ]  # as the worker declares them: the broker creates none itself
         await admin.create_topics([NewTopic(n, num_partitions=4, replication_factor=1)
                                    for n in names])
     finally:
