@@ -47,13 +47,22 @@ def stop_process(process: subprocess.Popen, timeout: float) -> int | None:
     return process.returncode
 
 
+WORKER_STOP = 6.0   # seconds a worker has to stop on SIGTERM before it is killed
+BROKER_STOP = 3.0   # the same for the embedded broker (a clean stop takes ~0.3 s)
+
+
 def stop_started(worker: subprocess.Popen | None, broker: Any, scratch: Path | None) -> None:
     """Stop what `whistle up` or `whistle bench` started: the worker, the embedded broker, and
-    the scratch folder they used."""
-    if worker is not None:
-        stop_process(worker, 6.0)
-    if broker is not None:
-        broker.stop(3.0)
+    the scratch folder they used. Either one that had to be killed is said on stderr."""
+    if worker is not None and stop_process(worker, WORKER_STOP) == -signal.SIGKILL:
+        print(f"whistle: the worker did not stop within {WORKER_STOP:.0f} s of SIGTERM and "
+              f"was killed (what it was doing is replayed at the next start)", file=sys.stderr)
+    if broker is not None and broker.process is not None:
+        if stop_process(broker.process, BROKER_STOP) == -signal.SIGKILL:
+            print(f"whistle: the embedded Kafka did not stop within {BROKER_STOP:.0f} s of "
+                  f"SIGTERM and was killed (it recovers its log at the next start)",
+                  file=sys.stderr)
+        broker.stop()
     if scratch is not None:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -60,8 +60,12 @@ def test_the_lab_fire_survives_a_restart_of_whistle_up(tmp_path: Path):
     before = held(first, incident_id)
     seen, cursor = stream_until_ready(first, None)
     assert any(t["task_id"] == task["task_id"] for t in seen)
+    console = Listener(first, "police")  # a console left open, as there always is one
+    console.next("ready", timeout=10)
     took = first.stop(signal.SIGTERM)
     assert first.process.returncode == 0, "".join(first.output[-30:])
+    # both stopped of themselves, the worker with a console's stream open
+    assert not [line for line in first.output if "was killed" in line], first.output
 
     second = Stack(tmp_path, data=data)
     try:
