@@ -650,6 +650,35 @@ async def _measure_all(opts: BenchOptions, broker: str, urls: list[str], pids: l
     return figures
 
 
+def rss_mb(pid: int) -> float | None:
+    """A process's resident memory in MB (10^6 bytes), from /proc."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024 / 1e6
+    except OSError:
+        pass
+    return None
+
+
+def time_up(data: Path) -> dict:
+    """`whistle up` on a new data directory and then again on the same one (the broker's jars
+    cached): seconds from the command to its ready line, each."""
+    figures = {}
+    for name in ("up_new_s", "up_again_s"):
+        started = time.monotonic()
+        up = subprocess.Popen([sys.executable, "-m", "streams.cli", "up", "--port",
+                               str(free_port()), "--data", str(data)],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True, **child_options())
+        line = up.stdout.readline()
+        figures[name] = time.monotonic() - started
+        stop_process(up, 15.0)
+        if "ready" not in line:
+            raise BrokerError(f"whistle up printed no ready line (exit code {up.returncode})")
+    return figures
+
+
 def run(opts: BenchOptions) -> int:
     """Measure, print the table, write the JSON and SVG. 0 when every task was seen."""
     if (why := _refused(opts)) is not None:
@@ -662,10 +691,15 @@ def run(opts: BenchOptions) -> int:
 
     scratch = broker = alertmanager = receiver = None
     workers: list[subprocess.Popen] = []
+    startup: dict | None = None
     try:
         if opts.broker is None:
             scratch = Path(tempfile.mkdtemp(prefix="whistle-bench-"))
+            say("whistle up to ready, on a new data directory and again on it ...")
+            startup = time_up(scratch / "up")
+            started = time.monotonic()
             broker = EmbeddedBroker(scratch / "broker").start()
+            startup["broker_ready_s"] = time.monotonic() - started
             extra = {}
             if opts.peer:
                 from .bench_peer import (Alertmanager, Receiver, alertmanager_config,
@@ -685,7 +719,7 @@ def run(opts: BenchOptions) -> int:
                 workers.append(worker)
                 urls.append(url)
             store = Settings().store  # what the workers read from the same environment
-            where = (f"embedded broker {broker.url} (in memory), {len(urls)} worker(s) "
+            where = (f"embedded Apache Kafka {broker.url}, {len(urls)} worker(s) "
                      f"{', '.join(urls)} (started here, tables {store})"
                      + (", department webhooks on" if receiver is not None else ""))
             target = broker.url
@@ -696,6 +730,9 @@ def run(opts: BenchOptions) -> int:
         figures = asyncio.run(_measure_all(opts, target, urls, [w.pid for w in workers],
                                            receiver, alertmanager))
         figures["where"], figures["store"] = where, store
+        if startup is not None:
+            startup["broker_rss_mb"] = rss_mb(broker.process.pid)
+        figures["startup"] = startup
     except KeyboardInterrupt:
         say("interrupted")
         return 130

@@ -13,6 +13,7 @@ TARGET_RATIO = 0.5      # issue 8: whole-pipeline throughput >= 50% of the relay
 TARGET_P99_MS = 25.0    # issue 8: p99 alarm-to-task <= 25 ms at 200 alarms/s
 TARGET_FIRE_MS = 3000.0  # GB 50440: a confirmed fire's tasks out within 3 s, storm or not
 TARGET_RSS_MB = 300.0   # issue 8: worker RSS after 100,000 alarms and 10,000 open incidents
+TARGET_UP_S = 20.0      # issue 16: a cold `whistle up` to ready, the broker's jars cached
 
 async def paced(n: int, rate: float) -> AsyncIterator[int]:
     """0 .. n-1, each when its turn comes on a steady schedule of `rate` a second."""
@@ -95,6 +96,17 @@ def table(f: dict) -> str:
                  ("  worker RSS (MB)", "-" if memory["rss_mb"] is None
                   else f"{memory['rss_mb']:.0f} ({memory['rss_mib']:.0f} MiB)", "", "",
                   f"<= {TARGET_RSS_MB:g} MB: {ok(memory['met'])}")]
+    if start := f.get("startup"):
+        rows += [("whistle up to its ready line, new data directory (s)",
+                  f"{start['up_new_s']:.1f}", "", "",
+                  f"<= {TARGET_UP_S:g} s: {ok(start['up_new_s'] <= TARGET_UP_S)}"),
+                 ("  again on the same data directory (s)", f"{start['up_again_s']:.1f}", "",
+                  "", ""),
+                 ("  the embedded Kafka alone, start to ready (s)",
+                  f"{start['broker_ready_s']:.1f}", "", "", ""),
+                 ("  the embedded Kafka's RSS at the end (MB)",
+                  "-" if start["broker_rss_mb"] is None else f"{start['broker_rss_mb']:.0f}",
+                  "", "", "")]
     lines = layout(rows)
     if f.get("peer"):
         from .bench_peer import rows as peer_rows
