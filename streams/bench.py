@@ -661,6 +661,15 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
+def cpu_s(pid: int) -> float | None:
+    """The CPU seconds a process has used (user and system), from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def time_up(data: Path) -> dict:
     """`whistle up` on a new data directory and then again on the same one (the broker's jars
     cached): seconds from the command to its ready line, each."""
@@ -732,6 +741,7 @@ def run(opts: BenchOptions) -> int:
         figures["where"], figures["store"] = where, store
         if startup is not None:
             startup["broker_rss_mb"] = rss_mb(broker.process.pid)
+            startup["broker_cpu_s"] = cpu_s(broker.process.pid)  # over the whole run
         figures["startup"] = startup
     except KeyboardInterrupt:
         say("interrupted")

@@ -106,6 +106,9 @@ def table(f: dict) -> str:
                   f"{start['broker_ready_s']:.1f}", "", "", ""),
                  ("  the embedded Kafka's RSS at the end (MB)",
                   "-" if start["broker_rss_mb"] is None else f"{start['broker_rss_mb']:.0f}",
+                  "", "", ""),
+                 ("  the embedded Kafka's CPU over the whole run (s)",
+                  "-" if start.get("broker_cpu_s") is None else f"{start['broker_cpu_s']:.1f}",
                   "", "", "")]
     lines = layout(rows)
     if f.get("peer"):
