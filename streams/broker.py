@@ -42,11 +42,7 @@ KAFKA = Path(__file__).parent / "kafka"
 KAFKA_VERSION = "3.9.1"        # kafka.version in streams/kafka/pom.xml and deploy/'s images
 NODE_ID = 1
 MIN_FREE_BYTES = 256 * 2**20   # below this Kafka soon takes its log directory offline
-# A 512 MiB heap holds a node serving a few clients with room to spare (the log cleaner's
-# buffer is 16 MiB); G1 with short pauses, as Kafka's own kafka-server-start.sh runs it.
-JAVA_OPTIONS = ["-Xms256m", "-Xmx512m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-                "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
-                "-Djava.awt.headless=true", "-XX:-OmitStackTraceInFastThrow"]
+OWN = "whistle."               # server.properties lines that are Whistle's, not Kafka's
 
 
 class BrokerError(RuntimeError):
@@ -203,6 +199,18 @@ def check_data(data: Path) -> str:
     return "new"
 
 
+def settings() -> tuple[str, list[str]]:
+    """`streams/kafka/server.properties` as Kafka gets it (without the `whistle.*` lines), and
+    the JVM options those lines give."""
+    kafka, java = [], []
+    for line in (KAFKA / "server.properties").read_text().splitlines(keepends=True):
+        if line.startswith(OWN + "java.options="):
+            java = line.split("=", 1)[1].split()
+        elif not line.startswith(OWN):
+            kafka.append(line)
+    return "".join(kafka), java
+
+
 def _log_tail(path: Path | None, lines: int = 12) -> str:
     if path is None or not path.exists():
         return ""
@@ -243,10 +251,10 @@ class EmbeddedBroker(Child):
             "log.dirs": self.data / "kafka",
         }
         lines = "".join(f"{k}={v}\n" for k, v in own.items())
-        return (KAFKA / "server.properties").read_text() + "\n# this node\n" + lines
+        return settings()[0] + "\n# this node\n" + lines
 
     def _java(self, libs: Path, *args: str) -> list[str]:
-        return [_need("java", "openjdk-17-jre-headless"), *JAVA_OPTIONS,
+        return [_need("java", "openjdk-17-jre-headless"), *settings()[1],
                 f"-Dlog4j.configuration=file:{KAFKA / 'log4j.properties'}",
                 f"-Dkafka.logs.dir={self.data}", "-cp", f"{libs}/*", *args]
 

@@ -105,7 +105,10 @@ def test_ready_when_clients_can_produce_durable_and_stopped_cleanly(tmp_path):
     first.send_signal(signal.SIGTERM)
     assert first.wait(30) == 0, first.stderr.read()
     assert (data / "kafka" / "meta.properties").is_file()
-    assert (data / "kafka.properties").read_text().count("log.dirs=") == 1
+    written = (data / "kafka.properties").read_text().splitlines()
+    assert written.count(f"log.dirs={data / 'kafka'}") == 1
+    assert "group.initial.rebalance.delay.ms=0" in written
+    assert not [line for line in written if line.startswith("whistle.")]  # the JVM's, not Kafka's
 
     started = time.monotonic()
     second = broker(data, port)
