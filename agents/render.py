@@ -27,7 +27,8 @@ from .review import ENTRY_NAMES, LOCAL, Review, format_duration
 
 __all__ = ["csv_cell", "CAUSE_NAMES", "CLOSE_REASONS", "CONFIRMATION_NAMES", "CSV_HEADER", "DEADLINE_NAMES",
            "HAZARD_NAMES", "KIND_NAMES", "LEVEL_NAMES", "STATUS_NAMES", "describe",
-           "duration_rows", "facts", "md_cell", "short_task", "stamp", "to_csv", "to_html",
+           "duration_rows", "facts", "masked_phone", "md_cell", "phones_masked", "short_task",
+           "stamp", "to_csv", "to_html",
            "to_json", "to_markdown", "why_zh"]
 
 KIND_NAMES = {"smoke": "烟感报警", "heat": "温感报警", "flame": "火焰探测", "gas": "燃气泄漏",
@@ -96,10 +97,26 @@ def _level(level: str | None) -> str:
     return f"{level} 级（{LEVEL_NAMES[level]}）" if level in LEVEL_NAMES else str(level)
 
 
-def _masked(phone: str | None) -> str:
+def masked_phone(phone: str | None) -> str:
+    """A phone number as a department sees it: the first three and last four digits.
+
+    >>> masked_phone("13812345678"), masked_phone("138****5678"), masked_phone("119")
+    ('138****5678', '138****5678', '****')
+    """
     if not phone:
         return ""
     return f"{phone[:3]}****{phone[-4:]}" if len(phone) >= 8 else "****"
+
+
+def phones_masked(value: Any) -> Any:
+    """`value` (JSON: an incident, a timeline entry) with every `phone` in it masked; the
+    original is not changed. Only an admin sees reporters' numbers whole."""
+    if isinstance(value, dict):
+        return {k: (masked_phone(v) if k == "phone" and isinstance(v, str) else phones_masked(v))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [phones_masked(v) for v in value]
+    return value
 
 
 def facts(review: Review) -> list[tuple[str, str, str]]:
@@ -115,7 +132,7 @@ def facts(review: Review) -> list[tuple[str, str, str]]:
         confirm += f"，{stamp(inc.confirmed_at, review)}"
     if inc.confirmed_by:
         confirm += f"：{why_zh(inc.confirmed_by)}"
-    reporters = "、".join(" ".join(filter(None, (r.name, _masked(r.phone))))
+    reporters = "、".join(" ".join(filter(None, (r.name, masked_phone(r.phone))))
                          for r in inc.reporters) or "—"
     tasks = (f"{d.tasks} 项任务，督办通知 {d.notices} 项；超时 {d.overdue_tasks} 项，"
              f"督办升级 {d.escalations} 次，推送失败 {d.delivery_failures} 次")
@@ -208,7 +225,7 @@ def describe(e: TimelineEntry, review: Review) -> str:
         return (f"推送至 {review.name(d.get('target')) or d.get('target', '')} 失败"
                 f"（{d.get('attempts', '?')} 次）：{d.get('error', '')}")
     if e.type == "reporter_feedback":
-        to = "、".join(str(r.get("name") or _masked(r.get("phone"))) for r in d.get("to", [])
+        to = "、".join(str(r.get("name") or masked_phone(r.get("phone"))) for r in d.get("to", [])
                       if isinstance(r, dict))
         return f"致 {to}：{d.get('message', '')}"
     return "；".join(f"{k}: {v}" for k, v in d.items())

@@ -8,11 +8,13 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo,
+                      field_validator, model_validator)
 
-from .common import Identifier, Timestamp, field_error, plain_json, utc_now
+from .common import (NO_CONTROL, Identifier, Timestamp, field_error, no_control_characters,
+                     plain_json, utc_now)
 
 __all__ = ["Alarm", "KINDS", "Location", "Reporter", "SIGNALS", "Signal", "MAX_FUTURE_SKEW"]
 
@@ -73,7 +75,8 @@ class Alarm(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     alarm_id: Identifier
-    kind: str = Field(min_length=1, max_length=64)
+    kind: Annotated[str, AfterValidator(no_control_characters)] = Field(
+        min_length=1, max_length=64, json_schema_extra={"pattern": NO_CONTROL})
     signal: Signal = "alarm"
     site_id: Identifier | None = None
     device_id: Identifier | None = None

@@ -383,8 +383,18 @@ def _cap_time(value: datetime) -> str:
 
 def _add(parent: ET.Element, tag: str, text: str) -> ET.Element:
     child = ET.SubElement(parent, tag)
-    child.text = text
+    child.text = xml_text(text)
     return child
+
+
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def xml_text(text: str) -> str:
+    """`text` with what XML 1.0 cannot hold (control characters but tab, CR and LF) replaced
+    by U+FFFD: ElementTree escapes markup but writes a NUL as it is, and the alert would not
+    be well-formed (a site name from a registry file may hold one)."""
+    return _NOT_XML.sub("\ufffd", text)
 
 
 def _pair(parent: ET.Element, tag: str, name: str, value: str) -> None:

@@ -11,11 +11,12 @@ human form ("3s", "15m", "1h30m", "1d") or ISO 8601 ("PT15M").
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
 
-from pydantic import (BeforeValidator, Field, PlainSerializer, StringConstraints, ValidationError,
-                      WithJsonSchema)
+from pydantic import (AfterValidator, BeforeValidator, Field, PlainSerializer, StringConstraints,
+                      ValidationError, WithJsonSchema)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "Timestamp",
     "field_error",
     "format_duration",
+    "no_control_characters",
     "parse_duration",
     "parse_timestamp",
     "utc_now",
@@ -171,8 +173,27 @@ Duration = Annotated[
         {"type": "number", "minimum": 0, "description": "seconds"}]}),
 ]
 
-Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-"""An id chosen by someone else (a gateway, a registry): any text of 1-128 characters."""
+def no_control_characters(text: str) -> str:
+    """`text`, if it holds no control character (Unicode Cc: C0, DEL, C1) and no lone
+    surrogate (Cs, which JSON's `\\ud800` makes and UTF-8 cannot write); else ValueError
+    naming the first. An id goes into topic keys, CSV, XML (CAP) and logs, where a NUL, CR/LF
+    or ESC breaks the format or forges a line."""
+    for i, ch in enumerate(text):
+        kind = unicodedata.category(ch)
+        if kind == "Cc":
+            raise ValueError(f"must not hold control characters (U+{ord(ch):04X} at {i})")
+        if kind == "Cs":
+            raise ValueError(f"must not hold a lone surrogate (U+{ord(ch):04X} at {i})")
+    return text
+
+
+NO_CONTROL = r"^[^\u0000-\u001f\u007f-\u009f]*$"  # the same, for JSON Schema (OpenAPI)
+
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128),
+                       AfterValidator(no_control_characters),
+                       Field(json_schema_extra={"pattern": NO_CONTROL})]
+"""An id chosen by someone else (a gateway, a registry): 1-128 characters, none of them a
+control character."""
 
 DepartmentId = Annotated[
     str,

@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from agents.correlation import SiteState
 from agents.health import DeviceState
+from agents.render import phones_masked
 from agents.taskstate import IllegalTransition, next_status
 from agents.timelines import in_time_order
 from playbooks import PlaybookError
@@ -167,13 +168,18 @@ def register(w: "Whistle") -> None:
             status = self.query(request, "status", INCIDENT_STATUSES)
             site_id = self.query(request, "site_id")
             caller = request["caller"]
-            found = [v for v in w.tables.incidents.values()
+            found = [shown(v, caller) for v in w.tables.incidents.values()
                      if (status is None or v["status"] == status)
                      and (site_id is None or v["site_id"] == site_id)
                      and (caller.role == "admin" or involves(v, caller))]
-            found += await w.routing.gather(request, "incidents")
+            found += await w.routing.gather(request, "incidents")  # shown there
             found.sort(key=lambda v: (v["opened_at"], v["incident_id"]), reverse=True)
             return self.reply({"incidents": found})
+
+    def shown(value: Any, caller: Caller) -> Any:
+        """What the caller may see of an incident or a timeline entry: reporters' phone
+        numbers whole only for an admin."""
+        return value if caller.role == "admin" else phones_masked(value)
 
     def involves(incident: dict, caller: Caller) -> bool:
         """Whether the caller's department has a task in the incident."""
@@ -198,7 +204,7 @@ def register(w: "Whistle") -> None:
             fmt = self.query(request, "format", ("json", "cap")) or "json"
             stored = incident_or_404(incident_id, request["caller"])
             if fmt == "json":
-                return self.reply(stored)
+                return self.reply(shown(stored, request["caller"]))
             incident = Incident.model_validate(stored)
             loaded = w.library.version(incident.playbook)
             xml = incident_to_cap(
@@ -220,9 +226,9 @@ def register(w: "Whistle") -> None:
             entries = [e for e in in_time_order(w.tables.timelines.get(incident_id) or [])
                        if e.department is None or caller.may_see(e.department)]
             if fmt == "json":
-                return self.reply({"incident": incident,
-                                   "entries": [e.model_dump(mode="json", exclude_none=True)
-                                               for e in entries]})
+                return self.reply(shown({"incident": incident,
+                                         "entries": [e.model_dump(mode="json", exclude_none=True)
+                                                     for e in entries]}, caller))
             timeline = Timeline(incident=Incident.model_validate(incident), entries=entries)
             body = render_timeline(timeline, fmt, {d: x.name for d, x in w.departments.items()})
             headers = {"Content-Disposition": f'inline; filename="{incident_id}.{fmt}"',

@@ -30,7 +30,7 @@ from playbooks.departments import load_departments
 from schemas import (Config, DeadLetter, Department, Incident, PlaybookRef, Site, Task,
                      TimelineEntry, utc_now)
 
-from . import api, console, feed, lookahead, openapi, webhooks
+from . import api, console, feed, http_errors, lookahead, openapi, webhooks
 from .routing import Routing
 from .auth import Auth
 from .limits import RateLimits
@@ -306,8 +306,10 @@ def _new_app(settings: Settings) -> WhistleApp:
         broker_session_timeout=settings.rebalance_timeout,
         broker_heartbeat_interval=min(1.0, settings.rebalance_timeout / 3),
         table_standby_replicas=0,
+        web_application_options={"middlewares": [http_errors.json_errors]},
     )
     app.fetch_wait_ms = settings.fetch_wait_ms
+    http_errors.install()
     return app
 
 

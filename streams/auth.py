@@ -58,11 +58,11 @@ OPEN = Caller(role="admin", name="open mode")
 
 
 class Denied(Exception):
-    """401 (no or unknown token) or 403 (a token without the right)."""
+    """401 (no or unknown token) or 403 (a token without the right: `caller` says whose)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, caller: Caller | None = None) -> None:
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.caller = status, message, caller
 
 
 class Auth:
@@ -104,7 +104,7 @@ class Auth:
             return OPEN if self.open else _anyone(self, authorization)
         caller = self.caller(authorization)
         if caller.role not in RIGHTS[right]:
-            raise Denied(403, f"a {caller.role} token may not {right.replace('_', ' ')}")
+            raise Denied(403, f"a {caller.role} token may not {right.replace('_', ' ')}", caller)
         return caller
 
 

@@ -275,6 +275,7 @@ def register(w: "Whistle", clock: Callable[[], datetime]) -> TaskFeed:
     class DepartmentStream(ApiView):
         whistle = w
         rights = {"get": "stream_tasks"}
+        has_head = False
 
         async def get(self, request: Any, department: str) -> Any:
             if department not in w.departments:

@@ -53,6 +53,9 @@ class ApiView(View):
     whistle: "Whistle"
     rights: dict[str, str] = {}
     routed_by: str | None = None  # the path's incident or task id: answered where it is held
+    has_head = True  # HEAD is GET without the body, with GET's rights; a view that streams
+    # (SSE) has none: its body is the point, and never ends
+    _allowed: frozenset[str] | None = None  # per view class, from the methods it defines
 
     def reply(self, value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
         return self.raw(json_bytes(value), JSON, status, headers)
@@ -75,15 +78,41 @@ class ApiView(View):
             body = {"error": exc.error, "details": exc.details or []}
             return self.reply(body, exc.status, exc.headers)
 
+    def allowed(self) -> frozenset[str]:
+        """The methods this view answers: those it defines, and HEAD wherever GET is (Faust's
+        View.head runs get()) unless `has_head` is off."""
+        if self._allowed is None:
+            methods = {m.lower() for m in View.get_methods(self)} - {"head"}
+            if "get" in methods and self.has_head:
+                methods.add("head")
+            type(self)._allowed = frozenset(methods)
+        return self._allowed
+
+    def get_methods(self) -> set[str]:
+        """What Faust routes to this view: exactly `allowed()` (Faust routes HEAD to every
+        view), so the router's own 405 names the same methods as `authorize`'s."""
+        return {m.upper() for m in self.allowed()}
+
     def authorize(self, request: Any) -> Caller:
-        """The caller, if it may do this now: 401/403 (auth), 429 (over its rate limit)."""
+        """The caller, if it may do this now: 405 (a method this path does not answer),
+        401/403 (auth), 429 (over its rate limit, refusals of its token's role included).
+        Every method is decided here: HEAD has exactly GET's rights, and a method no view
+        implements is 405 for everyone, token or not."""
         w = self.whistle
-        right = self.rights.get(request.method.lower(), PUBLIC)
+        method = request.method.lower()
+        allowed = self.allowed()
+        if method not in allowed:
+            listed = ", ".join(sorted(m.upper() for m in allowed))
+            raise Refusal(405, f"{request.method} is not allowed here",
+                          problem("method", f"allowed: {listed}"), {"Allow": listed})
+        right = self.rights.get("get" if method == "head" else method, PUBLIC)
         try:
             caller = w.auth.check(request.headers.get("Authorization"), right)
         except Denied as exc:
             if exc.status == 401:  # guessing tokens is limited by address
                 self.throttle(w.strangers, f"addr:{request.remote}")
+            elif exc.caller is not None and exc.caller.key:  # probing with a known token
+                self.throttle(w.limits, exc.caller.key)
             w.metrics.auth_refused.labels(status=str(exc.status)).inc()
             headers = {"WWW-Authenticate": 'Bearer realm="whistle"'} if exc.status == 401 else None
             raise Refusal(exc.status, exc.message, problem("Authorization", exc.message),
@@ -123,9 +152,13 @@ class ApiView(View):
     async def read_json(self, request: Request,
                         types: tuple[str, ...] = ("application/json",)) -> Any:
         body = await self.read_body(request, types)
+        try:  # the contract's JSON is UTF-8: json.loads would take UTF-16 and -32 bytes too
+            text = body.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise Refusal(400, "body is not UTF-8", problem("body", str(exc))) from None
         try:
-            return json.loads(body)
-        except (UnicodeDecodeError, ValueError) as exc:
+            return json.loads(text)
+        except ValueError as exc:
             raise Refusal(400, "body is not JSON", problem("body", str(exc))) from None
         except RecursionError:
             raise Refusal(400, "body is not JSON", problem("body", "nested too deeply")) from None

@@ -20,6 +20,7 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
@@ -41,7 +42,8 @@ from tests.integration.conftest import Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
-EXAMPLES = 50          # per operation and variant
+EXAMPLES = 100         # per operation and variant
+OTHER_METHODS = ("HEAD", "OPTIONS", "PUT", "PATCH", "DELETE")  # sent beside each GET's cases
 NEVER_ENDS = {"GET /api/v1/departments/{department}/stream"}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_headers_conformance, response_schema_conformance, negative_data_rejection]
@@ -129,6 +131,7 @@ class Run:
         self.cases = 0
         self.statuses: Counter = Counter()
         self.failures: list[str] = []
+        self.http = httpx.Client(base_url=base_url, timeout=15)  # one: a new one costs ~20 ms
 
     def operation(self, op, mode: GenerationMode, fixed: dict[str, str]) -> None:
         self.strategy(op.as_strategy(generation_mode=mode, path_parameters=fixed or None),
@@ -142,6 +145,27 @@ class Run:
         for strategy in strategies:
             self.strategy(strategy, f"{op.label} [documented example]", negative=False)
         return len(strategies)
+
+    def other_methods(self, case, get_status: int) -> list[str]:
+        """The same request as HEAD (GET's answer without a body, GET's status) and as the
+        methods no GET path answers (405, JSON, with Allow), each counted as a case."""
+        problems = []
+        for method in OTHER_METHODS:
+            self.cases += 1
+            answer = self.http.request(method, case.formatted_path, params=case.query,
+                                       headers=case.headers)
+            self.statuses[answer.status_code] += 1
+            if answer.status_code >= 500:
+                problems.append(f"{method}: {answer.status_code}")
+            elif method == "HEAD" and (answer.status_code != get_status or answer.content):
+                problems.append(f"HEAD: {answer.status_code} and {len(answer.content)} bytes "
+                                f"where GET had {get_status}")
+            elif method != "HEAD" and (answer.status_code != 405 or "GET" not in
+                                       answer.headers.get("allow", "")
+                                       or refusal_names_a_field(_Lists(answer)) is not None):
+                problems.append(f"{method}: {answer.status_code} "
+                                f"(Allow {answer.headers.get('allow')!r}) {answer.text[:200]}")
+        return problems
 
     def strategy(self, strategy, label: str, negative: bool) -> None:
         failed: list[str] = []
@@ -165,6 +189,8 @@ class Run:
                 problems.append(str(exc).strip())
             if (why := refusal_names_a_field(response)) is not None:
                 problems.append(why)
+            if case.method.upper() == "GET":
+                problems += self.other_methods(case, response.status_code)
             if problems and len(failed) < 3:
                 failed.append("\n".join(problems)[:1500] + f"\n    {case.as_curl_command()}")
 

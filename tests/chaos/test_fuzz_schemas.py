@@ -16,8 +16,11 @@ listed by hand.
 from __future__ import annotations
 
 import copy
+import csv
+import io
 import json
 import tempfile
+import unicodedata
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from pathlib import Path
@@ -437,3 +440,45 @@ def test_a_directory_of_arbitrary_files_is_a_set_or_problems_with_file_and_line(
         except PlaybookError as exc:
             assert exc.problems and all(p.file and p.line >= 0 and p.message
                                         for p in exc.problems)
+
+
+# ---- identifiers: what travels into keys, CSV and XML --------------------------------------
+
+ID_FIELDS = ("alarm_id", "site_id", "device_id", "kind")
+ALARM = {"alarm_id": "gw-1:0001", "kind": "smoke", "site_id": "jyh-yinfeng-lab-3",
+         "device_id": "smk-1", "occurred_at": AT}
+
+
+@pytest.mark.parametrize("field", ID_FIELDS)
+@settings(max_examples=600, deadline=None, database=None)
+@given(value=st.text(st.characters(exclude_categories=()), min_size=1, max_size=40)
+       | st.sampled_from(["a/b\x00c", "x\r\ny", "\x1b[31mred", "tab\there", "del\x7f",
+                          "c1\x85", "\ud800", "消防\u2028行"]))
+def test_an_id_with_a_control_character_is_refused_naming_it_and_any_other_is_safe(field,
+                                                                                   value):
+    """Refused with a 422-style error naming the field when it holds a control character (or a
+    lone surrogate, which pydantic refuses itself); otherwise it round-trips through CAP's XML
+    (well-formed) and a CSV cell."""
+    from agents.render import csv_cell
+    from schemas.cap import xml_text
+
+    counted()
+    bad = [c for c in value if unicodedata.category(c) in ("Cc", "Cs")]
+    try:
+        alarm = Alarm.model_validate({**ALARM, field: value}, context={"now": NOW})
+    except ValidationError as exc:
+        errors = exc.errors()
+        assert errors and all(e["loc"] and e["loc"][0] == field for e in errors), errors
+        kinds = {unicodedata.category(c) for c in value}
+        if "Cc" in kinds and "Cs" not in kinds:
+            assert any("control characters" in e["msg"] for e in errors), errors
+        return
+    assert not bad, f"{value!r} was accepted"
+    held = getattr(alarm, field)
+    element = ET.Element("value")
+    element.text = xml_text(held)
+    parsed = ET.fromstring(ET.tostring(element, encoding="UTF-8", xml_declaration=True))
+    assert parsed.text == xml_text(held)
+    out = io.StringIO(newline="")
+    csv.writer(out, lineterminator="\r\n").writerow([csv_cell(held), "next"])
+    assert next(csv.reader(io.StringIO(out.getvalue(), newline=""))) == [csv_cell(held), "next"]

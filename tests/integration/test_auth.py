@@ -36,7 +36,8 @@ def secured(tmp_path_factory):
                       f"token: {TOKENS['community']}}}\n"
                       f"  - {{role: admin, token: {TOKENS['admin']}, name: 值班员}}\n",
                       encoding="utf-8")
-    stack = Stack(tmp, None, "--config", str(config))
+    # a burst large enough for the matrices (the limits are tests/chaos/test_intruders.py's)
+    stack = Stack(tmp, {"WHISTLE_RATE_BURST": "1000"}, "--config", str(config))
     yield stack
     stack.stop()
 
@@ -130,3 +131,56 @@ def test_a_department_sees_only_its_own(secured):
     wrong = secured.http.post(f"/api/v1/tasks/{theirs[0]['task_id']}/ack",
                               headers=headers("community"), json={"by": "x"})
     assert wrong.status_code == 403 and "police" in wrong.json()["error"]
+
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def test_every_method_on_every_route_is_decided_for_every_role(secured):
+    """HEAD has exactly GET's rights (and no body); a stream has no HEAD; a method a route does
+    not answer is 405, JSON, with Allow, for everyone, token or not."""
+    answer = secured.http.post("/api/v1/alarms", json=fire_report("methods-setup"),
+                               headers=headers("gateway"))
+    assert answer.status_code == 202, answer.text
+    task = police_task(secured)
+    inc, tid = task["incident_id"], task["task_id"]
+    routes = {  # path: the methods it answers
+        "/api/v1/alarms": {"POST"}, "/api/v1/incidents": {"GET"},
+        f"/api/v1/incidents/{inc}": {"GET"}, f"/api/v1/incidents/{inc}/timeline": {"GET"},
+        f"/api/v1/incidents/{inc}/level": {"POST"}, "/api/v1/tasks": {"GET"},
+        f"/api/v1/tasks/{tid}/ack": {"POST"}, "/api/v1/departments/police/stream": {"GET"},
+        f"/api/v1/sites/{SITE}": {"GET"}, f"/api/v1/devices/{DEVICE}": {"GET"},
+        "/api/v1/playbooks": {"GET"}, "/api/v1/playbooks/reload": {"POST"},
+        "/api/v1/openapi.json": {"GET"}, "/console/police": {"GET"}, "/healthz": {"GET"},
+        "/readyz": {"GET"}, "/metrics": {"GET"}}
+    wrong = []
+    for path, answers in routes.items():
+        stream = path.endswith("/stream")
+        allowed = answers | ({"HEAD"} if "GET" in answers and not stream else set())
+        for role in ROLES:
+            get = status_of(secured, "GET", path, role, None) if "GET" in answers else None
+            for method in METHODS:
+                if method in answers:
+                    continue  # the contract's matrix, above
+                reply = secured.http.request(method, path, headers=headers(role))
+                if method == "HEAD" and method in allowed:
+                    if reply.status_code != get or reply.content:
+                        wrong.append(f"HEAD {path} as {role}: {reply.status_code} "
+                                     f"({len(reply.content)} bytes), GET {get}")
+                    continue
+                ok = (reply.status_code == 405
+                      and set(reply.headers.get("allow", "").split(", ")) == allowed
+                      and reply.headers["content-type"].startswith("application/json")
+                      # an answer to HEAD has no body, by HTTP's rules
+                      and (method == "HEAD" and not reply.content
+                           or reply.json()["details"][0]["loc"] == ["method"]))
+                if not ok:
+                    wrong.append(f"{method} {path} as {role}: {reply.status_code} "
+                                 f"Allow {reply.headers.get('allow')!r} {reply.text[:120]}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_an_unknown_path_answers_the_json_error_shape(secured):
+    answer = secured.http.get("/api/v1/nothing-here", headers=headers("admin"))
+    assert answer.status_code == 404
+    assert answer.json()["details"][0]["loc"] == ["path"]
