@@ -300,3 +300,14 @@ def test_a_naive_sent_time_is_refused():
     with pytest.raises(ValueError, match="offset"):
         incident_to_cap(incident(), site=SITE, title="火警", confirmed=True, sender=SENDER,
                         sent=T0.replace(tzinfo=None))
+
+
+def test_control_characters_in_a_registry_name_leave_the_alert_well_formed(schema):
+    """Ids cannot hold control characters (schemas.common), but a site's name and address are
+    free text from a registry file: what XML 1.0 cannot hold becomes U+FFFD."""
+    hostile = SITE.model_copy(update={"name": "实验室\x00\x1b[2J\x0b", "address": "巨野河\x01路"})
+    out = incident_to_cap(incident(), site=hostile, title="火警\x08", confirmed=True,
+                          sender=SENDER, sent=T0)
+    root = valid(schema, out)
+    assert find(root, "info/headline") == "火警\ufffd — 实验室\ufffd\ufffd[2J\ufffd"
+    assert find(root, "info/area/areaDesc") == "巨野河\ufffd路"
