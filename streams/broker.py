@@ -111,14 +111,18 @@ def kafka_jars(say: Callable[[str], None] = lambda line: print(line, file=sys.st
     stamp = hashlib.sha256(pom.read_bytes()).hexdigest()[:16]
     cache = cache_dir()
     libs = cache / "libs"
-    if (cache / "pom.sha").is_file() and (cache / "pom.sha").read_text().strip() == stamp:
+
+    def cached() -> bool:
+        return (cache / "pom.sha").is_file() and (cache / "pom.sha").read_text().strip() == stamp
+
+    if cached():
         return libs
     _need("java", "openjdk-17-jre-headless")
     mvn = _need("mvn", "maven")
     cache.mkdir(parents=True, exist_ok=True)
     with open(cache / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if (cache / "pom.sha").is_file() and (cache / "pom.sha").read_text().strip() == stamp:
+        if cached():  # another start fetched them meanwhile
             return libs
         say(f"whistle: fetching Apache Kafka {KAFKA_VERSION} with Maven into {cache} "
             f"(once; later starts use it)")
