@@ -1,7 +1,7 @@
 """`whistle broker`: the embedded Apache Kafka node alone, as an operator meets it. It is ready
 when a client can produce, keeps its records across a restart on the same data directory,
 stops cleanly on SIGTERM, and refuses what it cannot use with the path or port and the fix,
-changing nothing.
+changing nothing. A disk that fills while it runs stops it, and it says why.
 
     .venv/bin/pytest -s tests/streams/test_broker.py    # prints start-to-ready times
 """
@@ -17,7 +17,9 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -157,19 +159,58 @@ def test_a_data_directory_that_cannot_be_written_is_named(tmp_path):
     assert f"the data directory {tmp_path / 'a-file' / 'data'} is not writable" in said
 
 
-def test_a_nearly_full_disk_is_named(tmp_path):
-    """A 64 MiB file system (tmpfs; root only, as CI runs): the broker needs 256 MiB free."""
-    small = tmp_path / "small"
-    small.mkdir()
+@contextmanager
+def small_disk(folder: Path, mib: int) -> Iterator[Path]:
+    """A file system of `mib` MiB at `folder` (tmpfs; root only, as CI and `make test` run)."""
+    folder.mkdir()
     if os.geteuid() != 0:
         pytest.fail("mounting a small tmpfs needs root (CI and `make test` run as root)")
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(small)], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={mib}m", "tmpfs", str(folder)],
+                   check=True)
     try:
-        said = refused(small / "data", free_port())
-        assert f"the data directory {small / 'data'} has" in said
-        assert "MiB free; the broker needs at least 256 MiB" in said
+        yield folder
     finally:
-        subprocess.run(["umount", str(small)], check=True)
+        subprocess.run(["umount", "--lazy", str(folder)], check=True)
+
+
+def test_a_nearly_full_disk_is_named(tmp_path):
+    """The broker needs 256 MiB free to start."""
+    with small_disk(tmp_path / "small", 64) as small:
+        said = refused(small / "data", free_port())
+    assert f"the data directory {small / 'data'} has" in said
+    assert "MiB free; the broker needs at least 256 MiB" in said
+
+
+async def produce_until_refused(port: int) -> str:
+    """Produce 100 KB records until the broker refuses or goes; what stopped it."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=f"127.0.0.1:{port}", acks="all",
+                                request_timeout_ms=5000)
+    await producer.start()
+    try:
+        for _ in range(100):
+            await producer.send_and_wait("fill", b"x" * 100_000)
+        return "nothing"
+    except Exception as exc:
+        return type(exc).__name__
+    finally:
+        await producer.stop()
+
+
+def test_a_disk_that_fills_while_running_stops_the_broker_and_says_why(tmp_path):
+    with small_disk(tmp_path / "small", 300) as small:
+        port = free_port()
+        running = broker(small / "data", port)
+        ready_line(running)
+        asyncio.run(produce_and_read(port, "fill", None))  # the topic, before the disk fills
+        free = shutil.disk_usage(small).free
+        (small / "filler").write_bytes(b"\0" * (free - 2**20))
+        stopped_by = asyncio.run(produce_until_refused(port))
+        assert running.wait(30) == 1, stopped_by
+        said = running.stderr.read()
+    assert "whistle broker: the broker exited with code" in said
+    assert str(small / "data" / "broker.log") in said and "No space left on device" in said
 
 
 def test_a_broker_that_exits_while_starting_says_why(tmp_path):
