@@ -37,6 +37,7 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from prometheus_client import ProcessCollector
 
 from schemas import Alarm, utc_now
 
@@ -650,24 +651,13 @@ async def _measure_all(opts: BenchOptions, broker: str, urls: list[str], pids: l
     return figures
 
 
-def rss_mb(pid: int) -> float | None:
-    """A process's resident memory in MB (10^6 bytes), from /proc."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024 / 1e6
-    except OSError:
-        pass
-    return None
-
-
-def cpu_s(pid: int) -> float | None:
-    """The CPU seconds a process has used (user and system), from /proc."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def process_figures(pid: int) -> dict[str, float]:
+    """A process's RSS (MB, 10^6 bytes) and CPU seconds so far, read the way the workers'
+    /metrics read their own (prometheus_client's process collector, from /proc)."""
+    found = {m.name: m.samples[0].value
+             for m in ProcessCollector(pid=lambda: pid, registry=None).collect() if m.samples}
+    return {"rss_mb": found["process_resident_memory_bytes"] / 1e6,
+            "cpu_s": found["process_cpu_seconds"]}
 
 
 def time_up(data: Path) -> dict:
@@ -740,8 +730,9 @@ def run(opts: BenchOptions) -> int:
                                            receiver, alertmanager))
         figures["where"], figures["store"] = where, store
         if startup is not None:
-            startup["broker_rss_mb"] = rss_mb(broker.process.pid)
-            startup["broker_cpu_s"] = cpu_s(broker.process.pid)  # over the whole run
+            broker_now = process_figures(broker.process.pid)  # CPU: over the whole run
+            startup["broker_rss_mb"] = broker_now["rss_mb"]
+            startup["broker_cpu_s"] = broker_now["cpu_s"]
         figures["startup"] = startup
     except KeyboardInterrupt:
         say("interrupted")

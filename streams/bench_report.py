@@ -105,10 +105,10 @@ def table(f: dict) -> str:
                  ("  the embedded Kafka alone, start to ready (s)",
                   f"{start['broker_ready_s']:.1f}", "", "", ""),
                  ("  the embedded Kafka's RSS at the end (MB)",
-                  "-" if start["broker_rss_mb"] is None else f"{start['broker_rss_mb']:.0f}",
+                  f"{start['broker_rss_mb']:.0f}",
                   "", "", ""),
                  ("  the embedded Kafka's CPU over the whole run (s)",
-                  "-" if start.get("broker_cpu_s") is None else f"{start['broker_cpu_s']:.1f}",
+                  f"{start['broker_cpu_s']:.1f}",
                   "", "", "")]
     lines = layout(rows)
     if f.get("peer"):

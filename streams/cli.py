@@ -59,10 +59,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_broker(args: argparse.Namespace) -> int:
     from .up import run_broker
 
-    data = args.data or Settings.model_fields["data"].default
-    if args.data is None and os.environ.get("WHISTLE_DATA"):
-        data = Path(os.environ["WHISTLE_DATA"])
-    return run_broker(data, args.port)
+    return run_broker(args.data or Settings().data, args.port)  # WHISTLE_DATA, or ./.whistle
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

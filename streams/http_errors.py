@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 EVERY = 10.0  # seconds: at most one log line about malformed requests this often
 
 
-def _body(status: int, error: str, loc: str, msg: str) -> bytes:
+def _body(error: str, loc: str, msg: str) -> bytes:
     return json.dumps({"error": error, "details": [{"loc": [loc], "msg": msg}]},
                       ensure_ascii=False).encode("utf-8")
 
@@ -44,12 +44,12 @@ async def json_errors(request: web.Request,
     try:
         return await handler(request)
     except web.HTTPNotFound:
-        return web.Response(status=404, body=_body(404, f"no such path {request.path}", "path",
+        return web.Response(status=404, body=_body(f"no such path {request.path}", "path",
                                                    "unknown"),
                             content_type="application/json", charset="utf-8")
     except web.HTTPMethodNotAllowed as exc:  # the methods a view answers (ApiView.allowed)
         allowed = ", ".join(sorted(exc.allowed_methods))
-        return web.Response(status=405, body=_body(405, f"{request.method} is not allowed here",
+        return web.Response(status=405, body=_body(f"{request.method} is not allowed here",
                                                    "method", f"allowed: {allowed}"),
                             headers={"Allow": allowed}, content_type="application/json",
                             charset="utf-8")
@@ -101,7 +101,7 @@ def _handle_error(self: web_protocol.RequestHandler, request: Any, status: int =
         raise ConnectionError("the response was under way")
     status, loc, msg = _fault(exc)
     _quiet.say(request.remote, status, exc)
-    response = web.Response(status=status, body=_body(status, msg, loc, msg),
+    response = web.Response(status=status, body=_body(msg, loc, msg),
                             content_type="application/json", charset="utf-8")
     response.force_close()
     return response

@@ -81,30 +81,25 @@ class ApiView(View):
     def allowed(self) -> frozenset[str]:
         """The methods this view answers: those it defines, and HEAD wherever GET is (Faust's
         View.head runs get()) unless `has_head` is off."""
-        if self._allowed is None:
+        allowed = type(self).__dict__.get("_allowed")  # this view class's own, never a base's
+        if allowed is None:
             methods = {m.lower() for m in View.get_methods(self)} - {"head"}
             if "get" in methods and self.has_head:
                 methods.add("head")
-            type(self)._allowed = frozenset(methods)
-        return self._allowed
+            allowed = type(self)._allowed = frozenset(methods)
+        return allowed
 
     def get_methods(self) -> set[str]:
         """What Faust routes to this view: exactly `allowed()` (Faust routes HEAD to every
-        view), so the router's own 405 names the same methods as `authorize`'s."""
+        view). Any other method never reaches it: the router answers 405, for everyone, token
+        or not (`streams.http_errors.json_errors` gives it the JSON shape)."""
         return {m.upper() for m in self.allowed()}
 
     def authorize(self, request: Any) -> Caller:
-        """The caller, if it may do this now: 405 (a method this path does not answer),
-        401/403 (auth), 429 (over its rate limit, refusals of its token's role included).
-        Every method is decided here: HEAD has exactly GET's rights, and a method no view
-        implements is 405 for everyone, token or not."""
+        """The caller, if it may do this now: 401/403 (auth), 429 (over its rate limit,
+        refusals of its token's role included). HEAD has exactly GET's rights."""
         w = self.whistle
         method = request.method.lower()
-        allowed = self.allowed()
-        if method not in allowed:
-            listed = ", ".join(sorted(m.upper() for m in allowed))
-            raise Refusal(405, f"{request.method} is not allowed here",
-                          problem("method", f"allowed: {listed}"), {"Allow": listed})
         right = self.rights.get("get" if method == "head" else method, PUBLIC)
         try:
             caller = w.auth.check(request.headers.get("Authorization"), right)
