@@ -63,7 +63,7 @@ class Stack:
                "--data", str(self.data), *args]
         self.process = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, "WHISTLE_LOG_LEVEL": "warning", **(env or {})})
+            env={**os.environ, "WHISTLE_LOG_LEVEL": "info", **(env or {})})
         self._ready = threading.Event()
         threading.Thread(target=self._read, daemon=True).start()
         self.started = time.monotonic()
@@ -112,8 +112,16 @@ class Stack:
                 return value
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out after {timeout} s waiting for {what}; "
-                                     f"last value {value!r}")
+                                     f"last value {value!r}\n{self.state()}")
             time.sleep(0.05)
+
+    def state(self) -> str:
+        """What the stack says of itself, for a failure's message: /readyz and its output."""
+        try:
+            ready = httpx.get(f"{self.url}/readyz", timeout=5).text
+        except httpx.HTTPError as e:
+            ready = repr(e)
+        return f"/readyz: {ready}\nwhistle up printed:\n" + "".join(self.output[-80:])
 
 
 @pytest.fixture(scope="module")
