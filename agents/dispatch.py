@@ -11,12 +11,12 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from schemas import Incident, Triaged
-from streams.library import PlaybookLibrary
+from playbooks.coordinator import PlaybookLibrary
 
-from .incidents import on_triaged, opening_entries
+from agents.logic.incidents import on_triaged, opening_entries
 
 if TYPE_CHECKING:
-    from streams.app import Whistle
+    from streams.worker import Whistle
 
 __all__ = ["register"]
 

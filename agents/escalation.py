@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from schemas import Escalation, Incident, Task
-from streams import topics
-from streams.codec import dump
+from schemas import topics
+from schemas.codec import dump
 
-from .deadlines import escalate
+from agents.logic.deadlines import escalate
 
 if TYPE_CHECKING:
-    from streams.app import Whistle
+    from streams.worker import Whistle
 
 __all__ = ["register"]
 

@@ -9,13 +9,13 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from schemas import LEVELS, Incident, IncidentUpdate
-from streams import topics
-from streams.codec import dump
+from schemas import topics
+from schemas.codec import dump
 
-from .incidents import SameLevel, change_level, on_update
+from agents.logic.incidents import SameLevel, change_level, on_update
 
 if TYPE_CHECKING:
-    from streams.app import Whistle
+    from streams.worker import Whistle
 
 __all__ = ["MERGE_ATTEMPTS", "register"]
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from schemas import SiteEvent
-from streams import topics
-from streams.codec import dump
+from schemas import topics
+from schemas.codec import dump
 
-from .correlation import SiteState
-from .health import DeviceState, count_false_alarm, false_alarm_flag
+from agents.logic.correlation import SiteState
+from agents.logic.health import DeviceState, count_false_alarm, false_alarm_flag
 
 if TYPE_CHECKING:
-    from streams.app import Whistle
+    from streams.worker import Whistle
 
 __all__ = ["register"]
 

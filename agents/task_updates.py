@@ -7,16 +7,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from schemas import Incident, Task, TaskUpdate
-from streams import topics
-from streams.codec import dump
+from schemas import topics
+from schemas.codec import dump
 
-from .deadlines import cleared_notices
-from .incidents import on_task_changed
-from .taskstate import ENTRY_TYPE_OF, IllegalTransition, apply_update
-from .timelines import entry
+from agents.logic.deadlines import cleared_notices
+from agents.logic.incidents import on_task_changed
+from agents.logic.taskstate import ENTRY_TYPE_OF, IllegalTransition, apply_update
+from agents.logic.timelines import entry
 
 if TYPE_CHECKING:
-    from streams.app import Whistle
+    from streams.worker import Whistle
 
 __all__ = ["register"]
 

@@ -18,46 +18,22 @@ tables after every rebalance, once recovery is done: a restarted worker forgets 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
-from schemas import Incident, IncidentUpdate, Task
-from streams import topics
-from streams.codec import dump
+from schemas import IncidentUpdate, Task
+from schemas import topics
+from schemas.codec import dump
 
-from .confirmation import pas_due
-from .deadlines import due_escalations, next_due
-from .health import DeviceState, offline_alarm
+from agents.logic.deadlines import due_escalations
+from agents.logic.health import DeviceState, offline_alarm
 
 if TYPE_CHECKING:
-    from streams.app import Whistle
+    from streams.worker import Whistle
 
-__all__ = ["RESEND_AFTER", "rebuild", "register", "track_deadlines", "track_verification"]
+__all__ = ["RESEND_AFTER", "rebuild", "register"]
 
 RESEND_AFTER = timedelta(seconds=30)
 """An escalation sent and not applied within this is sent again (same id: applied once)."""
-
-
-def track_verification(w: "Whistle", incident: Incident | None, tasks: Iterable[Task]) -> None:
-    """Keep the PAS index current with what was just published."""
-    for task in tasks:
-        if task.verification:
-            due = pas_due(task)
-            if due is None:
-                w.verifications.pop(task.incident_id, None)
-            else:
-                w.verifications[task.incident_id] = due
-    if incident is not None and incident.confirmation != "unconfirmed":
-        w.verifications.pop(incident.incident_id, None)
-
-
-def track_deadlines(w: "Whistle", tasks: Iterable[Task]) -> None:
-    """Keep the deadline index current with what was just published."""
-    for task in tasks:
-        due = next_due(task, w.rules_of(task))
-        if due is None:
-            w.deadlines.cancel(task.task_id)
-        else:
-            w.deadlines.schedule(task.task_id, int(due.timestamp()))
 
 
 def rebuild(w: "Whistle") -> None:
@@ -66,14 +42,14 @@ def rebuild(w: "Whistle") -> None:
     w.escalating.clear()
     w.deadlines = type(w.deadlines)(resolution=w.deadlines.resolution)
     w.open_tasks.rebuild(w.tables.tasks.values())
-    track_deadlines(w, (Task.model_validate(v) for v in w.tables.tasks.values()
+    w.track_deadlines((Task.model_validate(v) for v in w.tables.tasks.values()
                         if v["status"] not in ("completed", "rejected")))
     for value in w.tables.tasks.values():
         if value.get("verification") and value["status"] in ("dispatched", "acknowledged",
                                                              "in_progress"):
             incident = w.tables.incidents.get(value["incident_id"])
             if incident and incident["confirmation"] == "unconfirmed":
-                track_verification(w, None, [Task.model_validate(value)])
+                w.track_verification(None, [Task.model_validate(value)])
     for device_id, value in w.tables.devices.items():
         state = DeviceState.from_json(value)
         if state is not None and state.reported < state.last_seen:
@@ -103,7 +79,7 @@ async def check_deadlines(w: "Whistle") -> None:
         due = [e for e in due_escalations(task, w.rules_of(task), now)
                if not _under_way(w, e.escalation_id, now)]
         if not due:  # due later within this second, or sent and not applied yet: look again
-            track_deadlines(w, [task])
+            w.track_deadlines([task])
         for esc in due:  # applying it puts the task back in the index
             w.escalating[esc.escalation_id] = now
             await w.send(topics.ESCALATIONS, esc.incident_id, dump(esc))

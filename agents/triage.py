@@ -7,7 +7,7 @@ A gateway's retry (the same alarm_id in a later message) stops here. The *same m
 again (a replay after a crash, before its offset was committed) is forwarded again, because
 the first run may have died before sending it; the incident stage drops what it has.
 
-The urgent lane (`whistle.alarms.urgent` -> `whistle.triaged.urgent`, see `streams.lookahead`)
+The urgent lane (`whistle.alarms.urgent` -> `whistle.triaged.urgent`, see `streams.runtime.lookahead`)
 runs this same stage on copies of people's fire reports read ahead of a backlog. Whichever
 copy of an alarm comes first decides; the other is a retry of it, so it stops here."""
 
@@ -17,19 +17,17 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from schemas import Alarm, Evidence, Triaged
-from streams import topics
-from streams.codec import dump
+from schemas import topics
+from schemas.topics import ORIGIN
+from schemas.codec import dump
 
-from .correlation import SiteState, decide, hazard_of
-from .health import DeviceState, seen
+from agents.logic.correlation import SiteState, decide, hazard_of
+from agents.logic.health import DeviceState, seen
 
 if TYPE_CHECKING:
-    from streams.app import Whistle
+    from streams.worker import Whistle
 
-__all__ = ["ORIGIN", "origin", "register"]
-
-ORIGIN = "whistle-origin"
-"""Header of an urgent copy: the original's "partition:offset" on `whistle.alarms`."""
+__all__ = ["origin", "register"]
 
 
 async def handle(w: "Whistle", alarm: Alarm, message) -> None:
@@ -43,7 +41,8 @@ async def handle(w: "Whistle", alarm: Alarm, message) -> None:
         position = f"u:{origin(message) or f'{message.partition}:{message.offset}'}"
     else:
         position = f"{message.partition}:{message.offset}"
-        w.lookahead.passed(message.partition, message.offset)
+        if w.lookahead is not None:
+            w.lookahead.passed(message.partition, message.offset)
     recorded = w.tables.alarms_seen.get(alarm.alarm_id)  # [incident, position, action, merges]
     state = SiteState.from_json(w.tables.sites.get(key))
     decision = decide(alarm, state, recorded[0] if recorded else False,
@@ -101,7 +100,8 @@ def register(w: "Whistle") -> None:
 
     w.stage(w.topics.alarms, "triage", Alarm, handle, checked_against_broker_time)
     def taken(message) -> dict:
-        w.lookahead.taken += 1  # whether it decodes or not: the lane has one less waiting
+        if w.lookahead is not None:  # whether it decodes or not: the lane has one less waiting
+            w.lookahead.taken += 1
         return checked_against_broker_time(message)
 
     w.stage(w.topics.alarms_urgent, "triage-urgent", Alarm, handle, taken)

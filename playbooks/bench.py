@@ -16,8 +16,8 @@ from datetime import datetime, timedelta, timezone
 
 from schemas import KINDS, SITE_TYPES, Playbook
 
-from .load import LoadedPlaybook, PlaybookSet
-from .match import Facts, match
+from playbooks.load import LoadedPlaybook, PlaybookSet
+from playbooks.match import Facts, match
 
 __all__ = ["run", "synthetic_set"]
 

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from schemas import Playbook
 
 if TYPE_CHECKING:
-    from .match import Compiled, Facts
+    from playbooks.match import Compiled, Facts
 
 __all__ = ["LIBRARY", "LoadedPlaybook", "PlaybookError", "PlaybookSet", "Problem",
            "load_playbooks", "parse_playbook"]
@@ -63,7 +63,7 @@ class LoadedPlaybook:
 
     @cached_property
     def compiled(self) -> "Compiled":
-        from .match import Compiled
+        from playbooks.match import Compiled
         return Compiled(self.playbook.match)
 
     def line(self, *loc: Any) -> int:
@@ -110,7 +110,7 @@ class PlaybookSet:
 
     @classmethod
     def of(cls, loaded: list[LoadedPlaybook]) -> "PlaybookSet":
-        from .match import _rank
+        from playbooks.match import _rank
 
         problems = []
         fallbacks = [lp for lp in loaded if lp.playbook.fallback]
@@ -144,7 +144,7 @@ class _Bucket:
 
     @classmethod
     def of(cls, ranked: Iterable[LoadedPlaybook]) -> "_Bucket":
-        from .match import _rank
+        from playbooks.match import _rank
 
         bucket = cls(defaultdict(list), defaultdict(list), defaultdict(list), [])
         for lp in ranked:
@@ -183,7 +183,7 @@ class _Bucket:
 
 def _ambiguities(ranked: list[LoadedPlaybook]) -> list[Problem]:
     """Pairs of equal specificity and priority that could both fit one alarm."""
-    from .match import overlap, specificity
+    from playbooks.match import overlap, specificity
 
     groups: dict[tuple, list[LoadedPlaybook]] = defaultdict(list)
     for lp in ranked:

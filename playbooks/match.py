@@ -21,7 +21,7 @@ from schemas import LEVELS, PlaybookMatch
 from schemas.playbook import WEEKDAYS, AttributeCondition, window_minutes
 
 if TYPE_CHECKING:
-    from .load import LoadedPlaybook, PlaybookSet
+    from playbooks.load import LoadedPlaybook, PlaybookSet
 
 __all__ = ["Candidate", "Facts", "MatchResult", "explain", "fits", "match", "overlap",
            "specificity"]

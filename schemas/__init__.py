@@ -1,18 +1,18 @@
 """The vocabulary of Whistle: pydantic models for every message and file. No I/O, no Faust."""
 
-from .alarm import KINDS, SIGNALS, Alarm, Location, Reporter, Signal
-from .common import LEVELS, Duration, Level, Timestamp, parse_duration, utc_now
-from .config import FEEDBACK_TARGET, ROLES, Config, Grant, Role, Webhook, token_digest
-from .department import Department, DepartmentRegistry
-from .escalation import (CAUSES, Cause, DeliveryAttempt, Escalation, Feedback, FeedbackItem,
+from schemas.alarm import KINDS, SIGNALS, Alarm, Location, Reporter, Signal
+from schemas.common import LEVELS, Duration, Level, Timestamp, parse_duration, utc_now
+from schemas.config import FEEDBACK_TARGET, ROLES, Config, Grant, Role, Webhook, token_digest
+from schemas.department import Department, DepartmentRegistry
+from schemas.escalation import (CAUSES, Cause, DeliveryAttempt, Escalation, Feedback, FeedbackItem,
                          Overdue)
-from .incident import (CONFIRMATIONS, INCIDENT_STATUSES, Confirmation, Evidence, Incident,
+from schemas.incident import (CONFIRMATIONS, INCIDENT_STATUSES, Confirmation, Evidence, Incident,
                        IncidentStatus, IncidentUpdate, LevelRequest, PlaybookRef)
-from .messages import DeadLetter, SiteEvent, Triaged
-from .playbook import Playbook, PlaybookMatch, PlaybookStep
-from .site import SITE_TYPES, Device, Site, SiteRegistry, SiteType
-from .task import TASK_ACTIONS, TASK_STATUSES, Task, TaskAction, TaskStatus, TaskUpdate, TaskUpdateRequest
-from .timeline import ENTRY_TYPES, Timeline, TimelineEntry
+from schemas.messages import DeadLetter, SiteEvent, Triaged
+from schemas.playbook import Playbook, PlaybookMatch, PlaybookStep
+from schemas.site import SITE_TYPES, Device, Site, SiteRegistry, SiteType
+from schemas.task import TASK_ACTIONS, TASK_STATUSES, Task, TaskAction, TaskStatus, TaskUpdate, TaskUpdateRequest
+from schemas.timeline import ENTRY_TYPES, Timeline, TimelineEntry
 
 __all__ = [
     "Alarm", "DeadLetter", "INCIDENT_STATUSES", "Department", "DepartmentRegistry", "Duration", "ENTRY_TYPES",

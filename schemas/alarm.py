@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo,
                       field_validator, model_validator)
 
-from .common import (NO_CONTROL, Identifier, Timestamp, field_error, no_control_characters,
+from schemas.common import (NO_CONTROL, Identifier, Timestamp, field_error, no_control_characters,
                      plain_json, utc_now)
 
 __all__ = ["Alarm", "KINDS", "Location", "Reporter", "SIGNALS", "Signal", "MAX_FUTURE_SKEW"]

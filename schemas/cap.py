@@ -77,10 +77,10 @@ import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 from pydantic import ValidationError
 
-from .alarm import Alarm
-from .common import LEVELS, parse_timestamp
-from .incident import Incident
-from .site import Site
+from schemas.alarm import Alarm
+from schemas.common import LEVELS, parse_timestamp
+from schemas.incident import Incident
+from schemas.site import Site
 
 __all__ = ["CAP_CONTENT_TYPE", "CAP_NS", "CapError", "alarm_from_cap", "incident_to_cap"]
 

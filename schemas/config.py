@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, model_validator
 
-from .common import DepartmentId, Duration, field_error
+from schemas.common import DepartmentId, Duration, field_error
 
 __all__ = ["FEEDBACK_TARGET", "ROLES", "Config", "Grant", "Role", "Webhook", "token_digest"]
 

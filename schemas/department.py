@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
-from .common import DepartmentId
+from schemas.common import DepartmentId
 
 __all__ = ["Department", "DepartmentRegistry"]
 

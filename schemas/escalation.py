@@ -10,8 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .alarm import Reporter
-from .common import DepartmentId, Identifier, Timestamp, plain_json
+from schemas.alarm import Reporter
+from schemas.common import DepartmentId, Identifier, Timestamp, plain_json
 
 __all__ = ["CAUSES", "Cause", "DeliveryAttempt", "Escalation", "Feedback", "FeedbackItem",
            "Overdue"]

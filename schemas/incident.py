@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .alarm import Reporter
-from .common import Identifier, Level, Timestamp, field_error
+from schemas.alarm import Reporter
+from schemas.common import Identifier, Level, Timestamp, field_error
 
 __all__ = ["CONFIRMATIONS", "Confirmation", "Evidence", "INCIDENT_STATUSES", "Incident",
            "IncidentStatus", "IncidentUpdate", "LevelRequest", "PlaybookRef"]

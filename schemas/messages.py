@@ -9,10 +9,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .alarm import Alarm
-from .common import Identifier, Timestamp
-from .incident import Evidence
-from .site import Site
+from schemas.alarm import Alarm
+from schemas.common import Identifier, Timestamp
+from schemas.incident import Evidence
+from schemas.site import Site
 
 __all__ = ["DeadLetter", "SiteEvent", "Triaged"]
 

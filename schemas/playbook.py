@@ -26,9 +26,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints,
                       WithJsonSchema, field_validator, model_validator)
 
-from .alarm import Signal
-from .common import DepartmentId, Duration, Identifier, Level, field_error
-from .site import SiteType
+from schemas.alarm import Signal
+from schemas.common import DepartmentId, Duration, Identifier, Level, field_error
+from schemas.site import SiteType
 
 __all__ = ["AttributeCondition", "Confirm", "EscalationRule", "HourWindow", "Playbook", "PlaybookMatch",
            "PlaybookStep", "Slug", "StepUnits", "StepWhen", "WEEKDAYS", "Weekday"]

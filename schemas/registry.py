@@ -27,7 +27,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from .site import Device, Site
+from schemas.site import Device, Site
 
 __all__ = ["DEVICE_COLUMNS", "SITE_COLUMNS", "RegistryError", "RegistryFile", "parse_registry",
            "read_registry"]

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator, model_validator
 
-from .common import DepartmentId, Duration, Identifier
+from schemas.common import DepartmentId, Duration, Identifier
 
 __all__ = ["SITE_TYPES", "Device", "Site", "SiteOverride", "SiteRegistry", "SiteType"]
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .common import DepartmentId, Identifier, Level, Timestamp, field_error
+from schemas.common import DepartmentId, Identifier, Level, Timestamp, field_error
 
 __all__ = [
     "TASK_ACTIONS",

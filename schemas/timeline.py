@@ -6,8 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from .common import Identifier, Timestamp
-from .incident import Incident
+from schemas.common import Identifier, Timestamp
+from schemas.incident import Incident
 
 __all__ = ["ENTRY_TYPES", "EntryType", "Timeline", "TimelineEntry"]
 

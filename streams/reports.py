@@ -14,14 +14,14 @@ from typing import Callable
 
 import httpx
 
-from agents.period import period_stats
-from agents.period_report import period_csv, period_html, period_markdown
-from agents.render import to_csv, to_html, to_json, to_markdown
-from agents.review import review
-from agents.timelines import append, in_time_order
+from agents.report.period import period_stats
+from agents.report.period_report import period_csv, period_html, period_markdown
+from agents.report.render import to_csv, to_html, to_json, to_markdown
+from agents.report.review import review
+from agents.logic.timelines import append, in_time_order
 from schemas import Incident, Timeline, TimelineEntry
 
-from . import topics
+from schemas import topics
 
 __all__ = ["FORMATS", "MEDIA_TYPES", "PERIOD_FORMATS", "render_period", "render_timeline",
            "timelines_from_api", "timelines_from_topic"]
@@ -92,7 +92,7 @@ async def _read_whole(broker: str, topic: str) -> list:
     """Every record of `topic` up to where it ended when asked (no consumer group)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from .broker import bootstrap_servers
+    from streams.kafka.broker import bootstrap_servers
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(broker),
                                 enable_auto_commit=False, auto_offset_reset="earliest")

@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     canonical_url: str = Field("", description="where the other workers reach this one "
                                "(announced in the group); default http://<host>:<port>")
     read_ahead: bool = Field(True, description="copy people's reports past a backlog to the "
-                             "urgent lane (streams.lookahead)")
+                             "urgent lane (streams.runtime.lookahead)")
     poll_records: int = Field(100, ge=1, description="the most records handed to the agents "
                               "at once; Faust delivers a batch whole, so a people's report "
                               "waits for at most one batch of a storm")

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 from schemas import Alarm, Task, Triaged
-from streams import topics
+from schemas import topics
 from streams.app import build
 from streams.settings import Settings
 from tests.conftest import T0, FixedClock, alarm_data
@@ -328,7 +328,7 @@ async def test_the_deadline_timer_sends_each_escalation_once_until_it_is_applied
     verify = Task.model_validate(whistle.tables.tasks["inc-20230516-x.verify"])
     for _ in range(3):                                      # three ticks before it is applied,
         await timers.check_deadlines(whistle)
-        timers.track_deadlines(whistle, [verify])           # the task published meanwhile
+        whistle.track_deadlines([verify])           # the task published meanwhile
         whistle.clock.advance(seconds=1)
     sent = [v for t, _, v in whistle.sent if t == topics.ESCALATIONS]
     assert [e["escalation_id"] for e in sent] == ["inc-20230516-x.verify:ack:overdue",

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from agents.correlation import (RETENTION, SiteState, decide, family_of, hazard_of,
+from agents.logic.correlation import (RETENTION, SiteState, decide, family_of, hazard_of,
                                 incident_id_for)
 from schemas import Alarm
 from tests.conftest import T0, alarm_data

@@ -7,10 +7,10 @@ from datetime import timedelta
 
 import pytest
 
-from agents.deadlines import (OpenTaskIndex, cleared_notices, due_escalations, escalate, next_due, pending,
+from agents.logic.deadlines import (OpenTaskIndex, cleared_notices, due_escalations, escalate, next_due, pending,
                               rules_for)
-from agents.feedback import feedback_entry, feedback_for
-from agents.taskstate import apply_update
+from agents.logic.feedback import feedback_entry, feedback_for
+from agents.logic.taskstate import apply_update
 from playbooks import LIBRARY, load_playbooks, plan_tasks
 from schemas import Escalation, Incident, PlaybookRef, Reporter, Site, TaskUpdate
 from tests.conftest import T0

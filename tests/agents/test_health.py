@@ -1,4 +1,4 @@
-"""Device health rules (agents/health.py), as pure functions with a fixed clock: signs of life,
+"""Device health rules (agents/logic/health.py), as pure functions with a fixed clock: signs of life,
 offline reports, the due index, and false alarms counted per site and local day."""
 
 import random
@@ -6,10 +6,10 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from agents.correlation import SiteState
-from agents.health import (FALSE_ALARMS_PER_DAY, DeviceState, DueIndex, count_false_alarm,
+from agents.logic.correlation import SiteState
+from agents.logic.health import (FALSE_ALARMS_PER_DAY, DeviceState, DueIndex, count_false_alarm,
                            false_alarm_flag, offline_alarm, seen)
-from agents.incidents import facts_of
+from agents.logic.incidents import facts_of
 from playbooks import LIBRARY, load_playbooks, match
 from schemas import Alarm, Site, SiteEvent
 from tests.conftest import CHINA, T0, alarm_data

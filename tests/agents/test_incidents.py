@@ -2,10 +2,10 @@ from datetime import timedelta
 
 import pytest
 
-from agents.correlation import SiteState, decide, hazard_of
-from agents.incidents import on_task_changed, on_triaged, on_update
-from agents.taskstate import apply_update
-from agents.timelines import append, entry, in_time_order
+from agents.logic.correlation import SiteState, decide, hazard_of
+from agents.logic.incidents import on_task_changed, on_triaged, on_update
+from agents.logic.taskstate import apply_update
+from agents.logic.timelines import append, entry, in_time_order
 from playbooks import LIBRARY, load_playbooks
 from schemas import Alarm, IncidentUpdate, Site, TaskUpdate, Triaged
 from tests.conftest import T0, alarm_data
@@ -274,7 +274,7 @@ def test_timeline_appends_once_and_sorts_by_time_keeping_recorded_order_for_ties
 
 
 def test_a_level_change_adds_the_steps_it_reaches_and_nothing_twice(clock):
-    from agents.incidents import SameLevel, change_level
+    from agents.logic.incidents import SameLevel, change_level
 
     opened = on_triaged(None, triaged("gw:1", kind="fire_report"), PLAYBOOKS, None, list, clock())
     loaded = LAB_FIRE

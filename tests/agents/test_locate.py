@@ -5,8 +5,8 @@ import math
 
 import pytest
 
-from agents import correlation
-from agents.locate import Registry, distance_m, normalize, registry_from, resolve
+from agents.logic import correlation
+from agents.logic.locate import Registry, distance_m, normalize, registry_from, resolve
 from schemas import Alarm, Device, Location, Site
 from schemas.registry import read_registry
 from streams.settings import DEMO_SITES

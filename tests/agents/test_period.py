@@ -6,9 +6,9 @@ import io
 from datetime import date, timedelta
 from html.parser import HTMLParser
 
-from agents.period import percentile, period_stats, task_times
-from agents.period_report import period_csv, period_html, period_markdown
-from agents.timelines import entry
+from agents.report.period import percentile, period_stats, task_times
+from agents.report.period_report import period_csv, period_html, period_markdown
+from agents.logic.timelines import entry
 from schemas import Incident, PlaybookRef, Timeline
 from tests.conftest import T0   # 2023-05-16 14:03:07 +08:00
 

@@ -1,4 +1,4 @@
-"""The four forms of the after-action review (agents.render): the contract's JSON, CSV for
+"""The four forms of the after-action review (agents.report.render): the contract's JSON, CSV for
 Excel, Markdown and the printable HTML page; and that nothing from an alarm, a reporter or a
 department name can become markup, a formula or a new table column in any of them."""
 
@@ -13,9 +13,9 @@ from html.parser import HTMLParser
 
 import pytest
 
-from agents.render import (CSV_HEADER, duration_rows, to_csv, to_html, to_json, to_markdown)
-from agents.review import ENTRY_NAMES, review
-from agents.timelines import entry
+from agents.report.render import (CSV_HEADER, duration_rows, to_csv, to_html, to_json, to_markdown)
+from agents.report.review import ENTRY_NAMES, review
+from agents.logic.timelines import entry
 from schemas import ENTRY_TYPES, Timeline
 
 from .test_review import INC, NAMES, NOTICE, at, lab_fire, tid

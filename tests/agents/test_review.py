@@ -1,4 +1,4 @@
-"""The after-action review (agents.review) of a fixed lab-fire timeline: lanes, bars, overdue
+"""The after-action review (agents.report.review) of a fixed lab-fire timeline: lanes, bars, overdue
 stretches, escalation marks, levels and every duration, to the second.
 
 `lab_fire()` is the timeline the render and browser tests use too."""
@@ -9,8 +9,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from agents.review import Stretch, format_duration, is_notice, review
-from agents.timelines import entry
+from agents.report.review import Stretch, format_duration, is_notice, review
+from agents.logic.timelines import entry
 from schemas import Incident, Timeline
 
 CHINA = timezone(timedelta(hours=8))

@@ -1,6 +1,6 @@
 import pytest
 
-from agents.taskstate import TRANSITIONS, IllegalTransition, apply_update, next_status
+from agents.logic.taskstate import TRANSITIONS, IllegalTransition, apply_update, next_status
 from schemas import TASK_ACTIONS, TASK_STATUSES, Task, TaskUpdate
 from tests.conftest import T0
 

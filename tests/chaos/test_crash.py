@@ -26,8 +26,8 @@ import httpx
 import pytest
 
 from playbooks.departments import DEPARTMENTS, load_departments
-from streams import topics
-from streams.broker import free_port
+from schemas import topics
+from streams.kafka.broker import free_port
 from tests.integration.kafka import read_topic
 from tests.integration.test_storm import grouped_by_survivor, oracle
 from tests.integration.workers import Worker, wait

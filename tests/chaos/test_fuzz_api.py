@@ -36,7 +36,7 @@ from schemathesis.specs.openapi.checks import (content_type_conformance,
                                                status_code_conformance)
 
 from streams.app import build
-from streams.openapi import PATH, document
+from streams.http.openapi import PATH, document
 from streams.settings import Settings
 from tests.integration.conftest import Stack
 

@@ -2,7 +2,7 @@
 
 Arbitrary JSON values, and valid documents with one field mutated, go into the models that
 guard the edges (`Alarm`, `TaskUpdate`, `IncidentUpdate`, `Escalation`, `Config`, `Task`);
-arbitrary bytes into `streams.codec.decode` and the CAP parser; arbitrary YAML into the
+arbitrary bytes into `schemas.codec.decode` and the CAP parser; arbitrary YAML into the
 playbook loader. The only failures allowed are the documented ones, each naming where:
 pydantic's ValidationError (every `loc` non-empty), `Rejected` (a reason), CapError (the
 element) and PlaybookError (`file:line`). What validates must also survive `dump` and `decode`
@@ -33,12 +33,12 @@ from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 from pydantic import BaseModel, ValidationError
 
-from agents.correlation import incident_id_for
+from agents.logic.correlation import incident_id_for
 from playbooks.load import LIBRARY, PlaybookError, load_playbooks, parse_playbook
 from schemas import (Alarm, Config, Escalation, IncidentUpdate, SiteEvent, Task, TaskUpdate,
                      TimelineEntry, Triaged)
 from schemas.cap import CAP_NS, CapError, alarm_from_cap
-from streams.codec import Rejected, decode, dump, error_details
+from schemas.codec import Rejected, decode, dump, error_details
 
 NOW = datetime(2024, 3, 1, 13, 15, tzinfo=timezone.utc)
 AT = "2024-03-01T21:15:00+08:00"
@@ -459,7 +459,7 @@ def test_an_id_with_a_control_character_is_refused_naming_it_and_any_other_is_sa
     """Refused with a 422-style error naming the field when it holds a control character (or a
     lone surrogate, which pydantic refuses itself); otherwise it round-trips through CAP's XML
     (well-formed) and a CSV cell."""
-    from agents.render import csv_cell
+    from agents.report.render import csv_cell
     from schemas.cap import xml_text
 
     counted()

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 import httpx
 import pytest
 
-from streams.broker import free_port
+from streams.kafka.broker import free_port
 from tests.integration.conftest import Stack
 
 TOKENS = {"gateway": "gateway-token-intruder-01", "police": "police-token-intruder-001",

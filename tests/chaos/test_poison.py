@@ -33,9 +33,9 @@ from aiokafka import AIOKafkaProducer
 
 from schemas import (Alarm, Escalation, IncidentUpdate, Site, SiteEvent, Task, TaskUpdate,
                      Triaged)
-from streams import topics
-from streams.broker import free_port
-from streams.codec import dump
+from schemas import topics
+from streams.kafka.broker import free_port
+from schemas.codec import dump
 from tests.integration.conftest import Stack
 from tests.integration.kafka import read_topic
 

@@ -22,7 +22,7 @@ import httpx
 import pytest
 import yaml
 
-from streams.broker import free_port
+from streams.kafka.broker import free_port
 from tests.integration.conftest import Stack
 from tests.integration.kafka import produce
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from streams.broker import free_port
+from streams.kafka.broker import free_port
 from tests.integration.workers import demo_broker, wait
 
 from .conftest import DEPLOY, ROOT

@@ -14,7 +14,7 @@ import sys
 import pytest
 import yaml
 
-from streams.broker import free_port
+from streams.kafka.broker import free_port
 
 from .conftest import DEPLOY, HEARTBEATS, exported_names, grouped_by_topic
 from .files import dockerfile, k8s_topics
@@ -126,7 +126,7 @@ def test_the_readme_sizing_is_what_the_sizing_script_prints():
 def test_the_registry_memory_per_device_is_as_sized():
     import tracemalloc
 
-    from agents.locate import Registry
+    from agents.logic.locate import Registry
     from schemas.site import Device, Site
 
     n = 20_000
@@ -163,8 +163,8 @@ def test_the_image_healthcheck_command_answers_for_a_live_worker_only(live):
 def test_the_stream_history_memory_per_event_is_as_sized():
     import tracemalloc
 
-    from streams.codec import dump
-    from streams.feed import DepartmentLog, _task
+    from schemas.codec import dump
+    from streams.notify.feed import DepartmentLog, _task
     from tests.agents.test_deadlines import Desk
 
     planned = list(Desk().tasks.values())  # the lab fire's tasks

@@ -23,8 +23,8 @@ import httpx
 import pytest
 
 from schemas import Incident
-from streams import topics
-from streams.broker import free_port
+from schemas import topics
+from streams.kafka.broker import free_port
 from tests.integration.kafka import committed, read_topic
 from tests.integration.workers import Worker, busy_core, demo_broker, playbooks, wait
 
@@ -108,7 +108,7 @@ def test_two_workers_share_the_partitions_and_the_survivor_loses_no_alarm(tmp_pa
     folder = playbooks(tmp_path, "5m")
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    # on a loaded machine, as in CI: before streams.transport closed four ways Faust loses a
+    # on a loaded machine, as in CI: before streams.runtime.transport closed four ways Faust loses a
     # message in a rebalance, this lost alarms in 4 of 5 runs with this busy core
     with busy_core(), demo_broker(tmp_path) as broker:
         a = Worker(broker.url, folder, tmp_path / "a", free_port(), env)

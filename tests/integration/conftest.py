@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from streams.broker import free_port
+from streams.kafka.broker import free_port
 
 READY_WITHIN = 60.0
 

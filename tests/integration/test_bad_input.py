@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 
-from streams import topics
+from schemas import topics
 
 from .kafka import produce, read_topic
 

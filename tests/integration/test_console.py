@@ -24,7 +24,7 @@ from playwright.sync_api import Browser, Page
 
 import playbooks
 from schemas import Department
-from streams import console
+from streams.notify import console
 
 from .conftest import Stack
 

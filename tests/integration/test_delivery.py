@@ -12,9 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from streams import topics
-from streams.broker import free_port
-from streams.delivery import verify
+from schemas import topics
+from streams.kafka.broker import free_port
+from streams.notify.delivery import verify
 from tests.integration.conftest import Stack
 from tests.integration.kafka import read_topic
 from tests.integration.test_escalation import playbooks

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from streams.broker import free_port
+from streams.kafka.broker import free_port
 
 from .workers import Worker, demo_broker, playbooks, wait
 

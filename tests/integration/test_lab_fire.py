@@ -9,7 +9,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 import streams
-from streams import topics
+from schemas import topics
 
 from .kafka import read_topic
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from playwright.sync_api import Page
 
-from agents.render import to_html
-from agents.review import review
+from agents.report.render import to_html
+from agents.report.review import review
 from tests.agents.test_review import NAMES, lab_fire
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"

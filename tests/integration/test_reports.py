@@ -11,7 +11,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from agents.period import LOCAL
+from agents.report.period import LOCAL
 
 DEMO = Path(__file__).resolve().parents[2] / "streams" / "demo" / "lab-fire.json"
 

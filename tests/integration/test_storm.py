@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import yaml
 
-from streams import topics
+from schemas import topics
 
 from .conftest import Stack
 from .kafka import read_topic

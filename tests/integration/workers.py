@@ -27,8 +27,8 @@ import httpx
 import pytest
 
 from schemas.registry import read_registry
-from streams import registry
-from streams.broker import EmbeddedBroker
+from streams.runtime import registry
+from streams.kafka.broker import EmbeddedBroker
 from streams.settings import DEMO_SITES
 
 __all__ = ["FALLBACK", "QUICK", "Worker", "busy_core", "demo_broker", "playbooks", "wait"]

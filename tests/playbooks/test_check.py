@@ -55,7 +55,7 @@ def test_broken_playbooks_fail_with_file_and_line():
 
 
 def test_the_committed_json_schema_is_current_and_accepts_the_library():
-    from streams.playbook_cli import schema
+    from streams.cli.playbooks import schema
 
     committed = json.loads(SCHEMA.read_text("utf-8"))
     assert committed == schema(), "run: whistle playbooks schema -o schemas/playbook.schema.json"

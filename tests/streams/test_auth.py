@@ -4,7 +4,7 @@ import pytest
 from pydantic import ValidationError
 
 from schemas import Config, Grant, token_digest
-from streams.auth import OPEN, PUBLIC, RIGHTS, Auth, Denied
+from streams.http.auth import OPEN, PUBLIC, RIGHTS, Auth, Denied
 from streams.settings import ConfigError, Settings
 
 ADMIN, GATEWAY, POLICE = "admin-token-000000001", "gateway-token-0000001", "police-token-00000001"

@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from streams.bench import percentile
+from streams.bench.run import percentile
 
 
 def test_percentile_is_nearest_rank():
@@ -67,7 +67,7 @@ def test_a_small_bench_measures_every_figure_and_prints_them(tmp_path):
     # py-spy's collapsed stacks: "frame;frame;... samples", the worker's own code among them
     stacks = profile.read_text().splitlines()
     assert stacks and all(line.rsplit(" ", 1)[1].isdigit() for line in stacks)
-    assert any("streams/app.py" in line for line in stacks)
+    assert any("streams/worker.py" in line for line in stacks)
 
     for measure in ("throughput", "tasks/s", "latency at 50/s", "p50", "p99", "max", "relay",
                     "ratio", ">= 50% of relay", "<= 25 ms", "worker CPU per alarm",

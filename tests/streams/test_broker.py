@@ -23,7 +23,7 @@ from typing import Iterator
 
 import pytest
 
-from streams.broker import free_port
+from streams.kafka.broker import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -1,7 +1,7 @@
 from datetime import timedelta
 
 from schemas import Alarm, DeadLetter
-from streams.codec import Rejected, decode, dump
+from schemas.codec import Rejected, decode, dump
 from tests.conftest import T0, alarm_data
 
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 
 from schemas import Task
-from streams.codec import dump
-from streams.feed import Cursor, DepartmentLog, _task, stream
+from schemas.codec import dump
+from streams.notify.feed import Cursor, DepartmentLog, _task, stream
 from tests.agents.test_deadlines import Desk
 from tests.conftest import T0
 

@@ -1,6 +1,6 @@
 """The token bucket, on a clock moved by hand."""
 
-from streams.limits import RateLimits
+from streams.http.limits import RateLimits
 
 
 class Clock:

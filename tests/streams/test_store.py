@@ -1,4 +1,4 @@
-"""`memory://` tables keep their values packed as JSON (streams.store)."""
+"""`memory://` tables keep their values packed as JSON (streams.runtime.store)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from streams.app import build
 from streams.settings import Settings
-from streams.store import PackedValues, Store, store_url
+from streams.runtime.store import PackedValues, Store, store_url
 
 
 def test_values_are_kept_as_utf8_json_and_each_read_is_a_fresh_copy():

@@ -21,12 +21,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from schemas import Config, DeliveryAttempt, Escalation, Feedback, Task, Webhook
-from streams import topics
-from streams.broker import EmbeddedBroker, free_port
-from streams.codec import Rejected, dump
+from schemas import topics
+from streams.kafka.broker import EmbeddedBroker, free_port
+from schemas.codec import Rejected, dump
 from streams.metrics import Metrics
-from streams.delivery import Delivery, backoff, deliver, retry_after, sign, verdict, verify
-from streams.webhooks import WebhookSender, register
+from streams.notify.delivery import Delivery, backoff, deliver, retry_after, sign, verdict, verify
+from streams.notify.webhooks import WebhookSender, register
 from tests.conftest import T0, FixedClock
 from tests.integration.kafka import read_topic
 

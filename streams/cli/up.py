@@ -1,0 +1,148 @@
+"""`whistle up`: the embedded broker, one worker and the API, stopped together on SIGINT/SIGTERM;
+`whistle broker`: the embedded broker alone.
+
+The worker and the broker run as child processes (so either can be killed and restarted on its
+own); both die with this process even if it is killed outright. Their data lives under the data
+directory (`--data`, `WHISTLE_DATA`, default `./.whistle`) and survives a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+
+from playbooks import PlaybookError, load_playbooks
+
+from schemas.registry import RegistryError, read_registry
+
+from streams.runtime import registry
+from streams.kafka.broker import BrokerError, EmbeddedBroker, port_free
+from streams.http.auth import Auth
+from streams.procs import answers_ok, child_options, stop_started
+from streams.settings import ConfigError, Settings
+
+__all__ = ["run_broker", "run_up"]
+
+READY_TIMEOUT = 60.0
+
+
+def _check_files(settings: Settings) -> Auth:
+    """Refuse bad playbooks, sites or config before starting anything; the tokens."""
+    try:
+        load_playbooks(settings.playbooks)
+    except PlaybookError as exc:
+        raise SystemExit(f"whistle up: the playbooks in {settings.playbooks} are refused:\n{exc}")
+    try:
+        read_registry(settings.sites)
+    except (RegistryError, OSError) as exc:
+        raise SystemExit(f"whistle up: the registry {settings.sites} is refused:\n{exc}")
+    try:
+        return Auth(settings.access().tokens)
+    except ConfigError as exc:
+        raise SystemExit(f"whistle up: the config is refused: {exc}")
+
+
+def _wait_ready(url: str, worker: subprocess.Popen, stop: threading.Event) -> bool:
+    return answers_ok(f"{url}/readyz", worker, READY_TIMEOUT, stop=stop)
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def run_broker(data: Path, port: int) -> int:
+    """`whistle broker`: the embedded Kafka node in the foreground until SIGINT/SIGTERM."""
+    stop = _stop_on_signals()
+    broker = EmbeddedBroker(data, port)
+    try:
+        broker.start()
+    except BrokerError as exc:
+        print(f"whistle broker: {exc}", file=sys.stderr)
+        return 1
+    try:
+        print(f"whistle broker ready at {broker.url} (data {broker.data})", flush=True)
+        while not stop.is_set() and broker.alive():
+            stop.wait(0.5)
+        if not stop.is_set():
+            print(f"whistle broker: the broker exited with code {broker.process.returncode}; "
+                  f"{broker.log_path} says:\n{broker.why_stopped()}", file=sys.stderr)
+            return 1
+        return 0
+    finally:
+        broker.stop()
+
+
+def run_up(settings: Settings, embedded: bool, sites_given: bool = False) -> int:
+    auth = _check_files(settings)
+    if not port_free(settings.host, settings.port):
+        print(f"whistle up: {settings.host}:{settings.port} is in use (another whistle up?); "
+              f"stop it or choose another --port", file=sys.stderr)
+        return 1
+    stop = _stop_on_signals()
+    settings = settings.model_copy(update={"data": settings.data.absolute()})
+    try:
+        settings.data.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"whistle up: cannot create the data directory {settings.data}: {exc.strerror}",
+              file=sys.stderr)
+        return 1
+
+    broker = EmbeddedBroker(settings.data) if embedded else None
+    worker: subprocess.Popen | None = None
+    try:
+        if broker is not None:
+            try:
+                broker.start()
+            except BrokerError as exc:
+                print(f"whistle up: {exc}", file=sys.stderr)
+                return 1
+            settings = settings.model_copy(update={"broker": broker.url})
+        # the sites onto a new embedded broker, or those given; never the demo sites onto
+        # someone's Kafka, nor again over what was imported onto this one since
+        if (broker is not None and broker.fresh) or sites_given:
+            count = asyncio.run(registry.publish(
+                settings.broker, read_registry(settings.sites), partitions=settings.partitions,
+                replication=settings.replication))
+            print(f"whistle up: {count} registry records from {settings.sites} imported",
+                  file=sys.stderr)
+        env = {**os.environ, **{f"WHISTLE_{k.upper()}": str(v) for k, v in {
+            "broker": settings.broker, "port": settings.port, "host": settings.host,
+            "playbooks": settings.playbooks, "data": settings.data,
+            **({"config": settings.config} if settings.config else {}),
+            "log_level": os.environ.get("WHISTLE_LOG_LEVEL", "warning")}.items()}}
+        worker = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
+                                  stdin=subprocess.DEVNULL, **child_options())
+        url = f"http://{settings.host}:{settings.port}"
+        if not _wait_ready(url, worker, stop):
+            if worker.poll() is not None:
+                print(f"whistle up: the worker exited with code {worker.returncode} before it "
+                      f"was ready", file=sys.stderr)
+            elif not stop.is_set():
+                print(f"whistle up: the worker did not become ready within {READY_TIMEOUT:.0f} s",
+                      file=sys.stderr)
+            return 0 if stop.is_set() else 1
+        where = (f"embedded Apache Kafka {broker.url}" if broker
+                 else f"broker {settings.broker}")
+        print(f"whistle ready at {url} ({where}; data {settings.data}; {auth.describe()})",
+              flush=True)
+        while not stop.is_set() and worker.poll() is None and (broker is None or broker.alive()):
+            stop.wait(0.5)
+        if stop.is_set():
+            return 0
+        if broker is not None and not broker.alive():
+            print(f"whistle up: the embedded Kafka exited with code "
+                  f"{broker.process.returncode}; {broker.log_path} says:\n"
+                  f"{broker.why_stopped()}", file=sys.stderr)
+        else:
+            print(f"whistle up: the worker exited with code {worker.returncode}", file=sys.stderr)
+        return 1
+    finally:
+        stop_started(worker, broker, None)

@@ -1,0 +1,299 @@
+"""The HTTP API described as OpenAPI 3.1: `GET /api/v1/openapi.json` (public, like the probes).
+
+The document is built from the schemas' pydantic models, so it cannot drift from what the
+views validate; `document` is a pure function of the departments and the version:
+
+    >>> doc = document(["police", "safety_office"], "0.1.0")
+    >>> doc["paths"]["/api/v1/tasks/{task_id}/{action}"]["post"]["parameters"][1]["schema"]
+    {'type': 'string', 'enum': ['ack', 'start', 'complete', 'reject']}
+
+Every refusal is the contract's `Error`: `{"error": str, "details": [{"loc": [...], "msg":
+str}]}`. `tests/chaos/test_fuzz_api.py` runs schemathesis against the real stack with it.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+from typing import TYPE_CHECKING, Any, Sequence
+
+from pydantic.json_schema import models_json_schema
+
+from schemas import (INCIDENT_STATUSES, TASK_ACTIONS, TASK_STATUSES, Alarm, Device, Incident,
+                     LevelRequest, Site, Task, TaskUpdateRequest, Timeline)
+from schemas.cap import CAP_CONTENT_TYPE, CAP_NS
+
+from schemas.codec import json_bytes
+from streams.reports import FORMATS
+from streams.http.views import JSON, ApiView
+
+if TYPE_CHECKING:
+    from streams.worker import Whistle
+
+__all__ = ["PATH", "document", "register"]
+
+PATH = "/api/v1/openapi.json"
+REF = "#/components/schemas/{model}"
+
+_REQUESTS = (Alarm, TaskUpdateRequest, LevelRequest)
+_ANSWERS = (Incident, Task, Timeline, Site, Device)
+
+_REFUSALS = {
+    400: "the body is not JSON (or the Last-Event-ID is malformed)",
+    401: "no token, or an unknown one",
+    403: "the token does not carry the right",
+    404: "unknown id (or action)",
+    409: "an illegal transition, or the change lost a race",
+    413: "the body is over the size limit",
+    415: "the Content-Type is not one this operation takes",
+    422: "a field or parameter is invalid; `details[].loc` names it",
+    429: "over the token's (or the address's) request rate",
+    503: "the broker did not take the message; retry",
+    504: "the broker took the update but the worker did not apply it in time",
+}
+_RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying",
+                                "schema": {"type": "string", "pattern": r"^\d+$"}}}
+_HEADERS = {401: {"WWW-Authenticate": {"schema": {"type": "string"}}}, 429: _RETRY_AFTER,
+            503: _RETRY_AFTER}
+
+_GUARDED = (401, 403, 429)       # every operation that needs a token
+_BODY = (400, 413, 415, 422)     # every operation that reads a JSON body
+_SUBMIT = (404, 409, 503, 504)   # updates that go through a topic and wait for the agent
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": REF.format(model=name)}
+
+
+def _array(items: dict, **kw: Any) -> dict:
+    return {"type": "array", "items": items, **kw}
+
+
+def _obj(required: Sequence[str], **properties: dict) -> dict:
+    return {"type": "object", "required": list(required), "properties": properties}
+
+
+_ALARM = {"alarm_id": "gw-1:0001", "kind": "smoke", "site_id": "jyh-yinfeng-lab-3",
+          "device_id": "smk-3-01", "occurred_at": "2023-05-16T14:03:07+08:00"}
+_TEXT = {"type": "string"}
+_NULLABLE_TEXT = {"type": ["string", "null"]}
+_ERROR = _obj(
+    ("error", "details"), error=_TEXT,
+    details=_array(_obj(("loc", "msg"), loc=_array({"type": ["string", "integer"]}, minItems=1),
+                        msg=_TEXT)))
+_PLAYBOOKS = _obj(("digest", "directory", "playbooks"), digest=_TEXT, directory=_TEXT,
+                  playbooks=_array(_obj(("id", "version", "content_hash", "title", "fallback",
+                                         "source"), id=_TEXT, version=_TEXT, content_hash=_TEXT,
+                                        title=_TEXT, fallback={"type": "boolean"},
+                                        source=_TEXT)))
+_CHECKS = ("topics", "consuming", "registry", "broker")
+_EXTRA = {
+    "Error": _ERROR,
+    "Accepted": _obj(("accepted",), accepted=_array({"type": "string"})),
+    "Incidents": _obj(("incidents",), incidents=_array(_ref("Incident"))),
+    "Tasks": _obj(("tasks",), tasks=_array(_ref("Task"))),
+    "SiteState": _obj(("site", "open_incidents", "false_alarms", "flagged"),
+                      site={"anyOf": [_ref("Site"), {"type": "null"}]},
+                      open_incidents=_array(_TEXT),
+                      false_alarms={"type": "object", "additionalProperties": {"type": "integer"}},
+                      flagged=_NULLABLE_TEXT),
+    "DeviceState": _obj(("device", "site_id", "last_seen", "last_signal", "offline_due",
+                         "reported_offline", "false_alarms"),
+                        device={"anyOf": [_ref("Device"), {"type": "null"}]},
+                        site_id=_NULLABLE_TEXT, last_seen=_NULLABLE_TEXT,
+                        last_signal=_NULLABLE_TEXT, offline_due=_NULLABLE_TEXT,
+                        reported_offline={"type": "boolean"}, false_alarms={"type": "integer"}),
+    "Playbooks": _PLAYBOOKS,
+    "Readiness": _obj(("ready", *_CHECKS),
+                      **{name: {"type": "boolean"} for name in ("ready", *_CHECKS)}),
+}
+
+
+def components() -> dict[str, dict]:
+    """Every schema the document names: the models (requests as validated, answers as
+    serialized) and the envelopes around them."""
+    _, defs = models_json_schema([*((m, "validation") for m in _REQUESTS),
+                                  *((m, "serialization") for m in _ANSWERS)], ref_template=REF)
+    return {**defs["$defs"], **_EXTRA}
+
+
+def _json(schema: dict, example: Any = None) -> dict:
+    media: dict[str, Any] = {"schema": schema}
+    if example is not None:
+        media["example"] = example
+    return {"application/json": media}
+
+
+def _ok(description: str, content: dict[str, dict] | None = None, status: int = 200) -> dict:
+    answer: dict[str, Any] = {"description": description}
+    if content:
+        answer["content"] = content
+    return {str(status): answer}
+
+
+def _refused(*statuses: int) -> dict:
+    return {str(s): {"$ref": f"#/components/responses/{s}"} for s in sorted(set(statuses))}
+
+
+def _param(name: str, where: str, schema: dict, description: str, required: bool = False) -> dict:
+    return {"name": name, "in": where, "required": required or where == "path",
+            "description": description, "schema": schema}
+
+
+def _id(name: str, what: str) -> dict:
+    return _param(name, "path", {"type": "string", "minLength": 1}, what)
+
+
+def _enum(values: Sequence[str]) -> dict:
+    return {"type": "string", "enum": list(values)}
+
+
+def _op(op_id: str, summary: str, answers: dict, *, params: Sequence[dict] = (),
+        body: dict | None = None, public: bool = False, tag: str = "api") -> dict:
+    op: dict[str, Any] = {"operationId": op_id, "summary": summary, "tags": [tag],
+                          "responses": answers}
+    if params:
+        op["parameters"] = list(params)
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": body}
+    if public:
+        op["security"] = []
+    return op
+
+
+def paths(departments: Sequence[str], max_batch: int = 1000) -> dict[str, dict]:
+    """Every path the worker serves, with its operations."""
+    department = _param("department", "path", _enum(departments), "a configured department")
+    incident_id = _id("incident_id", "the incident")
+    alarms = {"anyOf": [_ref("Alarm"), _array(_ref("Alarm"), minItems=1, maxItems=max_batch)]}
+    cap = {"type": "string", "description": "one CAP 1.2 alert (mapping in schemas/cap.py)",
+           "xml": {"name": "alert", "namespace": CAP_NS}}
+    cursor = {"type": "string", "pattern": r"^\d+(-\d+)*$"}
+    text = {"schema": {"type": "string"}}
+    return {
+        "/api/v1/alarms": {"post": _op(
+            "postAlarms", f"Post one alarm, a batch of at most {max_batch}, or one CAP alert",
+            {**_ok("every alarm is on the broker", _json(_ref("Accepted")), 202),
+             **_refused(*_GUARDED, *_BODY, 503)},
+            body={**_json(alarms, _ALARM), CAP_CONTENT_TYPE: {"schema": cap}})},
+        "/api/v1/incidents": {"get": _op(
+            "listIncidents", "Incidents, newest first (a department: those it has a task in)",
+            {**_ok("the incidents", _json(_ref("Incidents"))), **_refused(*_GUARDED, 422)},
+            params=[_param("status", "query", _enum(INCIDENT_STATUSES), "only this status"),
+                    _param("site_id", "query", {"type": "string"}, "only this site")])},
+        "/api/v1/incidents/{incident_id}": {"get": _op(
+            "getIncident", "One incident, as JSON or as a CAP 1.2 alert",
+            {**_ok("the incident", {**_json(_ref("Incident")), CAP_CONTENT_TYPE: text}),
+             **_refused(*_GUARDED, 404, 422)},
+            params=[incident_id, _param("format", "query", _enum(("json", "cap")),
+                                        "json (default) or cap")])},
+        "/api/v1/incidents/{incident_id}/timeline": {"get": _op(
+            "getTimeline", "The after-action timeline",
+            {**_ok("the timeline", {**_json(_ref("Timeline")), "text/csv": text,
+                                    "text/markdown": text, "text/html": text}),
+             **_refused(*_GUARDED, 404, 422)},
+            params=[incident_id, _param("format", "query", _enum(FORMATS), "json (default), "
+                                                                            "csv, md or html")])},
+        "/api/v1/incidents/{incident_id}/level": {"post": _op(
+            "setLevel", "Set an incident's level (dispatches the steps the level reaches)",
+            {**_ok("the changed incident", _json(_ref("Incident"))),
+             **_refused(*_GUARDED, *_BODY, *_SUBMIT)},
+            params=[incident_id],
+            body=_json(_ref("LevelRequest"), {"level": "II", "by": "值班长", "note": "火势扩大"}))},
+        "/api/v1/tasks": {"get": _op(
+            "listTasks", "Tasks (a department token: its own)",
+            {**_ok("the tasks", _json(_ref("Tasks"))), **_refused(*_GUARDED, 422)},
+            params=[_param("department", "query", {"type": "string"}, "only this department"),
+                    _param("status", "query", _enum(TASK_STATUSES), "only this status"),
+                    _param("incident_id", "query", {"type": "string"}, "only this incident")])},
+        "/api/v1/tasks/{task_id}/{action}": {"post": _op(
+            "changeTask", "Acknowledge, start, complete or reject a task",
+            {**_ok("the changed task", _json(_ref("Task"))),
+             **_refused(*_GUARDED, *_BODY, *_SUBMIT)},
+            params=[_id("task_id", "the task"),
+                    _param("action", "path", _enum(TASK_ACTIONS), "what the department does")],
+            body=_json(_ref("TaskUpdateRequest"), {"by": "张警官", "note": "已到场"}))},
+        "/api/v1/sites/{site_id}": {"get": _op(
+            "getSite", "A site: the registry's entry and triage's state",
+            {**_ok("the site", _json(_ref("SiteState"))), **_refused(*_GUARDED, 404)},
+            params=[_id("site_id", "the site")])},
+        "/api/v1/devices/{device_id}": {"get": _op(
+            "getDevice", "A device: the registry's entry and its signs of life",
+            {**_ok("the device", _json(_ref("DeviceState"))), **_refused(*_GUARDED, 404)},
+            params=[_id("device_id", "the device")])},
+        "/api/v1/playbooks": {"get": _op(
+            "listPlaybooks", "The playbook set in force",
+            {**_ok("the set", _json(_ref("Playbooks"))), **_refused(*_GUARDED)})},
+        "/api/v1/playbooks/reload": {"post": _op(
+            "reloadPlaybooks", "Reload the playbook directory (refused whole: the set stays)",
+            {**_ok("the set now in force", _json(_ref("Playbooks"))),
+             **_refused(*_GUARDED, 422)})},
+        "/api/v1/departments/{department}/stream": {"get": _op(
+            "streamTasks", "Server-Sent Events: every task created or changed (never ends)",
+            {**_ok("task, reset and ready events; ping comments", {"text/event-stream": text}),
+             **_refused(*_GUARDED, 400, 404)},
+            params=[department,
+                    _param("Last-Event-ID", "header", cursor, "resume after this cursor"),
+                    _param("last_event_id", "query", cursor, "the same, for EventSource")])},
+        "/console/{department}": {"get": _op(
+            "console", "The department console page (holds no data)",
+            {**_ok("the page", {"text/html": text}), **_refused(404)},
+            params=[department], public=True, tag="probes")},
+        "/healthz": {"get": _op(
+            "health", "Liveness", _ok("alive", _json(_obj(("status",), status=_enum(["ok"])))),
+            public=True, tag="probes")},
+        "/readyz": {"get": _op(
+            "ready", "Readiness: 200 only when alarms can be accepted",
+            {**_ok("ready", _json(_ref("Readiness"))),
+             "503": {"description": "not ready: the checks say why",
+                     "content": _json(_ref("Readiness"))}}, public=True, tag="probes")},
+        "/metrics": {"get": _op(
+            "metrics", "Prometheus metrics", _ok("text exposition format", {"text/plain": text}),
+            public=True, tag="probes")},
+        PATH: {"get": _op(
+            "openapi", "This document", _ok("OpenAPI 3.1", _json({"type": "object"})),
+            public=True, tag="probes")},
+    }
+
+
+def document(departments: Sequence[str], version: str, max_batch: int = 1000) -> dict:
+    """The OpenAPI 3.1 document of a worker with these departments (and batch limit)."""
+    responses = {str(status): {"description": why, "content": _json(_ref("Error")),
+                               **({"headers": _HEADERS[status]} if status in _HEADERS else {})}
+                 for status, why in _REFUSALS.items()}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Whistle", "version": version,
+                 "description": "Event-driven emergency coordination: alarms in, department "
+                                "tasks out. The contract is docs/contract.md."},
+        "security": [{"bearer": []}],
+        "tags": [{"name": "api"}, {"name": "probes", "description": "need no token"}],
+        "paths": paths(departments, max_batch),
+        "components": {
+            "schemas": components(),
+            "responses": responses,
+            "securitySchemes": {"bearer": {
+                "type": "http", "scheme": "bearer",
+                "description": "a gateway, department or admin token (none in open mode)"}},
+        },
+    }
+
+
+def _version() -> str:
+    try:
+        return metadata.version("whistle")
+    except metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+def register(w: "Whistle") -> None:
+    """Mount `GET /api/v1/openapi.json` on the worker's web server."""
+    body = json_bytes(document(list(w.departments), _version(), w.settings.max_batch))
+
+    class OpenApi(ApiView):
+        whistle = w
+        rights: dict[str, str] = {}  # public: it says what exists, not what anyone holds
+
+        async def get(self, request: Any) -> Any:
+            return self.raw(body, JSON)
+
+    w.app.page(PATH, name="OpenApi")(OpenApi)

@@ -1,0 +1,91 @@
+"""The department console: `GET /console/{department}`, one HTML page a dispatcher keeps open.
+
+The page holds no data. It signs in with the department's token (kept in the browser's
+sessionStorage), reads `GET /api/v1/departments/{department}/stream` with fetch() and acts
+through `POST /api/v1/tasks/{task_id}/...`; so it is public, like the probes. The server only
+fills in who the page is for, escaped for where it goes:
+
+    >>> police = Department(id="police", name="派出所", name_en="Police station")
+    >>> render("<h1>{{name}} <small>{{name_en}}</small></h1>", police, {}, "n0nce", 15.0)
+    '<h1>派出所 <small>Police station</small></h1>'
+
+The inline script and style carry a per-response nonce that the Content-Security-Policy names,
+so nothing but the page's own code runs and nothing is fetched from anywhere else.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import secrets
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from schemas import Department
+
+from streams.http.errors import Refusal, problem
+from streams.http.views import ApiView
+
+if TYPE_CHECKING:
+    from streams.worker import Whistle
+
+__all__ = ["PAGE", "config_json", "headers", "register", "render"]
+
+PAGE = Path(__file__).parent / "console.html"
+_SLOT = re.compile(r"\{\{(\w+)\}\}")
+
+
+def config_json(value: Any) -> str:
+    """JSON that can stand inside <script type="application/json">: no `<`, `>` or `&` can
+    close the element or open a comment, whatever the department file says."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+def render(template: str, department: Department, departments: Mapping[str, Department],
+           nonce: str, ping: float) -> str:
+    """The page for one department. Each `{{slot}}` is filled once (a name that looks like a
+    slot stays text): HTML-escaped in the markup, JSON in the config element."""
+    config = {"department": department.id, "name": department.name,
+              "name_en": department.name_en, "api": "/api/v1", "ping": ping,
+              "departments": {d.id: d.name for d in departments.values()}}
+    title = f"{department.name} · Whistle 部门控制台"
+    slots = {"title": html.escape(title), "name": html.escape(department.name),
+             "name_en": html.escape(department.name_en), "nonce": nonce,
+             "config": config_json(config)}
+    return _SLOT.sub(lambda m: slots.get(m.group(1), m.group(0)), template)
+
+
+def headers(nonce: str) -> dict[str, str]:
+    """No caching (the page is the same for everyone but its nonce is not), and a policy that
+    lets only the page's own nonce-bearing script and style run, and talk only to this origin."""
+    policy = "; ".join((
+        "default-src 'self'", f"script-src 'nonce-{nonce}'", f"style-src 'nonce-{nonce}'",
+        "connect-src 'self'", "img-src 'self' data:", "font-src 'none'", "object-src 'none'",
+        "base-uri 'none'", "form-action 'none'", "frame-ancestors 'none'"))
+    return {"Cache-Control": "no-store", "Content-Security-Policy": policy,
+            "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+            "X-Frame-Options": "DENY"}
+
+
+def register(w: "Whistle") -> None:
+    """Mount `GET /console/{department}` on the worker's web server."""
+    template = PAGE.read_text(encoding="utf-8")
+
+    class Console(ApiView):
+        whistle = w
+        rights: dict[str, str] = {}  # public: the page signs in with a department token
+
+        async def get(self, request: Any, department: str) -> Any:
+            found = w.departments.get(department)
+            if found is None:
+                raise Refusal(404, f"no department {department}",
+                              problem("department", "unknown"))
+            nonce = secrets.token_urlsafe(18)
+            page = render(template, found, w.departments, nonce, w.settings.stream_ping)
+            return self.raw(page.encode("utf-8"), "text/html; charset=utf-8",
+                            headers=headers(nonce))
+
+    w.app.page("/console/{department}", name="Console")(Console)

@@ -1,0 +1,313 @@
+"""Webhooks: each task on `whistle.tasks.<department>`, and each feedback on `whistle.feedback`,
+POSTed and signed to the system a department (or the 12345 hotline) runs itself.
+
+One `WebhookSender` per target reads its topic in a consumer group of its own, delivers up to
+`max_in_flight` records at once, retries what may succeed later, records every attempt on
+`whistle.deliveries` and escalates a delivery that failed. Delivery is at least once: a
+receiver checks the signature and drops repeats by `X-Whistle-Delivery`.
+
+How one record is delivered (signing, retries, backoff) is `streams.notify.delivery`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Coroutine
+
+import httpx
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
+from pydantic import ValidationError
+
+from schemas import FEEDBACK_TARGET, DeadLetter, DeliveryAttempt, Escalation, Webhook
+
+from schemas import topics
+from streams.kafka.broker import bootstrap_servers
+from schemas.codec import Rejected, dump
+from streams.notify.delivery import Delivery, deliver
+from streams.metrics import Metrics
+
+if TYPE_CHECKING:
+    from streams.worker import Whistle
+
+__all__ = ["WebhookSender", "register"]
+
+log = logging.getLogger(__name__)
+
+Send = Callable[[str, str, bytes], Awaitable[Any]]
+_REMEMBERED = 100_000  # delivered subjects a sender keeps, to drop replays
+
+class _Recent:
+    """The last `size` keys added, oldest forgotten first."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.keys: dict[str, None] = {}
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.keys
+
+    def add(self, key: str) -> None:
+        self.keys.pop(key, None)
+        self.keys[key] = None
+        if len(self.keys) > self.size:
+            del self.keys[next(iter(self.keys))]
+
+
+# How long a fetch may wait for records. Short: aiokafka sends no new fetch for a partition
+# while one is waiting, so a record that arrives just then waits this long (each configured
+# target's consumer polls this often when idle).
+FETCH_WAIT_MS = 20
+
+
+class _Flight:
+    """The records one consumer has started, per partition in offset order. What may be
+    committed is each partition's finished prefix, so a crash redelivers whatever was not
+    finished (and perhaps some that were)."""
+
+    def __init__(self) -> None:
+        self.parts: dict[TopicPartition, dict[int, asyncio.Task]] = {}
+        self.active = 0
+        self.failure: BaseException | None = None
+        self.room = asyncio.Event()  # set whenever a record finishes
+
+    def start(self, tp: TopicPartition, offset: int, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self.parts.setdefault(tp, {})[offset] = task
+        self.active += 1
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task) -> None:
+        self.active -= 1
+        self.room.set()
+        if not task.cancelled() and task.exception() is not None and self.failure is None:
+            self.failure = task.exception()
+
+    def committable(self) -> dict[TopicPartition, int]:
+        """Per partition whose finished prefix grew: the offset to commit (the next to read)."""
+        out: dict[TopicPartition, int] = {}
+        for tp, started in self.parts.items():
+            while started:
+                offset, task = next(iter(started.items()))
+                if not task.done() or task.cancelled() or task.exception() is not None:
+                    break
+                del started[offset]
+                out[tp] = offset + 1
+        return out
+
+    def forget(self, tps: Any) -> None:
+        """Give up partitions (revoked, or the consumer is going): cancel what is under way."""
+        for tp in list(tps):
+            for task in self.parts.pop(tp, {}).values():
+                task.cancel()
+
+    async def cancel(self) -> None:
+        """Stop everything under way and wait until it has stopped; the finished prefix stays
+        committable."""
+        tasks = [t for started in self.parts.values() for t in started.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class WebhookSender:
+    """Delivers one target's topic (`whistle.tasks.<department>`, or `whistle.feedback` for
+    the feedback target) to its webhook. It reads in the consumer group
+    `<app_id>-webhooks-<target>`, so with several workers each record is delivered by one of
+    them, and with its own consumer and HTTP client, so a slow endpoint delays no other target.
+
+        sender = WebhookSender(settings.broker, settings.app_id, "police", hook,
+                               send=producer_send, metrics=Metrics(), clock=utc_now)
+        await sender.run()   # until cancelled
+
+    `send(topic, key, value)` puts a record on the broker (DeliveryAttempt, Escalation).
+    `ready` is set while the sender owns partitions of its topic."""
+
+    def __init__(self, broker: str, app_id: str, target: str, hook: Webhook, send: Send,
+                 metrics: Metrics, clock: Callable[[], datetime]) -> None:
+        self.servers = bootstrap_servers(broker)
+        self.target = target
+        self.hook = hook
+        self.send = send
+        self.metrics = metrics
+        self.clock = clock
+        self.topic = topics.FEEDBACK if target == FEEDBACK_TARGET else topics.task_topic(target)
+        self.group = f"{app_id}-webhooks-{target}"
+        self.delivered = _Recent(_REMEMBERED)
+        self.under_way: dict[str, asyncio.Future] = {}
+        self.ready = asyncio.Event()
+
+    async def run(self) -> None:
+        """Deliver until cancelled; if the broker goes away, read again a second later. The
+        consumer and the HTTP client are closed on the way out."""
+        limits = httpx.Limits(max_connections=self.hook.max_in_flight)
+        async with httpx.AsyncClient(limits=limits, follow_redirects=False) as client:
+            while True:
+                try:
+                    await self._consume(client)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("webhooks %s: %r; reading again in 1 s", self.target, exc)
+                    await asyncio.sleep(1.0)
+
+    def _consumer(self) -> AIOKafkaConsumer:
+        # 6 s is Kafka's smallest session timeout (group.min.session.timeout.ms): a sender that
+        # dies is replaced that soon, and a rebalance waits no longer for a slow member.
+        return AIOKafkaConsumer(bootstrap_servers=self.servers, group_id=self.group,
+                                enable_auto_commit=False, auto_offset_reset="earliest",
+                                session_timeout_ms=6000, rebalance_timeout_ms=6000,
+                                heartbeat_interval_ms=1000, fetch_max_wait_ms=FETCH_WAIT_MS,
+                                metadata_max_age_ms=5000)
+
+    async def _consume(self, client: httpx.AsyncClient) -> None:
+        consumer = self._consumer()
+        flight = _Flight()
+        try:
+            await consumer.start()
+            await self._topic_exists(consumer)
+            consumer.subscribe([self.topic], listener=_Rebalance(self, consumer, flight))
+            while True:
+                if flight.failure is not None:
+                    raise flight.failure
+                room = self.hook.max_in_flight - flight.active
+                # Paused, the consumer still polls, so the group does not think it hung; but
+                # it goes on the moment a record finishes, not when a poll times out.
+                (consumer.resume if room > 0 else consumer.pause)(*consumer.assignment())
+                if room <= 0:
+                    flight.room.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(flight.room.wait(), 0.2)
+                batch = await consumer.getmany(timeout_ms=200 if room > 0 else 0,
+                                               max_records=max(room, 1))
+                for tp, records in batch.items():
+                    for record in records:
+                        flight.start(tp, record.offset, self._handle(client, record))
+                await self._commit(consumer, flight.committable())
+        finally:
+            self.ready.clear()
+            await self._commit_on_exit(consumer, flight)
+            await consumer.stop()
+
+    async def _commit_on_exit(self, consumer: AIOKafkaConsumer, flight: _Flight) -> None:
+        """Stop what is under way and commit what finished, if the broker still answers."""
+        await flight.cancel()
+        try:
+            async with asyncio.timeout(2.0):
+                await self._commit(consumer, flight.committable())
+        except Exception as exc:  # going anyway; the next owner redelivers from the last commit
+            log.info("webhooks %s: no commit on the way out: %r", self.target, exc)
+
+    async def _topic_exists(self, consumer: AIOKafkaConsumer) -> None:
+        """Wait for the topic: on a broker that creates topics on demand, subscribing to a
+        missing one would create it with the broker's partition count, not the worker's."""
+        waited = False
+        while self.topic not in await consumer.topics():
+            if not waited:
+                log.info("webhooks %s: waiting for topic %s", self.target, self.topic)
+            waited = True
+            await asyncio.sleep(1.0)
+
+    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict) -> None:
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            # a rebalance took the partitions; their new owner delivers from the last commit
+            log.warning("webhooks %s: commit refused: %r", self.target, exc)
+
+    async def _handle(self, client: httpx.AsyncClient, record: ConsumerRecord) -> None:
+        """Deliver one record, or say why not; either way the record is done."""
+        delivery = Delivery.of(self.target, record.value)
+        if isinstance(delivery, Rejected):
+            log.warning("webhooks %s: skipped %s[%d]@%d: %s", self.target, record.topic,
+                        record.partition, record.offset, delivery.reason)
+            letter = DeadLetter.of(record.value, record.key, f"webhooks {self.target}: "
+                                   f"{delivery.reason}", record.topic, record.partition,
+                                   record.offset, self.clock())
+            await self.send(topics.DLQ, record.topic, dump(letter))
+            return
+        subject = delivery.subject
+        while (earlier := self.under_way.get(subject)) is not None:
+            await asyncio.wait([earlier])  # the same record again: see how the first one went
+        if subject in self.delivered:
+            return  # a replay (a restart, a rebalance): the receiver already has it
+        self.under_way[subject] = done = asyncio.get_running_loop().create_future()
+        try:
+            await self._deliver(client, delivery)
+        finally:
+            del self.under_way[subject]
+            done.set_result(None)
+
+    async def _deliver(self, client: httpx.AsyncClient, delivery: Delivery) -> None:
+        last = await deliver(client, self.target, self.hook, delivery.delivery_id,
+                             delivery.incident_id, delivery.task_id, delivery.body,
+                             self._record, self.clock)
+        if last.result == "delivered":
+            self.delivered.add(delivery.subject)
+        else:
+            await self._escalate(delivery, last)
+
+    async def _record(self, attempt: DeliveryAttempt) -> None:
+        self.metrics.webhook_attempts.labels(target=self.target, result=attempt.result).inc()
+        self.metrics.webhook_seconds.labels(target=self.target).observe(
+            attempt.duration_ms / 1000)
+        await self.send(topics.DELIVERIES, self.target, dump(attempt))
+
+    async def _escalate(self, delivery: Delivery, last: DeliveryAttempt) -> None:
+        """Ask for the task (or the feedback) to be escalated: its target never took it."""
+        detail = {"target": self.target, "url": str(self.hook.url), "attempts": last.attempt,
+                  "error": last.error or f"HTTP {last.status_code}"}
+        try:
+            escalation = Escalation(
+                escalation_id=Escalation.delivery_id(self.target, delivery.subject),
+                incident_id=delivery.incident_id, task_id=delivery.task_id,
+                cause="delivery_failed", at=self.clock(), detail=detail)
+        except ValidationError as exc:  # an id too long for one: say so, do not loop on it
+            log.error("webhooks %s: cannot escalate %s: %s", self.target, delivery.delivery_id,
+                      exc)
+            return
+        log.warning("webhooks %s: %s failed after %d attempts (%s)", self.target,
+                    delivery.delivery_id, last.attempt, detail["error"])
+        await self.send(topics.ESCALATIONS, delivery.incident_id, dump(escalation))
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    """Before partitions go: commit what is finished and stop what is under way (their new
+    owner delivers from the commit)."""
+
+    def __init__(self, sender: WebhookSender, consumer: AIOKafkaConsumer,
+                 flight: _Flight) -> None:
+        self.sender = sender
+        self.consumer = consumer
+        self.flight = flight
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        self.sender.ready.clear()
+        await self.sender._commit(self.consumer, self.flight.committable())
+        self.flight.forget(revoked)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        if assigned:
+            self.sender.ready.set()
+
+
+def register(w: Whistle) -> None:
+    """Run a WebhookSender for every webhook in `w.access` while the app runs."""
+    for target, hook in w.access.webhooks.items():
+        sender = WebhookSender(w.settings.broker, w.settings.app_id, target, hook,
+                               send=lambda topic, key, value: w.send_and_wait(topic, key, value),
+                               metrics=w.metrics, clock=w.clock)
+        w.app.task(_runner(sender))
+
+
+def _runner(sender: WebhookSender) -> Callable[[], Awaitable[None]]:
+    async def deliver_webhooks() -> None:
+        await sender.run()  # Faust cancels it when the app stops; run() closes what it opened
+
+    deliver_webhooks.__name__ = deliver_webhooks.__qualname__ = f"webhooks_{sender.target}"
+    return deliver_webhooks

@@ -1,0 +1,298 @@
+"""What the stages and views receive: `Whistle`, one worker's topics, tables, indexes and
+helpers to publish what changed, and `WhistleApp`, the Faust app it runs in.
+
+    >>> whistle.publish(incident, tasks, entries)   # tables written, messages sent
+
+`streams.app.build()` assembles one; nothing here registers agents or views.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Awaitable, Callable, Iterable
+
+import faust
+from pydantic import BaseModel
+
+from agents.logic.confirmation import pas_due
+from agents.logic.deadlines import OpenTaskIndex, next_due, rules_for
+from agents.logic.feedback import feedback_entry, feedback_for
+from agents.logic.health import DueIndex
+from agents.logic.incidents import IncidentStep
+from agents.logic.locate import Registry, Resolved, resolve
+from agents.logic.timelines import append
+from playbooks.coordinator import PlaybookLibrary
+from schemas import (Config, DeadLetter, Department, Incident, PlaybookRef, Site, Task,
+                     TimelineEntry, utc_now)
+from schemas import topics as names
+from schemas.codec import Rejected, decode, dump
+from streams.http.auth import Auth
+from streams.http.limits import RateLimits
+from streams.http.routing import Routing
+from streams.metrics import Metrics
+from streams.runtime.lookahead import Lookahead
+from streams.runtime.registry import RegistryReader
+from streams.runtime.transport import Transport
+from streams.settings import Settings
+
+__all__ = ["Tables", "Topics", "Whistle", "WhistleApp"]
+
+
+class WhistleApp(faust.App):
+    """faust.App with the low-latency consumer (see `streams.runtime.transport`)."""
+
+    fetch_wait_ms: int = 10
+    first_topics: frozenset[str] = frozenset({names.ALARMS_URGENT, names.TRIAGED_URGENT})
+
+    def _new_transport(self) -> Any:
+        return Transport(self.conf.broker_consumer, self)
+
+
+@dataclass
+class Topics:
+    alarms: faust.TopicT
+    dlq: faust.TopicT
+    triaged: faust.TopicT
+    alarms_urgent: faust.TopicT
+    triaged_urgent: faust.TopicT
+    incidents: faust.TopicT
+    task_updates: faust.TopicT
+    incident_updates: faust.TopicT
+    timeline: faust.TopicT
+    site_events: faust.TopicT
+    escalations: faust.TopicT
+    deliveries: faust.TopicT
+    feedback: faust.TopicT
+    registry: faust.TopicT
+    tasks: dict[str, faust.TopicT]
+
+    def all(self) -> list[faust.TopicT]:
+        return [self.alarms, self.dlq, self.triaged, self.alarms_urgent, self.triaged_urgent,
+                self.incidents, self.task_updates,
+                self.incident_updates, self.timeline, self.site_events, self.escalations,
+                self.deliveries, self.feedback, self.registry,
+                *self.tasks.values()]
+
+
+@dataclass
+class Tables:
+    alarms_seen: faust.Table   # alarm_id -> [incident, position, action, merges]  (like alarms)
+    sites: faust.Table         # site_id -> SiteState JSON         (partitioned like whistle.alarms)
+    devices: faust.Table       # device_id -> DeviceState list     (partitioned like whistle.alarms)
+    incidents: faust.Table     # incident_id -> Incident JSON      (partitioned by incident_id)
+    tasks: faust.Table         # task_id -> Task JSON              (partitioned by incident_id)
+    timelines: faust.Table     # incident_id -> [TimelineEntry JSON]
+    playbooks: faust.GlobalTable  # "id@content_hash" -> Playbook JSON, every version matched
+
+
+@dataclass
+class Whistle:
+    """Everything one worker holds. Agents and views receive it; nothing is global."""
+
+    settings: Settings
+    app: WhistleApp
+    topics: Topics
+    tables: Tables
+    library: PlaybookLibrary
+    registry: Registry
+    departments: dict[str, Department]
+    metrics: Metrics
+    access: Config = field(default_factory=Config)
+    auth: Auth = field(default_factory=lambda: Auth([]))
+    clock: Callable[[], datetime] = utc_now
+    waiters: dict[str, asyncio.Future] = field(default_factory=dict)
+    due: DueIndex = field(default_factory=DueIndex)           # devices by offline due time
+    verifications: dict[str, datetime] = field(default_factory=dict)  # incident -> PAS due
+    deadlines: DueIndex = field(default_factory=lambda: DueIndex(resolution=1))  # tasks
+    open_tasks: OpenTaskIndex = field(default_factory=OpenTaskIndex)  # for /metrics
+    escalating: dict[str, datetime] = field(default_factory=dict)  # sent, not yet applied
+    consuming: bool = False
+    topics_declared: bool = False
+    registry_reader: RegistryReader | None = None
+    lookahead: Lookahead | None = None  # the urgent lane's read-ahead (build() sets it)
+    routing: Routing | None = None      # requests to the worker holding the incident
+    limits: RateLimits | None = None     # per token (None in open mode)
+    strangers: RateLimits | None = None  # ... per address, for requests without a valid token
+
+    async def send(self, topic: str, key: str, value: bytes,
+                   headers: list[tuple[str, bytes]] | None = None) -> asyncio.Future:
+        """Hand a message to the producer without waiting for the broker's ack.
+
+        Faust flushes the producer before it commits offsets, so an input is only marked done
+        once what it produced is on the broker (at-least-once)."""
+        return await self.app.producer.send(topic, key.encode("utf-8"), value, partition=None,
+                                            timestamp=None, headers=headers)
+
+    def stage(self, topic: faust.TopicT, name: str, model: type[BaseModel],
+              handle: Callable[["Whistle", Any, Any], Awaitable[None]],
+              context: Callable[[Any], dict] | None = None) -> None:
+        """Run `handle(whistle, value, message)` as the agent `name` for every message of
+        `topic` that decodes to `model` (validated with `context(message)` when given).
+
+        A message that does not decode, or on which `handle` raises, goes to the dead-letter
+        topic with the reason; the agent goes on."""
+
+        async def agent(stream: Any) -> None:
+            async for event in stream.events():
+                message = event.message
+                try:
+                    value = decode(model, message.value, context(message) if context else None)
+                    if isinstance(value, Rejected):
+                        await self.dead_letter(message, value.reason)
+                    else:
+                        await handle(self, value, message)
+                except asyncio.CancelledError:
+                    # Stopped mid-message (SIGTERM). Faust acks the event when the stream
+                    # closes, and its last commit would then skip a message whose table writes
+                    # may be flushed but whose sends are not: the alarm would be lost. Marked
+                    # done without the consumer's ack, its offset stays uncommitted and the
+                    # partition's next owner processes it again (a replay, see triage).
+                    message.acked = True
+                    raise
+                except Exception as exc:
+                    self.app.log.exception("%s failed on %s[%s]@%s", name, message.topic,
+                                           message.partition, message.offset)
+                    await self.dead_letter(message, f"{name} failed: {exc!r}")
+
+        self.app.agent(topic, name=name)(agent)
+
+    async def dead_letter(self, message: Any, reason: str) -> None:
+        """Park a message that cannot be processed on the dead-letter topic, with why."""
+        letter = DeadLetter.of(message.value, message.key, reason, message.topic,
+                               message.partition, message.offset, self.clock())
+        self.metrics.dead_letters.labels(topic=message.topic).inc()
+        self.app.log.warning("dead letter from %s[%s]@%s: %s", message.topic, message.partition,
+                             message.offset, reason)
+        await self.send(names.DLQ, message.topic, dump(letter))
+
+    async def publish(self, incident: Incident | None = None, tasks: Iterable[Task] = (),
+                      entries: Iterable[TimelineEntry] = ()) -> None:
+        """Record and send what changed: the incident's snapshot, each task's on its
+        department's topic, and the timeline entries.
+
+        Every table write comes before the first await, so no other agent working on the same
+        incident (the urgent lane, task updates) sees half of a change."""
+        tasks = list(tasks)
+        out: list[tuple[str, str, bytes]] = []
+        if incident is not None:
+            self.tables.incidents[incident.incident_id] = incident.model_dump(mode="json")
+            out.append((names.INCIDENTS, incident.incident_id, dump(incident)))
+        self.track_verification(incident, tasks)
+        self.track_deadlines(tasks)
+        for task in tasks:
+            self.tables.tasks[task.task_id] = task.model_dump(mode="json")
+            self.open_tasks.note(task.task_id, task.department, task.status)
+            out.append((names.task_topic(task.department), task.incident_id, dump(task)))
+        out += self.keep(entries)
+        for topic, key, value in out:
+            await self.send(topic, key, value)
+
+    async def record(self, entries: Iterable[TimelineEntry]) -> None:
+        """Keep timeline entries and send them on `whistle.timeline`."""
+        for topic, key, value in self.keep(entries):
+            await self.send(topic, key, value)
+
+    def keep(self, entries: Iterable[TimelineEntry]) -> list[tuple[str, str, bytes]]:
+        """Keep timeline entries (once each, one table write per incident); returns the
+        messages for `whistle.timeline`. Called from the agents whose input is keyed by
+        incident id, so the timelines table's partition is the incident's, like the incidents
+        and tasks tables."""
+        by_incident: dict[str, list[TimelineEntry]] = {}
+        for e in entries:
+            by_incident.setdefault(e.incident_id, []).append(e)
+        out = []
+        for incident_id, new in by_incident.items():
+            kept = self.tables.timelines.get(incident_id) or []
+            updated = kept
+            for e in new:
+                updated = append(updated, e)
+            if updated is not kept:
+                self.tables.timelines[incident_id] = updated
+            out += [(names.TIMELINE, incident_id, dump(e)) for e in new]
+        return out
+
+    async def apply(self, step: IncidentStep) -> None:
+        """Publish an incident step, and send what it asks of other incidents and of triage."""
+        await self.publish(step.incident, step.new_tasks, step.entries)
+        for task in step.new_tasks if step.changed else ():
+            self.metrics.tasks.labels(department=task.department).inc()
+        for update in step.updates:
+            await self.send(names.INCIDENT_UPDATES, update.incident_id, dump(update))
+        for event in step.site_events:
+            await self.send(names.SITE_EVENTS, event.site_id, dump(event))
+        if any(e.type == "incident_closed" for e in step.entries):
+            await self.give_feedback(step.incident)
+
+    async def give_feedback(self, incident: Incident) -> None:
+        """Tell the people who reported a closed incident what was done (if anyone did)."""
+        given = feedback_for(incident, self.tasks_of(incident), self.site(incident.site_id),
+                             {d: dept.name for d, dept in self.departments.items()})
+        if given is not None:
+            await self.send(names.FEEDBACK, incident.incident_id, dump(given))
+            await self.record([feedback_entry(given)])
+
+    def tasks_of(self, incident: Incident | None) -> list[Task]:
+        if incident is None:
+            return []
+        return [Task.model_validate(self.tables.tasks[t]) for t in incident.task_ids
+                if self.tables.tasks.get(t) is not None]
+
+    def track_verification(self, incident: Incident | None, tasks: Iterable[Task]) -> None:
+        """Keep the PAS index (`verifications`) current with what was just published."""
+        for task in tasks:
+            if task.verification:
+                due = pas_due(task)
+                if due is None:
+                    self.verifications.pop(task.incident_id, None)
+                else:
+                    self.verifications[task.incident_id] = due
+        if incident is not None and incident.confirmation != "unconfirmed":
+            self.verifications.pop(incident.incident_id, None)
+
+    def track_deadlines(self, tasks: Iterable[Task]) -> None:
+        """Keep the deadline index (`deadlines`) current with what was just published."""
+        for task in tasks:
+            due = next_due(task, self.rules_of(task))
+            if due is None:
+                self.deadlines.cancel(task.task_id)
+            else:
+                self.deadlines.schedule(task.task_id, int(due.timestamp()))
+
+    def playbook_reloads(self, outcome: str) -> None:
+        """Count a playbook reload by outcome ("loaded" or "refused")."""
+        self.metrics.playbook_reloads.labels(result=outcome).inc()
+
+    def rules_of(self, task: Task | None) -> list:
+        """The escalation rules of the task's playbook step (none for a notice)."""
+        if task is None or task.notice_of is not None:
+            return []
+        stored = self.tables.incidents.get(task.incident_id)
+        loaded = self.library.version(PlaybookRef(**stored["playbook"])) if stored else None
+        return rules_for(loaded.playbook if loaded else None, task.step)
+
+    def locate(self, alarm: Any) -> Resolved:
+        return resolve(alarm, self.registry)
+
+    async def registry_read(self) -> None:
+        """Wait until the registry holds what was on its topic when the worker started."""
+        reader = self.registry_reader
+        if reader is not None and not reader.caught_up.is_set():
+            await reader.caught_up.wait()
+
+    def answer(self, update_id: str, outcome: str, value: object) -> None:
+        """Tell a waiting HTTP request (on this worker) how its update went: "ok" with the new
+        state, "conflict" with why, or "unknown"."""
+        waiter = self.waiters.pop(update_id, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result((outcome, value))
+
+    def site(self, site_id: str) -> Site:
+        """The registered site, or an ad-hoc one of type unknown."""
+        return self.registry.site(site_id) or Site.ad_hoc(site_id)
+
+    async def send_and_wait(self, topic: str, key: str, value: bytes) -> Any:
+        return await self.app.producer.send_and_wait(topic, key.encode("utf-8"), value,
+                                                     partition=None, timestamp=None,
+                                                     headers=None)
