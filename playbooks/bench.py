@@ -17,7 +17,8 @@ from datetime import datetime, timedelta, timezone
 from schemas import KINDS, SITE_TYPES, Playbook
 
 from playbooks.load import LoadedPlaybook, PlaybookSet
-from playbooks.match import Facts, match
+from playbooks.match import match
+from playbooks.rules import Facts
 
 __all__ = ["run", "synthetic_set"]
 

@@ -17,15 +17,14 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from collections.abc import Collection, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
 from schemas import Playbook
 
-if TYPE_CHECKING:
-    from playbooks.match import Compiled, Facts
+from playbooks.rules import Compiled, Facts, overlap, rank, specificity
 
 __all__ = ["LIBRARY", "LoadedPlaybook", "PlaybookError", "PlaybookSet", "Problem",
            "load_playbooks", "parse_playbook"]
@@ -62,8 +61,7 @@ class LoadedPlaybook:
     node: yaml.Node | None = field(default=None, repr=False, compare=False)
 
     @cached_property
-    def compiled(self) -> "Compiled":
-        from playbooks.match import Compiled
+    def compiled(self) -> Compiled:
         return Compiled(self.playbook.match)
 
     def line(self, *loc: Any) -> int:
@@ -91,7 +89,7 @@ class PlaybookSet:
         joined = "|".join(sorted(f"{lp.playbook.id}@{lp.content_hash}" for lp in self.playbooks))
         return hashlib.sha256(joined.encode()).hexdigest()[:12]
 
-    def candidates(self, facts: "Facts") -> Iterator[LoadedPlaybook]:
+    def candidates(self, facts: Facts) -> Iterator[LoadedPlaybook]:
         """The non-fallback playbooks that can fit these facts' kind, signal, site type, site
         and grid, most specific first."""
         key = (facts.kind if facts.kind in self.kinds_named else None, facts.signal,
@@ -110,8 +108,6 @@ class PlaybookSet:
 
     @classmethod
     def of(cls, loaded: list[LoadedPlaybook]) -> "PlaybookSet":
-        from playbooks.match import _rank
-
         problems = []
         fallbacks = [lp for lp in loaded if lp.playbook.fallback]
         if len(fallbacks) != 1:
@@ -124,7 +120,7 @@ class PlaybookSet:
                 problems.append(Problem(lp.source, 1, f"playbook id {lp.playbook.id!r} is "
                                                       f"also used by {by_id[lp.playbook.id].source}"))
             by_id[lp.playbook.id] = lp
-        ranked = sorted((lp for lp in loaded if not lp.playbook.fallback), key=_rank)
+        ranked = sorted((lp for lp in loaded if not lp.playbook.fallback), key=rank)
         problems += _ambiguities(ranked)
         if problems:
             raise PlaybookError(problems)
@@ -144,11 +140,9 @@ class _Bucket:
 
     @classmethod
     def of(cls, ranked: Iterable[LoadedPlaybook]) -> "_Bucket":
-        from playbooks.match import _rank
-
         bucket = cls(defaultdict(list), defaultdict(list), defaultdict(list), [])
         for lp in ranked:
-            entry = (_rank(lp), lp)
+            entry = (rank(lp), lp)
             rule = lp.playbook.match
             equal = next(((name, c.eq) for name, c in rule.attributes.items()
                           if c.eq is not None and isinstance(c.eq, (str, int, float, bool))),
@@ -183,8 +177,6 @@ class _Bucket:
 
 def _ambiguities(ranked: list[LoadedPlaybook]) -> list[Problem]:
     """Pairs of equal specificity and priority that could both fit one alarm."""
-    from playbooks.match import overlap, specificity
-
     groups: dict[tuple, list[LoadedPlaybook]] = defaultdict(list)
     for lp in ranked:
         groups[(specificity(lp.playbook.match), lp.playbook.priority)].append(lp)

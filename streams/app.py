@@ -27,8 +27,10 @@ from schemas import utc_now
 from streams.http import api, openapi
 from streams.http import errors as http_errors
 from streams.http.auth import Auth
+from streams.http.gate import BrokerProbe, Gate
 from streams.http.limits import RateLimits
 from streams.http.routing import Routing
+from streams.http.views import Route, mount
 from streams.metrics import Metrics
 from streams.notify import console, feed, webhooks
 from streams.runtime.lookahead import Lookahead
@@ -125,14 +127,14 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistl
     library.versions = tables.playbooks
     whistle = Whistle(settings=settings, app=app, topics=topics, tables=tables,
                       library=library, registry=registry,
-                      departments=departments, metrics=Metrics(), access=access,
-                      auth=Auth(access.tokens), clock=clock)
+                      departments=departments, metrics=Metrics(), access=access, clock=clock)
 
     whistle.metrics.open_tasks.count = lambda: whistle.open_tasks.counts(departments)
     whistle.registry_reader = RegistryReader(settings.broker, registry)
-    if not whistle.auth.open:
-        whistle.limits = RateLimits(settings.rate_limit, settings.rate_burst)
-        whistle.strangers = RateLimits(settings.rate_limit, settings.rate_burst)
+    gate = Gate(Auth(access.tokens), Routing(app), BrokerProbe(app))
+    if not gate.auth.open:
+        gate.limits = RateLimits(settings.rate_limit, settings.rate_burst)
+        gate.strangers = RateLimits(settings.rate_limit, settings.rate_burst)
 
     @app.task
     async def declare_topics() -> None:
@@ -173,16 +175,20 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistl
     for stage in (triage, dispatch, task_updates, incident_updates, escalation, site_events,
                   timers):
         stage.register(whistle)
-    whistle.routing = Routing(app)
     whistle.lookahead = lookahead = Lookahead(app, settings.broker, settings.app_id, whistle.send,
                                               whistle.metrics.read_ahead.inc)
     if settings.read_ahead:
         @app.task
         async def read_ahead() -> None:
             await lookahead.run_forever()
-    api.register(whistle)
-    feed.register(whistle, clock)
+    task_feed = feed.start(app, settings.broker, list(departments), settings.partitions,
+                           settings.stream_history)
     webhooks.register(whistle)
-    console.register(whistle)
-    openapi.register(whistle)
+    mount(app, [
+        *api.ROUTES,
+        Route(feed.PATH, feed.DepartmentStream, {"feed": task_feed}),
+        Route(console.PATH, console.Console),
+        Route(openapi.PATH, openapi.OpenApi,
+              {"body": openapi.body(list(departments), settings.max_batch)}),
+    ], whistle, gate)
     return whistle

@@ -28,9 +28,6 @@ from schemas import (Config, DeadLetter, Department, Incident, PlaybookRef, Site
                      TimelineEntry, utc_now)
 from schemas import topics as names
 from schemas.codec import Rejected, decode, dump
-from streams.http.auth import Auth
-from streams.http.limits import RateLimits
-from streams.http.routing import Routing
 from streams.metrics import Metrics
 from streams.runtime.lookahead import Lookahead
 from streams.runtime.registry import RegistryReader
@@ -100,7 +97,6 @@ class Whistle:
     departments: dict[str, Department]
     metrics: Metrics
     access: Config = field(default_factory=Config)
-    auth: Auth = field(default_factory=lambda: Auth([]))
     clock: Callable[[], datetime] = utc_now
     waiters: dict[str, asyncio.Future] = field(default_factory=dict)
     due: DueIndex = field(default_factory=DueIndex)           # devices by offline due time
@@ -112,9 +108,6 @@ class Whistle:
     topics_declared: bool = False
     registry_reader: RegistryReader | None = None
     lookahead: Lookahead | None = None  # the urgent lane's read-ahead (build() sets it)
-    routing: Routing | None = None      # requests to the worker holding the incident
-    limits: RateLimits | None = None     # per token (None in open mode)
-    strangers: RateLimits | None = None  # ... per address, for requests without a valid token
 
     async def send(self, topic: str, key: str, value: bytes,
                    headers: list[tuple[str, bytes]] | None = None) -> asyncio.Future:

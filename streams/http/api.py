@@ -19,17 +19,16 @@ Who may call what is `streams.http.auth.RIGHTS`; each view names the right each 
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from faust.web import Request, Response
 from pydantic import ValidationError
 
 from agents.logic.correlation import SiteState
 from agents.logic.health import DeviceState
-from agents.report.render import phones_masked
+from agents.report.wording import phones_masked
 from agents.logic.taskstate import IllegalTransition, next_status
 from agents.logic.timelines import in_time_order
 from playbooks import PlaybookError
@@ -41,18 +40,17 @@ from schemas import topics
 from streams.http.auth import Caller
 from streams.reports import FORMATS, MEDIA_TYPES, render_timeline
 from streams.http.errors import Refusal, problem
-from streams.http.views import ApiView
+from streams.http.views import ApiView, Route
+from streams.worker import Whistle
 from schemas.codec import dump, error_details
 
-if TYPE_CHECKING:
-    from streams.worker import Whistle
 
-__all__ = ["register"]
+__all__ = ["ROUTES"]
 
 ALARM_TYPES = ("application/json", CAP_CONTENT_TYPE)
 
 
-def _parse_alarms(data: Any, w: "Whistle") -> list[Alarm]:
+def _parse_alarms(data: Any, w: Whistle) -> list[Alarm]:
     now = w.clock()
     batch = isinstance(data, list)
     items = data if batch else [data]
@@ -84,7 +82,7 @@ def _written(alarm: Alarm, index: int, batch: int) -> bytes:
                                                                  f"JSON: {exc}"}]) from None
 
 
-def _parse_cap(body: bytes, w: "Whistle") -> Alarm:
+def _parse_cap(body: bytes, w: Whistle) -> Alarm:
     now = w.clock()
     try:
         alarm = alarm_from_cap(body, now)
@@ -107,289 +105,294 @@ def _iso(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).isoformat()
 
 
-def register(w: "Whistle") -> None:
-    """Mount the API on the worker's Faust web server."""
-    app = w.app
+class Alarms(ApiView):
+    rights = {"post": "post_alarms"}
 
-    def page(path: str):
-        def mount(cls: type[ApiView]) -> type[ApiView]:
-            cls.whistle = w
-            return app.page(path, name=cls.__name__)(cls)
-        return mount
-
-    @page("/api/v1/alarms")
-    class Alarms(ApiView):
-        rights = {"post": "post_alarms"}
-
-        async def post(self, request: Request) -> Response:
-            try:
-                if request.content_type == CAP_CONTENT_TYPE:
-                    alarms = [_parse_cap(await self.read_body(request, (CAP_CONTENT_TYPE,)), w)]
-                else:
-                    alarms = _parse_alarms(await self.read_json(request, ALARM_TYPES), w)
-                records = [(w.locate(a).site.site_id, _written(a, i, len(alarms)))
-                           for i, a in enumerate(alarms)]
-            except Refusal as exc:
-                w.metrics.rejected.labels(status=str(exc.status)).inc()
-                raise
-            try:
-                await asyncio.wait_for(self._persist(records), w.settings.ingest_timeout)
-            except Exception as exc:  # the broker did not take them all: say so, never 202
-                w.metrics.rejected.labels(status="503").inc()
-                app.log.warning("alarm ingest failed: %r", exc)
-                raise Refusal(503, "the broker did not acknowledge the alarms; retry with the "
-                                   "same alarm_id", problem("broker", repr(exc)),
-                              {"Retry-After": "1"}) from None
-            w.metrics.ingested.inc(len(alarms))
-            return self.reply({"accepted": [a.alarm_id for a in alarms]}, status=202)
-
-        async def _persist(self, records: list[tuple[str, bytes]]) -> None:
-            acks = [await w.send(topics.ALARMS, site, value) for site, value in records]
-            await asyncio.gather(*acks)
-
-    @page("/api/v1/incidents")
-    class Incidents(ApiView):
-        rights = {"get": "read_incidents"}
-
-        async def get(self, request: Request) -> Response:
-            status = self.query(request, "status", INCIDENT_STATUSES)
-            site_id = self.query(request, "site_id")
-            caller = request["caller"]
-            found = [shown(v, caller) for v in w.tables.incidents.values()
-                     if (status is None or v["status"] == status)
-                     and (site_id is None or v["site_id"] == site_id)
-                     and (caller.role == "admin" or involves(v, caller))]
-            found += await w.routing.gather(request, "incidents")  # shown there
-            found.sort(key=lambda v: (v["opened_at"], v["incident_id"]), reverse=True)
-            return self.reply({"incidents": found})
-
-    def shown(value: Any, caller: Caller) -> Any:
-        """What the caller may see of an incident or a timeline entry: reporters' phone
-        numbers whole only for an admin."""
-        return value if caller.role == "admin" else phones_masked(value)
-
-    def involves(incident: dict, caller: Caller) -> bool:
-        """Whether the caller's department has a task in the incident."""
-        return any(caller.may_see((w.tables.tasks.get(t) or {}).get("department"))
-                   for t in incident["task_ids"])
-
-    def incident_or_404(incident_id: str, caller: Caller) -> dict:
-        stored = w.tables.incidents.get(incident_id)
-        if stored is None:
-            raise Refusal(404, f"no incident {incident_id}", problem("incident_id", "unknown"))
-        if caller.role != "admin" and not involves(stored, caller):
-            raise Refusal(403, f"{caller.department} has no task in incident {incident_id}",
-                          problem("incident_id", "not your department's"))
-        return stored
-
-    @page("/api/v1/incidents/{incident_id}")
-    class OneIncident(ApiView):
-        rights = {"get": "read_incidents"}
-        routed_by = "incident_id"
-
-        async def get(self, request: Request, incident_id: str) -> Response:
-            fmt = self.query(request, "format", ("json", "cap")) or "json"
-            stored = incident_or_404(incident_id, request["caller"])
-            if fmt == "json":
-                return self.reply(shown(stored, request["caller"]))
-            incident = Incident.model_validate(stored)
-            loaded = w.library.version(incident.playbook)
-            xml = incident_to_cap(
-                incident, site=w.site(incident.site_id),
-                title=loaded.playbook.title if loaded else incident.playbook.id,
-                confirmed=incident.confirmed, sender=f"whistle@{w.settings.host}",
-                sent=w.clock())
-            return self.raw(xml, f"{CAP_CONTENT_TYPE}; charset=utf-8")
-
-    @page("/api/v1/incidents/{incident_id}/timeline")
-    class IncidentTimeline(ApiView):
-        rights = {"get": "read_incidents"}
-        routed_by = "incident_id"
-
-        async def get(self, request: Request, incident_id: str) -> Response:
-            fmt = self.query(request, "format", FORMATS) or "json"
-            caller = request["caller"]
-            incident = incident_or_404(incident_id, caller)
-            entries = [e for e in in_time_order(w.tables.timelines.get(incident_id) or [])
-                       if e.department is None or caller.may_see(e.department)]
-            if fmt == "json":
-                return self.reply(shown({"incident": incident,
-                                         "entries": [e.model_dump(mode="json", exclude_none=True)
-                                                     for e in entries]}, caller))
-            timeline = Timeline(incident=Incident.model_validate(incident), entries=entries)
-            body = render_timeline(timeline, fmt, {d: x.name for d, x in w.departments.items()})
-            headers = {"Content-Disposition": f'inline; filename="{incident_id}.{fmt}"',
-                       "X-Content-Type-Options": "nosniff"}
-            if fmt == "html":  # a report runs nothing, whatever a gateway sent
-                headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
-            return self.raw(body, MEDIA_TYPES[fmt], headers=headers)
-
-    @page("/api/v1/tasks")
-    class Tasks(ApiView):
-        rights = {"get": "read_tasks"}
-
-        async def get(self, request: Request) -> Response:
-            department = self.query(request, "department")
-            caller = request["caller"]
-            if caller.role != "admin":
-                if department not in (None, caller.department):
-                    raise Refusal(403, f"a {caller.department} token reads only its own tasks",
-                                  [{"loc": ["query", "department"], "msg": "not yours"}])
-                department = caller.department
-            status = self.query(request, "status", TASK_STATUSES)
-            incident_id = self.query(request, "incident_id")
-            found = [v for v in w.tables.tasks.values()
-                     if (department is None or v["department"] == department)
-                     and (status is None or v["status"] == status)
-                     and (incident_id is None or v["incident_id"] == incident_id)]
-            found += await w.routing.gather(request, "tasks")
-            found.sort(key=lambda v: (v["created_at"], v["task_id"]))
-            return self.reply({"tasks": found})
-
-    @page("/api/v1/tasks/{task_id}/{action}")
-    class TaskAction(ApiView):
-        rights = {"post": "change_tasks"}
-        routed_by = "task_id"
-
-        async def post(self, request: Request, task_id: str, action: str) -> Response:
-            if action not in TASK_ACTIONS:
-                raise Refusal(404, f"no action {action}; use one of {', '.join(TASK_ACTIONS)}",
-                              problem("action", "unknown"))
-            stored = w.tables.tasks.get(task_id)
-            if stored is None:
-                raise Refusal(404, f"no task {task_id}", problem("task_id", "unknown"))
-            task = Task.model_validate(stored)
-            if not request["caller"].may_see(task.department):
-                raise Refusal(403, f"task {task_id} belongs to {task.department}",
-                              problem("task_id", "not your department's"))
-            data = await self.read_json(request)
-            try:
-                body = TaskUpdateRequest.model_validate(data)
-                update = TaskUpdate(update_id=uuid.uuid4().hex, task_id=task_id,
-                                    incident_id=task.incident_id, action=action, by=body.by,
-                                    note=body.note, outcome=body.outcome, at=w.clock())
-            except ValidationError as exc:
-                raise Refusal(422, "invalid task update", error_details(exc)) from None
-            try:
-                next_status(task.status, action)
-            except IllegalTransition as exc:
-                raise Refusal(409, str(exc), problem("status", task.status)) from None
-            _check_outcome(task, action, body.outcome)
-            task = await self.submit(topics.TASK_UPDATES, update.incident_id, update.update_id,
-                                     dump(update), "status", ("task_id", task_id))
-            return self.reply(task.model_dump(mode="json"))
-
-    @page("/api/v1/sites/{site_id}")
-    class OneSite(ApiView):
-        rights = {"get": "read_registry"}
-
-        async def get(self, request: Request, site_id: str) -> Response:
-            site = w.registry.site(site_id)
-            state = SiteState.from_json(w.tables.sites.get(site_id))
-            if site is None and w.tables.sites.get(site_id) is None:
-                raise Refusal(404, f"no site {site_id}", problem("site_id", "unknown"))
-            return self.reply({
-                "site": site.model_dump(mode="json") if site else None,
-                "open_incidents": [c.incident_id for c in state.clusters],
-                "false_alarms": {day: len(ids) for day, ids in state.false_alarms.items()},
-                "flagged": state.flagged})
-
-    @page("/api/v1/devices/{device_id}")
-    class OneDevice(ApiView):
-        rights = {"get": "read_registry"}
-
-        async def get(self, request: Request, device_id: str) -> Response:
-            device = w.registry.device(device_id)
-            state = DeviceState.from_json(w.tables.devices.get(device_id))
-            if device is None and state is None:
-                raise Refusal(404, f"no device {device_id}", problem("device_id", "unknown"))
-            return self.reply({
-                "device": device.model_dump(mode="json") if device else None,
-                "site_id": state.site_id if state else device.site_id,
-                "last_seen": _iso(state.last_seen) if state else None,
-                "last_signal": state.last_signal if state else None,
-                "offline_due": _iso(state.due) if state else None,
-                "reported_offline": bool(state and state.reported >= state.last_seen),
-                "false_alarms": state.false_alarms if state else 0})
-
-    @page("/api/v1/incidents/{incident_id}/level")
-    class IncidentLevel(ApiView):
-        rights = {"post": "change_incidents"}
-        routed_by = "incident_id"
-
-        async def post(self, request: Request, incident_id: str) -> Response:
-            incident = incident_or_404(incident_id, request["caller"])
-            data = await self.read_json(request)
-            try:
-                body = LevelRequest.model_validate(data)
-            except ValidationError as exc:
-                raise Refusal(422, "invalid level change", error_details(exc)) from None
-            if body.level == incident["level"]:
-                raise Refusal(409, f"incident {incident_id} is at level {body.level} already",
-                              problem("level", body.level))
-            update = IncidentUpdate(update_id=uuid.uuid4().hex, incident_id=incident_id,
-                                    action="set_level", level=body.level, by=body.by,
-                                    note=body.note, at=w.clock())
-            changed = await self.submit(topics.INCIDENT_UPDATES, incident_id, update.update_id,
-                                        dump(update), "level", ("incident_id", incident_id))
-            return self.reply(changed.model_dump(mode="json"))
-
-    @page("/api/v1/playbooks")
-    class Playbooks(ApiView):
-        rights = {"get": "read_playbooks"}
-
-        async def get(self, request: Request) -> Response:
-            return self.reply(w.library.describe())
-
-    @page("/api/v1/playbooks/reload")
-    class ReloadPlaybooks(ApiView):
-        rights = {"post": "change_playbooks"}
-
-        async def post(self, request: Request) -> Response:
-            try:
-                w.library.reload_and_report(w.playbook_reloads)
-            except PlaybookError as exc:
-                raise Refusal(422, "the playbooks were refused; the running set stays",
-                              [{"loc": [p.file, p.line], "msg": p.message}
-                               for p in exc.problems]) from None
-            return self.reply(w.library.describe())
-
-    @page("/healthz")
-    class Health(ApiView):
-        async def get(self, request: Request) -> Response:
-            return self.reply({"status": "ok"})
-
-    probe = _BrokerProbe(w)
-
-    @page("/readyz")
-    class Ready(ApiView):
-        async def get(self, request: Request) -> Response:
-            reader = w.registry_reader
-            checks = {"topics": w.topics_declared, "consuming": w.consuming,
-                      "registry": reader is not None and reader.caught_up.is_set(),
-                      "broker": await probe.reachable()}
-            ok = all(checks.values())
-            return self.reply({"ready": ok, **checks}, status=200 if ok else 503)
-
-    @page("/metrics")
-    class Metrics(ApiView):
-        async def get(self, request: Request) -> Response:
-            return self.raw(w.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
-
-
-class _BrokerProbe:
-    """Whether the broker answers a metadata request now (asked at most once a second)."""
-
-    def __init__(self, w: "Whistle") -> None:
-        self.w, self.checked_at, self.ok = w, 0.0, False
-
-    async def reachable(self) -> bool:
-        if time.monotonic() - self.checked_at < 1.0:
-            return self.ok
+    async def post(self, request: Request) -> Response:
+        w = self.whistle
         try:
-            client = self.w.app.producer._ensure_producer().client
-            self.ok = bool(await asyncio.wait_for(client.fetch_all_metadata(), 1.0))
-        except Exception:
-            self.ok = False
-        self.checked_at = time.monotonic()
-        return self.ok
+            if request.content_type == CAP_CONTENT_TYPE:
+                alarms = [_parse_cap(await self.read_body(request, (CAP_CONTENT_TYPE,)), w)]
+            else:
+                alarms = _parse_alarms(await self.read_json(request, ALARM_TYPES), w)
+            records = [(w.locate(a).site.site_id, _written(a, i, len(alarms)))
+                       for i, a in enumerate(alarms)]
+        except Refusal as exc:
+            w.metrics.rejected.labels(status=str(exc.status)).inc()
+            raise
+        try:
+            await asyncio.wait_for(self._persist(records), w.settings.ingest_timeout)
+        except Exception as exc:  # the broker did not take them all: say so, never 202
+            w.metrics.rejected.labels(status="503").inc()
+            w.app.log.warning("alarm ingest failed: %r", exc)
+            raise Refusal(503, "the broker did not acknowledge the alarms; retry with the "
+                               "same alarm_id", problem("broker", repr(exc)),
+                          {"Retry-After": "1"}) from None
+        w.metrics.ingested.inc(len(alarms))
+        return self.reply({"accepted": [a.alarm_id for a in alarms]}, status=202)
+
+    async def _persist(self, records: list[tuple[str, bytes]]) -> None:
+        w = self.whistle
+        acks = [await w.send(topics.ALARMS, site, value) for site, value in records]
+        await asyncio.gather(*acks)
+
+
+class Incidents(ApiView):
+    rights = {"get": "read_incidents"}
+
+    async def get(self, request: Request) -> Response:
+        w = self.whistle
+        status = self.query(request, "status", INCIDENT_STATUSES)
+        site_id = self.query(request, "site_id")
+        caller = request["caller"]
+        found = [shown(v, caller) for v in w.tables.incidents.values()
+                 if (status is None or v["status"] == status)
+                 and (site_id is None or v["site_id"] == site_id)
+                 and (caller.role == "admin" or involves(w, v, caller))]
+        found += await self.gate.routing.gather(request, "incidents")  # shown there
+        found.sort(key=lambda v: (v["opened_at"], v["incident_id"]), reverse=True)
+        return self.reply({"incidents": found})
+
+
+def shown(value: Any, caller: Caller) -> Any:
+    """What the caller may see of an incident or a timeline entry: reporters' phone
+    numbers whole only for an admin."""
+    return value if caller.role == "admin" else phones_masked(value)
+
+
+def involves(w: Whistle, incident: dict, caller: Caller) -> bool:
+    """Whether the caller's department has a task in the incident."""
+    return any(caller.may_see((w.tables.tasks.get(t) or {}).get("department"))
+               for t in incident["task_ids"])
+
+
+def incident_or_404(w: Whistle, incident_id: str, caller: Caller) -> dict:
+    stored = w.tables.incidents.get(incident_id)
+    if stored is None:
+        raise Refusal(404, f"no incident {incident_id}", problem("incident_id", "unknown"))
+    if caller.role != "admin" and not involves(w, stored, caller):
+        raise Refusal(403, f"{caller.department} has no task in incident {incident_id}",
+                      problem("incident_id", "not your department's"))
+    return stored
+
+
+class OneIncident(ApiView):
+    rights = {"get": "read_incidents"}
+    routed_by = "incident_id"
+
+    async def get(self, request: Request, incident_id: str) -> Response:
+        w = self.whistle
+        fmt = self.query(request, "format", ("json", "cap")) or "json"
+        stored = incident_or_404(w, incident_id, request["caller"])
+        if fmt == "json":
+            return self.reply(shown(stored, request["caller"]))
+        incident = Incident.model_validate(stored)
+        loaded = w.library.version(incident.playbook)
+        xml = incident_to_cap(
+            incident, site=w.site(incident.site_id),
+            title=loaded.playbook.title if loaded else incident.playbook.id,
+            confirmed=incident.confirmed, sender=f"whistle@{w.settings.host}",
+            sent=w.clock())
+        return self.raw(xml, f"{CAP_CONTENT_TYPE}; charset=utf-8")
+
+
+class IncidentTimeline(ApiView):
+    rights = {"get": "read_incidents"}
+    routed_by = "incident_id"
+
+    async def get(self, request: Request, incident_id: str) -> Response:
+        w = self.whistle
+        fmt = self.query(request, "format", FORMATS) or "json"
+        caller = request["caller"]
+        incident = incident_or_404(w, incident_id, caller)
+        entries = [e for e in in_time_order(w.tables.timelines.get(incident_id) or [])
+                   if e.department is None or caller.may_see(e.department)]
+        if fmt == "json":
+            return self.reply(shown({"incident": incident,
+                                     "entries": [e.model_dump(mode="json", exclude_none=True)
+                                                 for e in entries]}, caller))
+        timeline = Timeline(incident=Incident.model_validate(incident), entries=entries)
+        body = render_timeline(timeline, fmt, {d: x.name for d, x in w.departments.items()})
+        headers = {"Content-Disposition": f'inline; filename="{incident_id}.{fmt}"',
+                   "X-Content-Type-Options": "nosniff"}
+        if fmt == "html":  # a report runs nothing, whatever a gateway sent
+            headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+        return self.raw(body, MEDIA_TYPES[fmt], headers=headers)
+
+
+class Tasks(ApiView):
+    rights = {"get": "read_tasks"}
+
+    async def get(self, request: Request) -> Response:
+        w = self.whistle
+        department = self.query(request, "department")
+        caller = request["caller"]
+        if caller.role != "admin":
+            if department not in (None, caller.department):
+                raise Refusal(403, f"a {caller.department} token reads only its own tasks",
+                              [{"loc": ["query", "department"], "msg": "not yours"}])
+            department = caller.department
+        status = self.query(request, "status", TASK_STATUSES)
+        incident_id = self.query(request, "incident_id")
+        found = [v for v in w.tables.tasks.values()
+                 if (department is None or v["department"] == department)
+                 and (status is None or v["status"] == status)
+                 and (incident_id is None or v["incident_id"] == incident_id)]
+        found += await self.gate.routing.gather(request, "tasks")
+        found.sort(key=lambda v: (v["created_at"], v["task_id"]))
+        return self.reply({"tasks": found})
+
+
+class TaskAction(ApiView):
+    rights = {"post": "change_tasks"}
+    routed_by = "task_id"
+
+    async def post(self, request: Request, task_id: str, action: str) -> Response:
+        w = self.whistle
+        if action not in TASK_ACTIONS:
+            raise Refusal(404, f"no action {action}; use one of {', '.join(TASK_ACTIONS)}",
+                          problem("action", "unknown"))
+        stored = w.tables.tasks.get(task_id)
+        if stored is None:
+            raise Refusal(404, f"no task {task_id}", problem("task_id", "unknown"))
+        task = Task.model_validate(stored)
+        if not request["caller"].may_see(task.department):
+            raise Refusal(403, f"task {task_id} belongs to {task.department}",
+                          problem("task_id", "not your department's"))
+        data = await self.read_json(request)
+        try:
+            body = TaskUpdateRequest.model_validate(data)
+            update = TaskUpdate(update_id=uuid.uuid4().hex, task_id=task_id,
+                                incident_id=task.incident_id, action=action, by=body.by,
+                                note=body.note, outcome=body.outcome, at=w.clock())
+        except ValidationError as exc:
+            raise Refusal(422, "invalid task update", error_details(exc)) from None
+        try:
+            next_status(task.status, action)
+        except IllegalTransition as exc:
+            raise Refusal(409, str(exc), problem("status", task.status)) from None
+        _check_outcome(task, action, body.outcome)
+        task = await self.submit(topics.TASK_UPDATES, update.incident_id, update.update_id,
+                                 dump(update), "status", ("task_id", task_id))
+        return self.reply(task.model_dump(mode="json"))
+
+
+class OneSite(ApiView):
+    rights = {"get": "read_registry"}
+
+    async def get(self, request: Request, site_id: str) -> Response:
+        w = self.whistle
+        site = w.registry.site(site_id)
+        state = SiteState.from_json(w.tables.sites.get(site_id))
+        if site is None and w.tables.sites.get(site_id) is None:
+            raise Refusal(404, f"no site {site_id}", problem("site_id", "unknown"))
+        return self.reply({
+            "site": site.model_dump(mode="json") if site else None,
+            "open_incidents": [c.incident_id for c in state.clusters],
+            "false_alarms": {day: len(ids) for day, ids in state.false_alarms.items()},
+            "flagged": state.flagged})
+
+
+class OneDevice(ApiView):
+    rights = {"get": "read_registry"}
+
+    async def get(self, request: Request, device_id: str) -> Response:
+        w = self.whistle
+        device = w.registry.device(device_id)
+        state = DeviceState.from_json(w.tables.devices.get(device_id))
+        if device is None and state is None:
+            raise Refusal(404, f"no device {device_id}", problem("device_id", "unknown"))
+        return self.reply({
+            "device": device.model_dump(mode="json") if device else None,
+            "site_id": state.site_id if state else device.site_id,
+            "last_seen": _iso(state.last_seen) if state else None,
+            "last_signal": state.last_signal if state else None,
+            "offline_due": _iso(state.due) if state else None,
+            "reported_offline": bool(state and state.reported >= state.last_seen),
+            "false_alarms": state.false_alarms if state else 0})
+
+
+class IncidentLevel(ApiView):
+    rights = {"post": "change_incidents"}
+    routed_by = "incident_id"
+
+    async def post(self, request: Request, incident_id: str) -> Response:
+        w = self.whistle
+        incident = incident_or_404(w, incident_id, request["caller"])
+        data = await self.read_json(request)
+        try:
+            body = LevelRequest.model_validate(data)
+        except ValidationError as exc:
+            raise Refusal(422, "invalid level change", error_details(exc)) from None
+        if body.level == incident["level"]:
+            raise Refusal(409, f"incident {incident_id} is at level {body.level} already",
+                          problem("level", body.level))
+        update = IncidentUpdate(update_id=uuid.uuid4().hex, incident_id=incident_id,
+                                action="set_level", level=body.level, by=body.by,
+                                note=body.note, at=w.clock())
+        changed = await self.submit(topics.INCIDENT_UPDATES, incident_id, update.update_id,
+                                    dump(update), "level", ("incident_id", incident_id))
+        return self.reply(changed.model_dump(mode="json"))
+
+
+class Playbooks(ApiView):
+    rights = {"get": "read_playbooks"}
+
+    async def get(self, request: Request) -> Response:
+        w = self.whistle
+        return self.reply(w.library.describe())
+
+
+class ReloadPlaybooks(ApiView):
+    rights = {"post": "change_playbooks"}
+
+    async def post(self, request: Request) -> Response:
+        w = self.whistle
+        try:
+            w.library.reload_and_report(w.playbook_reloads)
+        except PlaybookError as exc:
+            raise Refusal(422, "the playbooks were refused; the running set stays",
+                          [{"loc": [p.file, p.line], "msg": p.message}
+                           for p in exc.problems]) from None
+        return self.reply(w.library.describe())
+
+
+class Health(ApiView):
+    async def get(self, request: Request) -> Response:
+        return self.reply({"status": "ok"})
+
+
+class Ready(ApiView):
+    async def get(self, request: Request) -> Response:
+        w = self.whistle
+        reader = w.registry_reader
+        checks = {"topics": w.topics_declared, "consuming": w.consuming,
+                  "registry": reader is not None and reader.caught_up.is_set(),
+                  "broker": await self.gate.probe.reachable()}
+        ok = all(checks.values())
+        return self.reply({"ready": ok, **checks}, status=200 if ok else 503)
+
+
+class Metrics(ApiView):
+    async def get(self, request: Request) -> Response:
+        w = self.whistle
+        return self.raw(w.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
+
+
+ROUTES: list[Route] = [
+    Route("/api/v1/alarms", Alarms),
+    Route("/api/v1/incidents", Incidents),
+    Route("/api/v1/incidents/{incident_id}", OneIncident),
+    Route("/api/v1/incidents/{incident_id}/timeline", IncidentTimeline),
+    Route("/api/v1/tasks", Tasks),
+    Route("/api/v1/tasks/{task_id}/{action}", TaskAction),
+    Route("/api/v1/sites/{site_id}", OneSite),
+    Route("/api/v1/devices/{device_id}", OneDevice),
+    Route("/api/v1/incidents/{incident_id}/level", IncidentLevel),
+    Route("/api/v1/playbooks", Playbooks),
+    Route("/api/v1/playbooks/reload", ReloadPlaybooks),
+    Route("/healthz", Health),
+    Route("/readyz", Ready),
+    Route("/metrics", Metrics),
+]
+"""The API's paths and their views (`streams.app` mounts them, with the others')."""

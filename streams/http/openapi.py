@@ -14,7 +14,7 @@ str}]}`. `tests/chaos/test_fuzz_api.py` runs schemathesis against the real stack
 from __future__ import annotations
 
 from importlib import metadata
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 from pydantic.json_schema import models_json_schema
 
@@ -26,10 +26,7 @@ from schemas.codec import json_bytes
 from streams.reports import FORMATS
 from streams.http.views import JSON, ApiView
 
-if TYPE_CHECKING:
-    from streams.worker import Whistle
-
-__all__ = ["PATH", "document", "register"]
+__all__ = ["PATH", "OpenApi", "body", "document"]
 
 PATH = "/api/v1/openapi.json"
 REF = "#/components/schemas/{model}"
@@ -285,15 +282,16 @@ def _version() -> str:
         return "0.0.0"
 
 
-def register(w: "Whistle") -> None:
-    """Mount `GET /api/v1/openapi.json` on the worker's web server."""
-    body = json_bytes(document(list(w.departments), _version(), w.settings.max_batch))
+def body(departments: list[str], max_batch: int) -> bytes:
+    """The document this worker serves, as bytes."""
+    return json_bytes(document(departments, _version(), max_batch))
 
-    class OpenApi(ApiView):
-        whistle = w
-        rights: dict[str, str] = {}  # public: it says what exists, not what anyone holds
 
-        async def get(self, request: Any) -> Any:
-            return self.raw(body, JSON)
+class OpenApi(ApiView):
+    """`GET /api/v1/openapi.json`."""
 
-    w.app.page(PATH, name="OpenApi")(OpenApi)
+    body: bytes  # the worker's document, set by `mount`
+    rights: dict[str, str] = {}  # public: it says what exists, not what anyone holds
+
+    async def get(self, request: Any) -> Any:
+        return self.raw(self.body, JSON)

@@ -17,18 +17,19 @@ import asyncio
 import json
 import math
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple
+
+import faust
 
 from faust.web import Request, Response, View
 
 from streams.http.auth import PUBLIC, Caller, Denied
 from streams.http.errors import Refusal, problem
+from streams.http.gate import Gate
+from streams.worker import Whistle
 from schemas.codec import json_bytes
 
-if TYPE_CHECKING:
-    from streams.worker import Whistle
-
-__all__ = ["JSON", "ApiView"]
+__all__ = ["JSON", "ApiView", "Route", "mount"]
 
 JSON = "application/json; charset=utf-8"
 
@@ -37,7 +38,8 @@ class ApiView(View):
     """Base view: JSON bodies in and out, refusals rendered the contract's way, and the
     caller checked against the right each method needs (`rights`: method -> right)."""
 
-    whistle: "Whistle"
+    whistle: Whistle  # both set by `mount`, on a subclass per worker
+    gate: Gate
     rights: dict[str, str] = {}
     routed_by: str | None = None  # the path's incident or task id: answered where it is held
     has_head = True  # HEAD is GET without the body, with GET's rights; a view that streams
@@ -56,7 +58,7 @@ class ApiView(View):
         try:
             request["caller"] = self.authorize(request)
             if self.routed_by is not None:  # streams.http.routing
-                answer = await self.whistle.routing.route(self, request,
+                answer = await self.gate.routing.route(self, request,
                                                           request.match_info[self.routed_by])
                 if answer is not None:
                     return answer
@@ -89,18 +91,18 @@ class ApiView(View):
         method = request.method.lower()
         right = self.rights.get("get" if method == "head" else method, PUBLIC)
         try:
-            caller = w.auth.check(request.headers.get("Authorization"), right)
+            caller = self.gate.auth.check(request.headers.get("Authorization"), right)
         except Denied as exc:
             if exc.status == 401:  # guessing tokens is limited by address
-                self.throttle(w.strangers, f"addr:{request.remote}")
+                self.throttle(self.gate.strangers, f"addr:{request.remote}")
             elif exc.caller is not None and exc.caller.key:  # probing with a known token
-                self.throttle(w.limits, exc.caller.key)
+                self.throttle(self.gate.limits, exc.caller.key)
             w.metrics.auth_refused.labels(status=str(exc.status)).inc()
             headers = {"WWW-Authenticate": 'Bearer realm="whistle"'} if exc.status == 401 else None
             raise Refusal(exc.status, exc.message, problem("Authorization", exc.message),
                           headers) from None
         if right != PUBLIC and caller.key:
-            self.throttle(w.limits, caller.key)
+            self.throttle(self.gate.limits, caller.key)
         return caller
 
     def throttle(self, limits: Any, key: str) -> None:
@@ -180,3 +182,22 @@ class ApiView(View):
             raise Refusal(422, f"unknown {name}",
                           [{"loc": ["query", name], "msg": f"must be one of {', '.join(allowed)}"}])
         return value
+
+
+class Route(NamedTuple):
+    """A path, the view answering it, and what that view holds besides the worker and the
+    gate (e.g. the SSE view's feed)."""
+
+    path: str
+    view: type[ApiView]
+    holds: dict[str, Any] = {}
+
+
+def mount(app: faust.App, routes: list[Route], whistle: Whistle, gate: Gate) -> None:
+    """Mount each route's view on the worker's web server, as a subclass holding this
+    worker's `whistle`, `gate` and the route's own attributes (no view class is changed, so
+    several workers can live in one process, as in the tests)."""
+    for route in routes:
+        name = route.view.__name__
+        wired = type(name, (route.view,), {"whistle": whistle, "gate": gate, **route.holds})
+        app.page(route.path, name=name)(wired)

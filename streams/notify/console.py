@@ -15,22 +15,20 @@ so nothing but the page's own code runs and nothing is fetched from anywhere els
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import re
 import secrets
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
 from schemas import Department
 
 from streams.http.errors import Refusal, problem
 from streams.http.views import ApiView
 
-if TYPE_CHECKING:
-    from streams.worker import Whistle
-
-__all__ = ["PAGE", "config_json", "headers", "register", "render"]
+__all__ = ["PAGE", "PATH", "Console", "config_json", "headers", "render", "template"]
 
 PAGE = Path(__file__).parent / "console.html"
 _SLOT = re.compile(r"\{\{(\w+)\}\}")
@@ -70,22 +68,27 @@ def headers(nonce: str) -> dict[str, str]:
             "X-Frame-Options": "DENY"}
 
 
-def register(w: "Whistle") -> None:
-    """Mount `GET /console/{department}` on the worker's web server."""
-    template = PAGE.read_text(encoding="utf-8")
+PATH = "/console/{department}"
 
-    class Console(ApiView):
-        whistle = w
-        rights: dict[str, str] = {}  # public: the page signs in with a department token
 
-        async def get(self, request: Any, department: str) -> Any:
-            found = w.departments.get(department)
-            if found is None:
-                raise Refusal(404, f"no department {department}",
-                              problem("department", "unknown"))
-            nonce = secrets.token_urlsafe(18)
-            page = render(template, found, w.departments, nonce, w.settings.stream_ping)
-            return self.raw(page.encode("utf-8"), "text/html; charset=utf-8",
-                            headers=headers(nonce))
+@functools.cache
+def template() -> str:
+    """The page's template, read once."""
+    return PAGE.read_text(encoding="utf-8")
 
-    w.app.page("/console/{department}", name="Console")(Console)
+
+class Console(ApiView):
+    """`GET /console/{department}`: the department's console page (it holds no data)."""
+
+    rights: dict[str, str] = {}  # public: the page signs in with a department token
+
+    async def get(self, request: Any, department: str) -> Any:
+        w = self.whistle
+        found = w.departments.get(department)
+        if found is None:
+            raise Refusal(404, f"no department {department}",
+                          problem("department", "unknown"))
+        nonce = secrets.token_urlsafe(18)
+        page = render(template(), found, w.departments, nonce, w.settings.stream_ping)
+        return self.raw(page.encode("utf-8"), "text/html; charset=utf-8",
+                        headers=headers(nonce))

@@ -22,7 +22,9 @@ import logging
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator
+
+import faust
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -34,10 +36,7 @@ from streams.kafka.broker import bootstrap_servers
 from streams.http.errors import Refusal, problem
 from streams.http.views import ApiView
 
-if TYPE_CHECKING:
-    from streams.worker import Whistle
-
-__all__ = ["Cursor", "DepartmentLog", "TaskFeed", "register", "sse"]
+__all__ = ["PATH", "Cursor", "DepartmentLog", "DepartmentStream", "TaskFeed", "sse", "start"]
 
 log = logging.getLogger(__name__)
 
@@ -258,57 +257,63 @@ async def stream(dept_log: DepartmentLog, last_event_id: str | None, now: dateti
         dept_log.listeners.discard(queue)
 
 
-def register(w: "Whistle", clock: Callable[[], datetime]) -> TaskFeed:
-    """Start the feed on the worker and mount the stream view."""
-    feed = TaskFeed(w.settings.broker, list(w.departments), w.settings.partitions,
-                    w.settings.stream_history)
+def start(app: faust.App, broker: str, departments: list[str], partitions: int,
+          history: int) -> TaskFeed:
+    """The worker's feed, read from the task topics while the worker runs and closed before
+    its web server stops."""
+    feed = TaskFeed(broker, departments, partitions, history)
 
-    @w.app.task
+    @app.task
     async def read_task_topics() -> None:
         await feed.run()
 
-    @w.app.on_before_shutdown.connect
+    @app.on_before_shutdown.connect
     async def end_streams(sender: Any, **kwargs: Any) -> None:
         # before the web server stops: it would wait for each open stream, and a console is
         # always connected (SIGTERM took 6.5 s, until `whistle up` killed its worker)
         feed.close()
 
-    class DepartmentStream(ApiView):
-        whistle = w
-        rights = {"get": "stream_tasks"}
-        has_head = False
-
-        async def get(self, request: Any, department: str) -> Any:
-            if department not in w.departments:
-                raise Refusal(404, f"no department {department}", problem("department",
-                                                                           "unknown"))
-            if not request["caller"].may_see(department):
-                raise Refusal(403, f"a {request['caller'].department} token streams only its "
-                                   f"own tasks", problem("department", "not yours"))
-            last = (request.headers.get("Last-Event-ID")
-                    or request.query.get("last_event_id") or None)
-            if last is not None:
-                try:
-                    Cursor.parse(last, w.settings.partitions)
-                except ValueError as exc:
-                    raise Refusal(400, "bad Last-Event-ID", problem("Last-Event-ID",
-                                                                    str(exc))) from None
-            response = web.StreamResponse(headers={
-                "Content-Type": "text/event-stream; charset=utf-8",
-                "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-            await response.prepare(request)
-            gauge = w.metrics.stream_clients.labels(department=department)
-            gauge.inc()
-            try:
-                async for chunk in stream(feed.logs[department], last, clock(), feed.closing,
-                                          w.settings.stream_ping):
-                    await response.write(chunk)
-            except ConnectionResetError:
-                pass  # the client went away
-            finally:
-                gauge.dec()
-            return response
-
-    w.app.page("/api/v1/departments/{department}/stream", name="DepartmentStream")(
-        DepartmentStream)
     return feed
+
+
+PATH = "/api/v1/departments/{department}/stream"
+
+
+class DepartmentStream(ApiView):
+    """`GET /api/v1/departments/{department}/stream`: the department's tasks as SSE."""
+
+    feed: TaskFeed  # the worker's, set by `mount`
+    rights = {"get": "stream_tasks"}
+    has_head = False
+
+    async def get(self, request: Any, department: str) -> Any:
+        w, feed = self.whistle, self.feed
+        if department not in w.departments:
+            raise Refusal(404, f"no department {department}", problem("department",
+                                                                       "unknown"))
+        if not request["caller"].may_see(department):
+            raise Refusal(403, f"a {request['caller'].department} token streams only its "
+                               f"own tasks", problem("department", "not yours"))
+        last = (request.headers.get("Last-Event-ID")
+                or request.query.get("last_event_id") or None)
+        if last is not None:
+            try:
+                Cursor.parse(last, w.settings.partitions)
+            except ValueError as exc:
+                raise Refusal(400, "bad Last-Event-ID", problem("Last-Event-ID",
+                                                                str(exc))) from None
+        response = web.StreamResponse(headers={
+            "Content-Type": "text/event-stream; charset=utf-8",
+            "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        await response.prepare(request)
+        gauge = w.metrics.stream_clients.labels(department=department)
+        gauge.inc()
+        try:
+            async for chunk in stream(feed.logs[department], last, w.clock(), feed.closing,
+                                      w.settings.stream_ping):
+                await response.write(chunk)
+        except ConnectionResetError:
+            pass  # the client went away
+        finally:
+            gauge.dec()
+        return response

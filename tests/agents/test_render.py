@@ -13,8 +13,9 @@ from html.parser import HTMLParser
 
 import pytest
 
-from agents.report.render import (CSV_HEADER, duration_rows, to_csv, to_html, to_json, to_markdown)
+from agents.report.render import CSV_HEADER, to_csv, to_html, to_json, to_markdown
 from agents.report.review import ENTRY_NAMES, review
+from agents.report.wording import duration_rows
 from agents.logic.timelines import entry
 from schemas import ENTRY_TYPES, Timeline
 

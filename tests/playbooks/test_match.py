@@ -9,7 +9,8 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from playbooks import Facts, PlaybookError, PlaybookSet, load_playbooks, match
-from playbooks.match import explain, overlap
+from playbooks.match import explain
+from playbooks.rules import overlap
 from schemas import PlaybookMatch
 
 STEP = """
@@ -199,7 +200,7 @@ def test_step_dependencies_are_checked(tmp_path, steps, message):
 
 def brute_force(pset: PlaybookSet, facts: Facts) -> str:
     """The definition, without indexes: the best-ranked playbook whose rule fits."""
-    from playbooks.match import _rank, fits
+    from playbooks.rules import fits, rank as _rank
 
     fitting = [lp for lp in pset.ranked if fits(lp.playbook.match, facts) is None]
     return min(fitting, key=_rank).playbook.id if fitting else pset.fallback.playbook.id
