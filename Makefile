@@ -2,7 +2,9 @@
 # and a JDK 17 and Maven with apt-get when they are missing (the embedded Apache Kafka: Maven
 # fetches the broker's jars once into ~/.cache/whistle, see streams/kafka/pom.xml).
 #   make up     install, then run `whistle up` (embedded Kafka, worker, API on 127.0.0.1:6066)
-#   make test   install, then run the whole test suite (what .ci/run runs)
+#   make test   install, then check the house rules and run the whole test suite (what .ci/run
+#               runs)
+#   make lint   the house rules alone: ruff, mypy on the packages, import-linter's contracts
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -15,7 +17,7 @@ PROMTOOL := /usr/bin/promtool
 ALERTMANAGER := /usr/bin/prometheus-alertmanager
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: up test install java browser promtool alertmanager clean
+.PHONY: up test lint install java browser promtool alertmanager clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,7 +58,13 @@ alertmanager:
 up: $(STAMP) java
 	$(VENV)/bin/whistle up $(ARGS)
 
-test: $(STAMP) java browser promtool alertmanager
+# The packages and the tests; layers and circles in pyproject.toml's [tool.importlinter].
+lint: $(STAMP)
+	$(VENV)/bin/ruff check schemas playbooks agents streams tests deploy
+	$(VENV)/bin/mypy schemas playbooks agents streams
+	$(VENV)/bin/lint-imports
+
+test: lint java browser promtool alertmanager
 	$(VENV)/bin/pytest $(ARGS)
 
 clean:

@@ -7,23 +7,22 @@ by (task_id, revision) if they already have them."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from schemas import Incident, Triaged
-from playbooks.coordinator import PlaybookLibrary
-
 from agents.logic.incidents import on_triaged, opening_entries
+from playbooks.coordinator import PlaybookLibrary
+from schemas import Incident, Triaged
 
 if TYPE_CHECKING:
     from streams.worker import Whistle
 
 __all__ = ["register"]
 
-_END_OF_TIME = datetime(9999, 1, 1, tzinfo=timezone.utc)
+_END_OF_TIME = datetime(9999, 1, 1, tzinfo=UTC)
 
 
-async def handle(w: "Whistle", triaged: Triaged, message) -> None:
+async def handle(w: Whistle, triaged: Triaged, message) -> None:
     stored = w.tables.incidents.get(triaged.incident_id)
     current = Incident.model_validate(stored) if stored else None
     now = w.clock()
@@ -51,7 +50,7 @@ async def handle(w: "Whistle", triaged: Triaged, message) -> None:
             w.metrics.alarm_to_task.observe(max(0.0, (now - received).total_seconds()))
 
 
-def register(w: "Whistle") -> None:
+def register(w: Whistle) -> None:
     # the alarm inside was checked at ingest and by triage; replays may come much later
     w.stage(w.topics.triaged, "dispatch", Triaged, handle, lambda m: {"now": _END_OF_TIME})
     w.stage(w.topics.triaged_urgent, "dispatch-urgent", Triaged, handle,

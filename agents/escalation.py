@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from schemas import Escalation, Incident, Task
-from schemas import topics
-from schemas.codec import dump
-
 from agents.logic.deadlines import escalate
+from schemas import Escalation, Incident, Task, topics
+from schemas.codec import dump
 
 if TYPE_CHECKING:
     from streams.worker import Whistle
@@ -21,7 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 
-async def handle(w: "Whistle", esc: Escalation, message) -> None:
+async def handle(w: Whistle, esc: Escalation, message) -> None:
     stored = w.tables.incidents.get(esc.incident_id)
     if stored is None:
         await w.dead_letter(message, f"unknown incident {esc.incident_id}")
@@ -49,5 +47,5 @@ async def handle(w: "Whistle", esc: Escalation, message) -> None:
         await w.send(topics.INCIDENT_UPDATES, update.incident_id, dump(update))
 
 
-def register(w: "Whistle") -> None:
+def register(w: Whistle) -> None:
     w.stage(w.topics.escalations, "escalation", Escalation, handle)

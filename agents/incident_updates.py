@@ -8,11 +8,9 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from schemas import LEVELS, Incident, IncidentUpdate
-from schemas import topics
-from schemas.codec import dump
-
 from agents.logic.incidents import SameLevel, change_level, on_update
+from schemas import LEVELS, Incident, IncidentUpdate, topics
+from schemas.codec import dump
 
 if TYPE_CHECKING:
     from streams.worker import Whistle
@@ -24,7 +22,7 @@ MERGE_ATTEMPTS = 60
 letter."""
 
 
-async def handle(w: "Whistle", update: IncidentUpdate, message) -> None:
+async def handle(w: Whistle, update: IncidentUpdate, message) -> None:
     stored = w.tables.incidents.get(update.incident_id)
     if stored is None and update.action == "merge_into" and update.attempt < MERGE_ATTEMPTS:
         # the merge can overtake the incident's own opening: both are on their way (the
@@ -68,5 +66,5 @@ async def handle(w: "Whistle", update: IncidentUpdate, message) -> None:
     w.answer(update.update_id, "ok", step.incident)
 
 
-def register(w: "Whistle") -> None:
+def register(w: Whistle) -> None:
     w.stage(w.topics.incident_updates, "incident-updates", IncidentUpdate, handle)

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from schemas import SiteEvent
-from schemas import topics
-from schemas.codec import dump
-
 from agents.logic.correlation import SiteState
 from agents.logic.health import DeviceState, count_false_alarm, false_alarm_flag
+from schemas import SiteEvent, topics
+from schemas.codec import dump
 
 if TYPE_CHECKING:
     from streams.worker import Whistle
@@ -22,7 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 
-async def handle(w: "Whistle", event: SiteEvent, message) -> None:
+async def handle(w: Whistle, event: SiteEvent, message) -> None:
     state = SiteState.from_json(w.tables.sites.get(event.site_id))
     state.close(event.incident_id)
     flag = None
@@ -42,5 +40,5 @@ async def handle(w: "Whistle", event: SiteEvent, message) -> None:
         await w.send(topics.ALARMS, event.site_id, dump(alarm))
 
 
-def register(w: "Whistle") -> None:
+def register(w: Whistle) -> None:
     w.stage(w.topics.site_events, "site-events", SiteEvent, handle)

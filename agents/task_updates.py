@@ -6,14 +6,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from schemas import Incident, Task, TaskUpdate
-from schemas import topics
-from schemas.codec import dump
-
 from agents.logic.deadlines import cleared_notices
 from agents.logic.incidents import on_task_changed
 from agents.logic.taskstate import ENTRY_TYPE_OF, IllegalTransition, apply_update
 from agents.logic.timelines import entry
+from schemas import Incident, Task, TaskUpdate, topics
+from schemas.codec import dump
 
 if TYPE_CHECKING:
     from streams.worker import Whistle
@@ -21,7 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 
-async def handle(w: "Whistle", update: TaskUpdate, message) -> None:
+async def handle(w: Whistle, update: TaskUpdate, message) -> None:
     stored = w.tables.tasks.get(update.task_id)
     if stored is None:
         await w.dead_letter(message, f"unknown task {update.task_id}")
@@ -60,7 +58,7 @@ def _settled_entries(notices: list[Task]) -> list:
                   detail={"status": n.status, "note": n.note}) for n in notices]
 
 
-async def _follow_up(w: "Whistle", task: Task) -> None:
+async def _follow_up(w: Whistle, task: Task) -> None:
     """What the change means for the incident: a verdict, waiting steps, closing."""
     incident = Incident.model_validate(w.tables.incidents[task.incident_id])
     loaded = w.library.version(incident.playbook)
@@ -75,5 +73,5 @@ async def _follow_up(w: "Whistle", task: Task) -> None:
         await w.apply(step)
 
 
-def register(w: "Whistle") -> None:
+def register(w: Whistle) -> None:
     w.stage(w.topics.task_updates, "task-updates", TaskUpdate, handle)

@@ -20,12 +20,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from schemas import IncidentUpdate, Task
-from schemas import topics
-from schemas.codec import dump
-
 from agents.logic.deadlines import due_escalations
 from agents.logic.health import DeviceState, offline_alarm
+from schemas import IncidentUpdate, Task, topics
+from schemas.codec import dump
 
 if TYPE_CHECKING:
     from streams.worker import Whistle
@@ -36,14 +34,14 @@ RESEND_AFTER = timedelta(seconds=30)
 """An escalation sent and not applied within this is sent again (same id: applied once)."""
 
 
-def rebuild(w: "Whistle") -> None:
+def rebuild(w: Whistle) -> None:
     """Derive the indexes from the tables this worker holds."""
     w.verifications.clear()
     w.escalating.clear()
     w.deadlines = type(w.deadlines)(resolution=w.deadlines.resolution)
     w.open_tasks.rebuild(w.tables.tasks.values())
-    w.track_deadlines((Task.model_validate(v) for v in w.tables.tasks.values()
-                        if v["status"] not in ("completed", "rejected")))
+    w.track_deadlines(Task.model_validate(v) for v in w.tables.tasks.values()
+                        if v["status"] not in ("completed", "rejected"))
     for value in w.tables.tasks.values():
         if value.get("verification") and value["status"] in ("dispatched", "acknowledged",
                                                              "in_progress"):
@@ -56,7 +54,7 @@ def rebuild(w: "Whistle") -> None:
             w.due.schedule(device_id, state.due)
 
 
-async def check_verifications(w: "Whistle") -> None:
+async def check_verifications(w: Whistle) -> None:
     now = w.clock()
     for incident_id, due in [(i, d) for i, d in w.verifications.items() if d <= now]:
         del w.verifications[incident_id]
@@ -69,7 +67,7 @@ async def check_verifications(w: "Whistle") -> None:
         await w.send(topics.INCIDENT_UPDATES, incident_id, dump(update))
 
 
-async def check_deadlines(w: "Whistle") -> None:
+async def check_deadlines(w: Whistle) -> None:
     now = w.clock()
     for task_id in w.deadlines.pop_due(int(now.timestamp()) + 1):
         stored = w.tables.tasks.get(task_id)
@@ -85,14 +83,14 @@ async def check_deadlines(w: "Whistle") -> None:
             await w.send(topics.ESCALATIONS, esc.incident_id, dump(esc))
 
 
-def _under_way(w: "Whistle", escalation_id: str, now) -> bool:
+def _under_way(w: Whistle, escalation_id: str, now) -> bool:
     """Sent lately and not applied yet (the agent drops it from `escalating` when it does):
     not sent again unless it has been that long that it may be lost."""
     sent = w.escalating.get(escalation_id)
     return sent is not None and now - sent < RESEND_AFTER
 
 
-async def check_offline(w: "Whistle") -> None:
+async def check_offline(w: Whistle) -> None:
     now = w.clock()
     for device_id in w.due.pop_due(int(now.timestamp())):
         state = DeviceState.from_json(w.tables.devices.get(device_id))
@@ -103,7 +101,7 @@ async def check_offline(w: "Whistle") -> None:
         await w.send(topics.ALARMS, state.site_id, dump(alarm))
 
 
-def register(w: "Whistle") -> None:
+def register(w: Whistle) -> None:
     stale = {"indexes": True}
 
     @w.app.on_rebalance_complete.connect

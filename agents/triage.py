@@ -13,16 +13,14 @@ copy of an alarm comes first decides; the other is a retry of it, so it stops he
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
-
-from schemas import Alarm, Evidence, Triaged
-from schemas import topics
-from schemas.topics import ORIGIN
-from schemas.codec import dump
 
 from agents.logic.correlation import SiteState, decide, hazard_of
 from agents.logic.health import DeviceState, seen
+from schemas import Alarm, Evidence, Triaged, topics
+from schemas.codec import dump
+from schemas.topics import ORIGIN
 
 if TYPE_CHECKING:
     from streams.worker import Whistle
@@ -30,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["origin", "register"]
 
 
-async def handle(w: "Whistle", alarm: Alarm, message) -> None:
+async def handle(w: Whistle, alarm: Alarm, message) -> None:
     await w.registry_read()  # never resolve against a half-read registry
     site = w.locate(alarm).site
     key = site.site_id
@@ -78,7 +76,7 @@ def origin(message) -> str | None:
     return None
 
 
-def _note_device(w: "Whistle", alarm: Alarm, site_id: str) -> None:
+def _note_device(w: Whistle, alarm: Alarm, site_id: str) -> None:
     device_id = alarm.device_id
     assert device_id is not None
     registered = w.registry.device(device_id)
@@ -91,11 +89,11 @@ def _note_device(w: "Whistle", alarm: Alarm, site_id: str) -> None:
             w.due.schedule(device_id, state.due)
 
 
-def register(w: "Whistle") -> None:
+def register(w: Whistle) -> None:
     def checked_against_broker_time(message) -> dict:
         """An alarm's occurred_at is checked against when the broker took it, not now."""
         if message.timestamp:
-            return {"now": datetime.fromtimestamp(message.timestamp, timezone.utc)}
+            return {"now": datetime.fromtimestamp(message.timestamp, UTC)}
         return {"now": w.clock()}
 
     w.stage(w.topics.alarms, "triage", Alarm, handle, checked_against_broker_time)

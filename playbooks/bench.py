@@ -12,13 +12,12 @@ from __future__ import annotations
 import random
 import statistics
 import time
-from datetime import datetime, timedelta, timezone
-
-from schemas import KINDS, SITE_TYPES, Playbook
+from datetime import UTC, datetime, timedelta
 
 from playbooks.load import LoadedPlaybook, PlaybookSet
 from playbooks.match import match
 from playbooks.rules import Facts
+from schemas import KINDS, SITE_TYPES, Playbook
 
 __all__ = ["run", "synthetic_set"]
 
@@ -57,7 +56,7 @@ def synthetic_set(n: int, sites: int) -> PlaybookSet:
 
 
 def _facts(rng: random.Random, n: int, sites: int) -> Facts:
-    at = datetime(2024, 1, 1, tzinfo=timezone.utc) + timedelta(minutes=rng.randrange(7 * 1440))
+    at = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(minutes=rng.randrange(7 * 1440))
     return Facts(kind=rng.choice(KINDS), signal=rng.choice(_SIGNALS[:2]),
                  site_type=rng.choice(SITE_TYPES), site_id=f"site-{rng.randrange(sites)}",
                  grid=f"grid-{rng.randrange(97)}", at=at,

@@ -13,18 +13,17 @@ from __future__ import annotations
 import hashlib
 import heapq
 from collections import defaultdict
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
-from schemas import Playbook
-
 from playbooks.rules import Compiled, Facts, overlap, rank, specificity
+from schemas import Playbook
 
 __all__ = ["LIBRARY", "LoadedPlaybook", "PlaybookError", "PlaybookSet", "Problem",
            "load_playbooks", "parse_playbook"]
@@ -107,7 +106,7 @@ class PlaybookSet:
         return bucket.candidates(facts.site_id, facts.grid, facts.attributes)
 
     @classmethod
-    def of(cls, loaded: list[LoadedPlaybook]) -> "PlaybookSet":
+    def of(cls, loaded: list[LoadedPlaybook]) -> PlaybookSet:
         problems = []
         fallbacks = [lp for lp in loaded if lp.playbook.fallback]
         if len(fallbacks) != 1:
@@ -139,7 +138,7 @@ class _Bucket:
     rest: list[tuple[tuple, LoadedPlaybook]]
 
     @classmethod
-    def of(cls, ranked: Iterable[LoadedPlaybook]) -> "_Bucket":
+    def of(cls, ranked: Iterable[LoadedPlaybook]) -> _Bucket:
         bucket = cls(defaultdict(list), defaultdict(list), defaultdict(list), [])
         for lp in ranked:
             entry = (rank(lp), lp)

@@ -12,9 +12,10 @@ winner) both stand on this module; it imports only `schemas`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Mapping, Protocol
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from schemas import Playbook, PlaybookMatch

@@ -4,14 +4,38 @@ from schemas.alarm import KINDS, SIGNALS, Alarm, Location, Reporter, Signal
 from schemas.common import LEVELS, Duration, Level, Timestamp, parse_duration, utc_now
 from schemas.config import FEEDBACK_TARGET, ROLES, Config, Grant, Role, Webhook, token_digest
 from schemas.department import Department, DepartmentRegistry
-from schemas.escalation import (CAUSES, Cause, DeliveryAttempt, Escalation, Feedback, FeedbackItem,
-                         Overdue)
-from schemas.incident import (CONFIRMATIONS, INCIDENT_STATUSES, Confirmation, Evidence, Incident,
-                       IncidentStatus, IncidentUpdate, LevelRequest, PlaybookRef)
+from schemas.escalation import (
+                         CAUSES,
+                         Cause,
+                         DeliveryAttempt,
+                         Escalation,
+                         Feedback,
+                         FeedbackItem,
+                         Overdue,
+)
+from schemas.incident import (
+                         CONFIRMATIONS,
+                         INCIDENT_STATUSES,
+                         Confirmation,
+                         Evidence,
+                         Incident,
+                         IncidentStatus,
+                         IncidentUpdate,
+                         LevelRequest,
+                         PlaybookRef,
+)
 from schemas.messages import DeadLetter, SiteEvent, Triaged
 from schemas.playbook import Playbook, PlaybookMatch, PlaybookStep
 from schemas.site import SITE_TYPES, Device, Site, SiteRegistry, SiteType
-from schemas.task import TASK_ACTIONS, TASK_STATUSES, Task, TaskAction, TaskStatus, TaskUpdate, TaskUpdateRequest
+from schemas.task import (
+                         TASK_ACTIONS,
+                         TASK_STATUSES,
+                         Task,
+                         TaskAction,
+                         TaskStatus,
+                         TaskUpdate,
+                         TaskUpdateRequest,
+)
 from schemas.timeline import ENTRY_TYPES, Timeline, TimelineEntry
 
 __all__ = [

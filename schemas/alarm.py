@@ -7,14 +7,28 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo,
-                      field_validator, model_validator)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from schemas.common import (NO_CONTROL, Identifier, Timestamp, field_error, no_control_characters,
-                     plain_json, utc_now)
+from schemas.common import (
+    NO_CONTROL,
+    Identifier,
+    Timestamp,
+    field_error,
+    no_control_characters,
+    plain_json,
+    utc_now,
+)
 
 __all__ = ["Alarm", "KINDS", "Location", "Reporter", "SIGNALS", "Signal", "MAX_FUTURE_SKEW"]
 
@@ -28,7 +42,7 @@ KINDS: tuple[str, ...] = (
 """Kinds the contract names. Any other kind is accepted and goes to the fallback playbook."""
 
 MAX_FUTURE_SKEW = timedelta(minutes=5)
-EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 """No alarm occurred before this: an earlier time is a gateway's clock fault."""
 
 
@@ -49,7 +63,7 @@ class Location(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _something_given(self) -> "Location":
+    def _something_given(self) -> Location:
         if self.address is None and (self.lat is None or self.lon is None):
             raise ValueError("location needs an address, or both lat and lon")
         return self
@@ -106,7 +120,7 @@ class Alarm(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _site_or_location(self) -> "Alarm":
+    def _site_or_location(self) -> Alarm:
         if self.site_id is None and self.location is None and self.device_id is None:
             raise field_error("site_id", "missing",
                               "Field required unless location or device_id is given")

@@ -6,6 +6,10 @@ model and back. Parsing goes through defusedxml, so DTDs and entities are refuse
 built with ElementTree, so every text is escaped. How large a body may be is up to the caller.
 The XSD the output is tested against is vendored in `schemas/cap/`.
 
+Why this module is long: its first half is the mapping table, both ways, that an integrator
+reads; reading and writing share the element names and the escaping rules, so they stay
+together.
+
     >>> alarm = alarm_from_cap(body)            # a CapError names the element at fault
     >>> alarm.alarm_id, alarm.kind, alarm.signal
     ('cap:JN119-20230516-0042', 'fire_report', 'alarm')

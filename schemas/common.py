@@ -12,11 +12,18 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import (AfterValidator, BeforeValidator, Field, PlainSerializer, StringConstraints,
-                      ValidationError, WithJsonSchema)
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    ValidationError,
+    WithJsonSchema,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 __all__ = [
@@ -52,7 +59,7 @@ def field_error(field: str | tuple, kind: str, message: str) -> ValidationError:
 
 def utc_now() -> datetime:
     """The wall clock, timezone-aware. Pass it (or a fixed clock) to anything that needs time."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def parse_timestamp(value: Any) -> datetime:

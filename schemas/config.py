@@ -49,7 +49,7 @@ class Grant(BaseModel):
     name: str = Field(default="", max_length=200, description="who holds it, for the logs")
 
     @model_validator(mode="after")
-    def _one_secret(self) -> "Grant":
+    def _one_secret(self) -> Grant:
         if (self.token is None) == (self.token_sha256 is None):
             raise field_error("token", "value_error", "give exactly one of token and "
                               "token_sha256")
@@ -86,7 +86,7 @@ class Webhook(BaseModel):
                                description="deliveries under way at once for this target")
 
     @model_validator(mode="after")
-    def _sane(self) -> "Webhook":
+    def _sane(self) -> Webhook:
         if not timedelta(milliseconds=50) <= self.timeout <= timedelta(minutes=2):
             raise field_error("timeout", "value_error", "between 50ms and 2m")
         if self.max_backoff < self.backoff:
@@ -104,7 +104,7 @@ class Config(BaseModel):
         default_factory=dict, description=f"by department id, or {FEEDBACK_TARGET!r}")
 
     @model_validator(mode="after")
-    def _unique_tokens(self) -> "Config":
+    def _unique_tokens(self) -> Config:
         seen: set[str] = set()
         for i, grant in enumerate(self.tokens):
             if grant.digest in seen:

@@ -23,7 +23,7 @@ class DepartmentRegistry(RootModel[list[Department]]):
     """The departments file: a list with unique ids."""
 
     @model_validator(mode="after")
-    def _unique(self) -> "DepartmentRegistry":
+    def _unique(self) -> DepartmentRegistry:
         ids = [d.id for d in self.root]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:

@@ -29,7 +29,7 @@ class Evidence(BaseModel):
     devices: list[str] = Field(default_factory=list)
     people: bool = False
 
-    def union(self, other: "Evidence") -> "Evidence":
+    def union(self, other: Evidence) -> Evidence:
         return Evidence(devices=[*self.devices, *(d for d in other.devices
                                                    if d not in self.devices)],
                         people=self.people or other.people)
@@ -83,7 +83,7 @@ class Incident(BaseModel):
     def confirmed(self) -> bool:
         return self.confirmation == "confirmed"
 
-    def with_alarm(self, alarm_id: str, occurred_at: datetime) -> "Incident":
+    def with_alarm(self, alarm_id: str, occurred_at: datetime) -> Incident:
         """A copy with one more alarm attached (the caller checks it is not attached yet)."""
         return self.model_copy(update={
             "alarm_ids": [*self.alarm_ids, alarm_id],
@@ -122,7 +122,7 @@ class IncidentUpdate(BaseModel):
                                                       "it merges has not opened yet")
 
     @model_validator(mode="after")
-    def _action_has_what_it_needs(self) -> "IncidentUpdate":
+    def _action_has_what_it_needs(self) -> IncidentUpdate:
         if self.action in ("set_level", "raise_level") and self.level is None:
             raise field_error("level", "missing", f"{self.action} needs a level")
         if self.action == "merge_into" and self.into is None:

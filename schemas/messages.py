@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
-
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -72,7 +71,7 @@ class DeadLetter(BaseModel):
 
     @classmethod
     def of(cls, raw: bytes | None, key: bytes | None, reason: str, source_topic: str,
-           partition: int | None, offset: int | None, at: datetime) -> "DeadLetter":
+           partition: int | None, offset: int | None, at: datetime) -> DeadLetter:
         raw = raw or b""
         try:
             text: str | None = raw.decode("utf-8")

@@ -23,8 +23,16 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints,
-                      WithJsonSchema, field_validator, model_validator)
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from schemas.alarm import Signal
 from schemas.common import DepartmentId, Duration, Identifier, Level, field_error
@@ -167,7 +175,7 @@ class EscalationRule(BaseModel):
     times: int = Field(default=1, ge=1, le=100)
 
     @model_validator(mode="after")
-    def _does_something(self) -> "EscalationRule":
+    def _does_something(self) -> EscalationRule:
         if not self.notify and not self.raise_level:
             raise field_error("notify", "value_error",
                               "an escalation notifies a department or raises the level")
@@ -195,7 +203,7 @@ class PlaybookStep(BaseModel):
         default=None, description="overrides the playbook's escalate for this step")
 
     @model_validator(mode="after")
-    def _complete_after_ack(self) -> "PlaybookStep":
+    def _complete_after_ack(self) -> PlaybookStep:
         if self.complete_within < self.ack_within:
             raise field_error("complete_within", "value_error",
                               "must not be shorter than ack_within")
@@ -219,7 +227,7 @@ class Confirm(BaseModel):
                            description="independent detectors that confirm without a check")
 
     @model_validator(mode="after")
-    def _as_the_codes_say(self) -> "Confirm":
+    def _as_the_codes_say(self) -> Confirm:
         v = self.verify
         if not timedelta(seconds=15) <= v.ack_within <= timedelta(minutes=1):
             raise field_error(("verify", "ack_within"), "value_error",
@@ -257,7 +265,7 @@ class Playbook(BaseModel):
         default=None, description="hold the steps until the incident is confirmed")
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Playbook":
+    def _consistent(self) -> Playbook:
         ids = [s.id for s in self.steps]
         for i, step in enumerate(self.steps):
             if step.id in ids[:i]:

@@ -48,7 +48,7 @@ class Site(BaseModel):
     overrides: dict[DepartmentId, SiteOverride] = Field(default_factory=dict)
 
     @classmethod
-    def ad_hoc(cls, site_id: str, address: str | None = None) -> "Site":
+    def ad_hoc(cls, site_id: str, address: str | None = None) -> Site:
         """A site nobody registered: still dispatched, by the fallback rules."""
         return cls(site_id=site_id, name=(address or site_id)[:200], type="unknown",
                    address=address or "")
@@ -84,7 +84,7 @@ class SiteRegistry(RootModel[list[Site]]):
     """The `--sites FILE` YAML: a list of sites with unique ids."""
 
     @model_validator(mode="after")
-    def _unique(self) -> "SiteRegistry":
+    def _unique(self) -> SiteRegistry:
         seen: set[str] = set()
         for site in self.root:
             if site.site_id in seen:

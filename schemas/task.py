@@ -93,7 +93,7 @@ class TaskUpdate(BaseModel):
     at: Timestamp
 
     @model_validator(mode="after")
-    def _reject_has_note(self) -> "TaskUpdate":
+    def _reject_has_note(self) -> TaskUpdate:
         if self.action == "reject" and not self.note.strip():
             raise field_error("note", "missing", "a rejection needs a note saying why")
         if self.outcome is not None and self.action != "complete":

@@ -11,20 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 import faust
 
-from agents import (dispatch, escalation, incident_updates, site_events, task_updates, timers,
-                    triage)
+from agents import dispatch, escalation, incident_updates, site_events, task_updates, timers, triage
 from agents.logic.locate import Registry
 from playbooks import PlaybookError
 from playbooks.coordinator import PlaybookLibrary
 from playbooks.departments import load_departments
 from schemas import topics as names
 from schemas import utc_now
-from streams.http import api, openapi
+from streams.http import api, openapi, probes
 from streams.http import errors as http_errors
 from streams.http.auth import Auth
 from streams.http.gate import BrokerProbe, Gate
@@ -186,6 +186,7 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistl
     webhooks.register(whistle)
     mount(app, [
         *api.ROUTES,
+        *probes.ROUTES,
         Route(feed.PATH, feed.DepartmentStream, {"feed": task_feed}),
         Route(console.PATH, console.Console),
         Route(openapi.PATH, openapi.OpenApi,

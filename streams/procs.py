@@ -77,7 +77,7 @@ class Child:
         self.process: subprocess.Popen | None = None
         self._log: IO | None = None
 
-    def start(self) -> "Child":
+    def start(self) -> Child:
         raise NotImplementedError
 
     def stop(self, timeout: float | None = None) -> None:

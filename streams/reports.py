@@ -9,19 +9,17 @@ depend on one worker's state. And the formats, by name.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import date
-from typing import Callable
 
 import httpx
 
+from agents.logic.timelines import append, in_time_order
 from agents.report.period import period_stats
 from agents.report.period_report import period_csv, period_html, period_markdown
 from agents.report.render import to_csv, to_html, to_json, to_markdown
 from agents.report.review import review
-from agents.logic.timelines import append, in_time_order
-from schemas import Incident, Timeline, TimelineEntry
-
-from schemas import topics
+from schemas import Incident, Timeline, TimelineEntry, topics
 
 __all__ = ["FORMATS", "MEDIA_TYPES", "PERIOD_FORMATS", "render_period", "render_timeline",
            "timelines_from_api", "timelines_from_topic"]

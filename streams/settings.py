@@ -6,9 +6,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
-from typing import Iterable
 
 import yaml
 from pydantic import Field, ValidationError

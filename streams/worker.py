@@ -9,9 +9,10 @@ helpers to publish what changed, and `WhistleApp`, the Faust app it runs in.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any
 
 import faust
 from pydantic import BaseModel
@@ -24,8 +25,17 @@ from agents.logic.incidents import IncidentStep
 from agents.logic.locate import Registry, Resolved, resolve
 from agents.logic.timelines import append
 from playbooks.coordinator import PlaybookLibrary
-from schemas import (Config, DeadLetter, Department, Incident, PlaybookRef, Site, Task,
-                     TimelineEntry, utc_now)
+from schemas import (
+    Config,
+    DeadLetter,
+    Department,
+    Incident,
+    PlaybookRef,
+    Site,
+    Task,
+    TimelineEntry,
+    utc_now,
+)
 from schemas import topics as names
 from schemas.codec import Rejected, decode, dump
 from streams.metrics import Metrics
@@ -119,7 +129,7 @@ class Whistle:
                                             timestamp=None, headers=headers)
 
     def stage(self, topic: faust.TopicT, name: str, model: type[BaseModel],
-              handle: Callable[["Whistle", Any, Any], Awaitable[None]],
+              handle: Callable[[Whistle, Any, Any], Awaitable[None]],
               context: Callable[[Any], dict] | None = None) -> None:
         """Run `handle(whistle, value, message)` as the agent `name` for every message of
         `topic` that decodes to `model` (validated with `context(message)` when given).

@@ -75,7 +75,7 @@ def is_maintenance(family: str) -> bool:
 
 def incident_id_for(site: str, family: str, alarm: Alarm) -> str:
     """Derived from the opening alarm: `inc-<local date>-<hash>`."""
-    digest = hashlib.sha256(f"{site}|{family}|{alarm.alarm_id}".encode("utf-8")).hexdigest()[:10]
+    digest = hashlib.sha256(f"{site}|{family}|{alarm.alarm_id}".encode()).hexdigest()[:10]
     return f"inc-{alarm.occurred_at.astimezone(_CHINA):%Y%m%d}-{digest}"
 
 
@@ -105,7 +105,7 @@ class Cluster:
             if detector not in self.devices and len(self.devices) < MAX_EVIDENCE_DEVICES:
                 self.devices.append(detector)
 
-    def absorb(self, other: "Cluster") -> None:
+    def absorb(self, other: Cluster) -> None:
         self.first_at = min(self.first_at, other.first_at)
         self.last_at = max(self.last_at, other.last_at)
         self.people = self.people or other.people
@@ -122,7 +122,7 @@ class Cluster:
                 "devices": self.devices, "people": self.people}
 
     @classmethod
-    def from_json(cls, data: dict) -> "Cluster":
+    def from_json(cls, data: dict) -> Cluster:
         return cls(data["incident_id"], data["family"], datetime.fromisoformat(data["first_at"]),
                    datetime.fromisoformat(data["last_at"]), list(data["devices"]),
                    data["people"])
@@ -147,7 +147,7 @@ class SiteState:
                 "false_alarms": self.false_alarms, "flagged": self.flagged}
 
     @classmethod
-    def from_json(cls, data: dict | None) -> "SiteState":
+    def from_json(cls, data: dict | None) -> SiteState:
         data = data or {}
         return cls([Cluster.from_json(c) for c in data.get("clusters", [])],
                    {day: list(ids) for day, ids in data.get("false_alarms", {}).items()},

@@ -15,16 +15,15 @@ task when applied, so a timer that fires twice or a restarted worker escalates o
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Iterable, Mapping, NamedTuple
-
-from playbooks import task_id_for
-from schemas import (LEVELS, Escalation, Incident, IncidentUpdate, Playbook, Task,
-                     TimelineEntry)
-from schemas.playbook import EscalationRule
+from typing import NamedTuple
 
 from agents.logic.timelines import entry
+from playbooks import task_id_for
+from schemas import LEVELS, Escalation, Incident, IncidentUpdate, Playbook, Task, TimelineEntry
+from schemas.playbook import EscalationRule
 
 __all__ = ["Escalated", "NOTICE_WITHIN", "OpenTaskIndex", "cleared_notices", "due_escalations",
            "escalate", "next_due", "pending", "rules_for"]

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from schemas import Feedback, FeedbackItem, Incident, Site, Task, TimelineEntry
-
 from agents.logic.timelines import entry
+from schemas import Feedback, FeedbackItem, Incident, Site, Task, TimelineEntry
 
 __all__ = ["feedback_entry", "feedback_for"]
 

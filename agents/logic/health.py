@@ -18,12 +18,11 @@ are due. `python -m agents.logic.health` measures both.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-
-from schemas import Alarm, SiteEvent
-from schemas.common import format_duration
+from datetime import UTC, datetime, timedelta, timezone
 
 from agents.logic.correlation import SiteState
+from schemas import Alarm, SiteEvent
+from schemas.common import format_duration
 
 __all__ = ["FALSE_ALARMS_PER_DAY", "DeviceState", "DueIndex", "count_false_alarm",
            "false_alarm_flag", "is_offline_report", "offline_alarm", "seen"]
@@ -57,7 +56,7 @@ class DeviceState:
                 self.false_alarms, self.last_signal]
 
     @classmethod
-    def from_json(cls, data: list | None) -> "DeviceState | None":
+    def from_json(cls, data: list | None) -> DeviceState | None:
         return cls(*data) if data else None
 
 
@@ -90,7 +89,7 @@ def seen(state: DeviceState | None, alarm: Alarm, *, site_id: str,
 def offline_alarm(device_id: str, state: DeviceState) -> Alarm:
     """The trouble alarm for a device silent past its interval: deterministic, so the check
     may run again (or on another worker) without a second incident."""
-    last = datetime.fromtimestamp(state.last_seen, timezone.utc)
+    last = datetime.fromtimestamp(state.last_seen, UTC)
     silent = timedelta(seconds=state.silence)
     return Alarm(
         alarm_id=f"offline:{device_id}:{state.last_seen}", kind=state.kind, signal="trouble",
@@ -187,7 +186,7 @@ def _bench() -> None:  # pragma: no cover - prints figures
     index = DueIndex()
     states: dict[str, list] = {}
     hb = Alarm(alarm_id="hb", kind="smoke", signal="test", site_id="s", device_id="d",
-               occurred_at=datetime.fromtimestamp(base, timezone.utc))
+               occurred_at=datetime.fromtimestamp(base, UTC))
     silence = timedelta(hours=24)
     ids = [f"dev-{i:06d}" for i in range(n)]
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # the ids are the bench's own
@@ -199,7 +198,7 @@ def _bench() -> None:  # pragma: no cover - prints figures
             device_id = ids[i]
             alarm = hb.model_copy(update={"device_id": device_id, "occurred_at":
                                           datetime.fromtimestamp(start + i * 3600 // n,
-                                                                 timezone.utc)})
+                                                                 UTC)})
             state = seen(DeviceState.from_json(states.get(device_id)), alarm,
                          site_id=f"site-{i % 5000}", silence=silence)
             if state is not None:

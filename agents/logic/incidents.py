@@ -12,12 +12,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from playbooks import Facts, LoadedPlaybook, PlaybookSet, match, plan_tasks
-from schemas import (LEVELS, Alarm, Incident, IncidentUpdate, PlaybookRef, Site, SiteEvent, Task,
-                     TimelineEntry, Triaged)
-
 from agents.logic.confirmation import judge, pas_expired, verdict_of
 from agents.logic.timelines import entry
+from playbooks import Facts, LoadedPlaybook, PlaybookSet, match, plan_tasks
+from schemas import (
+    LEVELS,
+    Alarm,
+    Incident,
+    IncidentUpdate,
+    PlaybookRef,
+    Site,
+    SiteEvent,
+    Task,
+    TimelineEntry,
+    Triaged,
+)
 
 __all__ = ["IncidentStep", "SameLevel", "advance", "change_level", "facts_of", "on_task_changed",
            "on_triaged", "on_update", "opening_entries"]

@@ -31,6 +31,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC
 from math import asin, cos, degrees, floor, radians, sin, sqrt
 from typing import Literal
 
@@ -266,7 +267,7 @@ def _benchmark(sizes: tuple[int, ...] = (1_000, 10_000, 100_000), queries: int =
     import random
     import statistics
     import time
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     rng = random.Random(7)
 
@@ -290,7 +291,7 @@ def _benchmark(sizes: tuple[int, ...] = (1_000, 10_000, 100_000), queries: int =
         points = [point() for _ in range(queries)]
         alarms = [Alarm.model_construct(
             alarm_id=f"bench:{n}", kind="smoke", signal="alarm", site_id=None, device_id=None,
-            occurred_at=datetime.now(timezone.utc), attributes={},
+            occurred_at=datetime.now(UTC), attributes={},
             location=Location(address=f"济南市历城区 未登记路{n}号附近", lat=lat, lon=lon))
             for n, (lat, lon) in enumerate(points)]
         nearest = median_us([lambda p=p: registry.nearest(*p) for p in points])

@@ -21,12 +21,18 @@ import json
 import re
 from typing import Any
 
-from schemas import Timeline
-
 from agents.report.report_html import report
 from agents.report.review import ENTRY_NAMES, LOCAL, Review, format_duration
-from agents.report.wording import (DEADLINE_NAMES, STATUS_NAMES, describe, duration_rows, facts,
-                                   short_task, stamp)
+from agents.report.wording import (
+    DEADLINE_NAMES,
+    STATUS_NAMES,
+    describe,
+    duration_rows,
+    facts,
+    short_task,
+    stamp,
+)
+from schemas import Timeline
 
 __all__ = ["CSV_HEADER", "csv_cell", "md_cell", "to_csv", "to_html", "to_json", "to_markdown"]
 

@@ -19,8 +19,15 @@ import math
 from datetime import datetime, timedelta
 
 from agents.report.review import ENTRY_NAMES, LOCAL, Bar, Mark, Review, format_duration
-from agents.report.wording import (DEADLINE_NAMES, STATUS_NAMES, describe, duration_rows, facts,
-                                   short_task, stamp)
+from agents.report.wording import (
+    DEADLINE_NAMES,
+    STATUS_NAMES,
+    describe,
+    duration_rows,
+    facts,
+    short_task,
+    stamp,
+)
 
 __all__ = ["FONTS", "report", "swimlanes"]
 

@@ -14,9 +14,8 @@ import re
 from datetime import datetime
 from typing import Any
 
-from schemas import TimelineEntry
-
 from agents.report.review import LOCAL, Review, format_duration
+from schemas import TimelineEntry
 
 __all__ = ["CAUSE_NAMES", "CLOSE_REASONS", "CONFIRMATION_NAMES", "DEADLINE_NAMES", "HAZARD_NAMES",
            "KIND_NAMES", "LEVEL_NAMES", "STATUS_NAMES", "describe", "duration_rows", "facts",

@@ -25,11 +25,10 @@ import yaml
 from agents.logic.confirmation import judge
 from agents.logic.correlation import PEOPLE_KINDS
 from playbooks import Facts, PlaybookSet, match
+from playbooks.coordinator import PlaybookLibrary
 from playbooks.plan import ready_steps
 from schemas import Evidence, utc_now
-
 from streams.kafka.broker import free_port
-from playbooks.coordinator import PlaybookLibrary
 from streams.procs import Child, answers_ok, child_options
 
 __all__ = ["ALERTMANAGER", "GROUP_INTERVAL", "Alertmanager", "PeerError", "alertmanager_config",
@@ -138,7 +137,7 @@ class Alertmanager(Child):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> "Alertmanager":
+    def start(self, timeout: float = 30.0) -> Alertmanager:
         binary = self.binary if self.binary.exists() or self.chosen else shutil.which(PACKAGE)
         if binary is None or not Path(binary).exists():
             raise PeerError(f"{self.binary} is missing: install Debian's {PACKAGE} "

@@ -25,18 +25,23 @@ import hmac
 import json
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 from aiohttp import web
 
 from schemas import Config, utc_now
-
-from streams.bench.report import layout, paced, percentile
-from streams.bench.alertmanager import (ALERTMANAGER, GROUP_INTERVAL, Alertmanager, PeerError,
-                           alertmanager_config, first_departments)
+from streams.bench.alertmanager import (
+    ALERTMANAGER,
+    GROUP_INTERVAL,
+    Alertmanager,
+    PeerError,
+    alertmanager_config,
+    first_departments,
+)
+from streams.bench.basics import layout, paced, percentile
 from streams.kafka.broker import free_port
 from streams.notify.delivery import sign
 
@@ -89,7 +94,7 @@ class Receiver:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def start(self) -> "Receiver":
+    async def start(self) -> Receiver:
         app = web.Application(client_max_size=16 * 1024 * 1024)
         app.router.add_post("/{side}/{department}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
@@ -162,7 +167,7 @@ class Receiver:
             tally.expected, tally.event = expected, asyncio.Event()
             try:
                 await asyncio.wait_for(tally.event.wait(), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         return tally.count
 

@@ -1,40 +1,23 @@
-"""What `whistle bench` prints and draws: the side-by-side table and the latency SVG."""
+"""What `whistle bench` prints and draws: the side-by-side table (with the Alertmanager
+comparison's rows under it when there was one) and the latency SVG, against the issues' targets.
+
+    print(table(figures))
+    Path("latency.svg").write_text(svg(figures["latencies_ms"], figures["latency"]))
+"""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator
+from streams.bench.basics import layout
+from streams.bench.peer import rows as peer_rows
 
-__all__ = ["TARGET_FIRE_MS", "TARGET_P99_MS", "TARGET_RATIO", "TARGET_RSS_MB", "layout",
-           "paced", "percentile", "svg", "table"]
+__all__ = ["TARGET_FIRE_MS", "TARGET_P99_MS", "TARGET_RATIO", "TARGET_RSS_MB", "TARGET_UP_S",
+           "svg", "table"]
 
 TARGET_RATIO = 0.5      # issue 8: whole-pipeline throughput >= 50% of the relay
 TARGET_P99_MS = 25.0    # issue 8: p99 alarm-to-task <= 25 ms at 200 alarms/s
 TARGET_FIRE_MS = 3000.0  # GB 50440: a confirmed fire's tasks out within 3 s, storm or not
 TARGET_RSS_MB = 300.0   # issue 8: worker RSS after 100,000 alarms and 10,000 open incidents
 TARGET_UP_S = 20.0      # issue 16: a cold `whistle up` to ready, the broker's jars cached
-
-async def paced(n: int, rate: float) -> AsyncIterator[int]:
-    """0 .. n-1, each when its turn comes on a steady schedule of `rate` a second."""
-    start = time.perf_counter()
-    for i in range(n):
-        delay = start + i / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        yield i
-
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    """Nearest-rank percentile of an ascending list (q in 0..100).
-
-        >>> percentile([1.0, 2.0, 3.0, 4.0], 50)
-        2.0
-    """
-    if not sorted_values:
-        return float("nan")
-    rank = max(1, -(-len(sorted_values) * q // 100))
-    return sorted_values[int(rank) - 1]
 
 
 def table(f: dict) -> str:
@@ -112,20 +95,8 @@ def table(f: dict) -> str:
                   "", "", "")]
     lines = layout(rows)
     if f.get("peer"):
-        from streams.bench.peer import rows as peer_rows
-
         lines += ["", *peer_rows(f["peer"])]
     return "\n".join(lines)
-
-
-def layout(rows: list[tuple[str, ...]]) -> list[str]:
-    """Rows of five cells as aligned lines (first and last left, the rest right), a rule
-    under the first."""
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    lines = ["  ".join(c.ljust(widths[i]) if i in (0, 4) else c.rjust(widths[i])
-                       for i, c in enumerate(row)).rstrip() for row in rows]
-    lines.insert(1, "-" * len(max(lines, key=len)))
-    return lines
 
 
 def svg(ms: list[float], latency: dict, width: int = 640, height: int = 320) -> str:

@@ -29,7 +29,6 @@ import httpx
 from pydantic import ValidationError
 
 from schemas import SIGNALS, utc_now
-
 from streams.cli import playbooks as playbook_cli
 from streams.settings import ConfigError, Settings
 
@@ -103,7 +102,6 @@ def cmd_sites_import(args: argparse.Namespace) -> int:
     import asyncio
 
     from schemas.registry import RegistryError, read_registry
-
     from streams.runtime.registry import publish
 
     try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +27,14 @@ from playbooks import LIBRARY, PlaybookError, PlaybookSet, load_playbooks
 from playbooks.departments import DEPARTMENTS, load_departments
 from playbooks.match import explain
 from schemas import Alarm, Evidence, Incident, Playbook, Site, Task, Triaged, parse_duration
-from schemas.common import format_duration
-
-from schemas.registry import RegistryError, read_registry
-
 from schemas.codec import error_details, summarize
+from schemas.common import format_duration
+from schemas.registry import RegistryError, read_registry
 from streams.settings import DEMO_SITES
 
 __all__ = ["add_parser", "schema"]
 
-_END_OF_TIME = datetime(9999, 1, 1, tzinfo=timezone.utc)
+_END_OF_TIME = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 def schema() -> dict[str, Any]:

@@ -15,15 +15,12 @@ import sys
 import threading
 from pathlib import Path
 
-
 from playbooks import PlaybookError, load_playbooks
-
 from schemas.registry import RegistryError, read_registry
-
-from streams.runtime import registry
-from streams.kafka.broker import BrokerError, EmbeddedBroker, port_free
 from streams.http.auth import Auth
+from streams.kafka.broker import BrokerError, EmbeddedBroker, port_free
 from streams.procs import answers_ok, child_options, stop_started
+from streams.runtime import registry
 from streams.settings import ConfigError, Settings
 
 __all__ = ["run_broker", "run_up"]

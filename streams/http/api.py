@@ -9,8 +9,9 @@
     POST /api/v1/tasks/{task_id}/ack|start|complete|reject   {"by": str, "note": str}
     POST /api/v1/incidents/{incident_id}/level               {"level": "I", "by": str, "note": str}
     GET  /api/v1/sites/{site_id}   GET /api/v1/devices/{device_id}   (registry and triage state)
-    GET  /healthz  /readyz  /metrics
-    (the department stream is `streams.notify.feed`, the console `streams.notify.console`)
+    GET  /api/v1/playbooks   POST /api/v1/playbooks/reload
+    (the probes are `streams.http.probes`, the department stream `streams.notify.feed`, the
+    console `streams.notify.console`)
 
 Every refusal is JSON: `{"error": str, "details": [{"loc": [...], "msg": str}]}`.
 Who may call what is `streams.http.auth.RIGHTS`; each view names the right each method needs.
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from faust.web import Request, Response
@@ -28,22 +29,31 @@ from pydantic import ValidationError
 
 from agents.logic.correlation import SiteState
 from agents.logic.health import DeviceState
-from agents.report.wording import phones_masked
 from agents.logic.taskstate import IllegalTransition, next_status
 from agents.logic.timelines import in_time_order
+from agents.report.wording import phones_masked
 from playbooks import PlaybookError
-from schemas import (INCIDENT_STATUSES, TASK_ACTIONS, TASK_STATUSES, Alarm, Incident,
-                     IncidentUpdate, LevelRequest, Task, TaskUpdate, TaskUpdateRequest, Timeline)
+from schemas import (
+    INCIDENT_STATUSES,
+    TASK_ACTIONS,
+    TASK_STATUSES,
+    Alarm,
+    Incident,
+    IncidentUpdate,
+    LevelRequest,
+    Task,
+    TaskUpdate,
+    TaskUpdateRequest,
+    Timeline,
+    topics,
+)
 from schemas.cap import CAP_CONTENT_TYPE, CapError, alarm_from_cap, incident_to_cap
-
-from schemas import topics
+from schemas.codec import dump, error_details
 from streams.http.auth import Caller
-from streams.reports import FORMATS, MEDIA_TYPES, render_timeline
 from streams.http.errors import Refusal, problem
 from streams.http.views import ApiView, Route
+from streams.reports import FORMATS, MEDIA_TYPES, render_timeline
 from streams.worker import Whistle
-from schemas.codec import dump, error_details
-
 
 __all__ = ["ROUTES"]
 
@@ -102,7 +112,7 @@ def _check_outcome(task: Task, action: str, outcome: str | None) -> None:
 
 
 def _iso(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat()
+    return datetime.fromtimestamp(epoch, UTC).isoformat()
 
 
 class Alarms(ApiView):
@@ -357,28 +367,6 @@ class ReloadPlaybooks(ApiView):
         return self.reply(w.library.describe())
 
 
-class Health(ApiView):
-    async def get(self, request: Request) -> Response:
-        return self.reply({"status": "ok"})
-
-
-class Ready(ApiView):
-    async def get(self, request: Request) -> Response:
-        w = self.whistle
-        reader = w.registry_reader
-        checks = {"topics": w.topics_declared, "consuming": w.consuming,
-                  "registry": reader is not None and reader.caught_up.is_set(),
-                  "broker": await self.gate.probe.reachable()}
-        ok = all(checks.values())
-        return self.reply({"ready": ok, **checks}, status=200 if ok else 503)
-
-
-class Metrics(ApiView):
-    async def get(self, request: Request) -> Response:
-        w = self.whistle
-        return self.raw(w.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
-
-
 ROUTES: list[Route] = [
     Route("/api/v1/alarms", Alarms),
     Route("/api/v1/incidents", Incidents),
@@ -391,8 +379,5 @@ ROUTES: list[Route] = [
     Route("/api/v1/incidents/{incident_id}/level", IncidentLevel),
     Route("/api/v1/playbooks", Playbooks),
     Route("/api/v1/playbooks/reload", ReloadPlaybooks),
-    Route("/healthz", Health),
-    Route("/readyz", Ready),
-    Route("/metrics", Metrics),
 ]
 """The API's paths and their views (`streams.app` mounts them, with the others')."""

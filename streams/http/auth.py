@@ -12,8 +12,8 @@ serve). Without tokens Whistle runs open: every caller is an unnamed admin (dev 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from schemas import Grant, token_digest
 

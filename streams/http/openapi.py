@@ -13,18 +13,29 @@ str}]}`. `tests/chaos/test_fuzz_api.py` runs schemathesis against the real stack
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib import metadata
-from typing import Any, Sequence
+from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from schemas import (INCIDENT_STATUSES, TASK_ACTIONS, TASK_STATUSES, Alarm, Device, Incident,
-                     LevelRequest, Site, Task, TaskUpdateRequest, Timeline)
+from schemas import (
+    INCIDENT_STATUSES,
+    TASK_ACTIONS,
+    TASK_STATUSES,
+    Alarm,
+    Device,
+    Incident,
+    LevelRequest,
+    Site,
+    Task,
+    TaskUpdateRequest,
+    Timeline,
+)
 from schemas.cap import CAP_CONTENT_TYPE, CAP_NS
-
 from schemas.codec import json_bytes
-from streams.reports import FORMATS
 from streams.http.views import JSON, ApiView
+from streams.reports import FORMATS
 
 __all__ = ["PATH", "OpenApi", "body", "document"]
 

@@ -22,9 +22,8 @@ import json
 import logging
 from typing import Any, Protocol
 
-import faust
-
 import aiohttp
+import faust
 from yarl import URL
 
 from schemas import topics
@@ -132,7 +131,7 @@ class Routing:
                 payload = await answer.read()
                 kept = {h: answer.headers[h] for h in PASSED_BACK if h in answer.headers}
                 return answer.status, kept, payload
-        except (OSError, asyncio.TimeoutError, aiohttp.ClientError) as exc:
+        except (TimeoutError, OSError, aiohttp.ClientError) as exc:
             log.warning("worker %s did not answer %s %s: %r", peer, method, request.path, exc)
             raise Refusal(503, f"the worker holding this ({peer}) did not answer; retry",
                           problem("worker", repr(exc)), {"Retry-After": "1"}) from None

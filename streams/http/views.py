@@ -20,14 +20,13 @@ import time
 from typing import Any, NamedTuple
 
 import faust
-
 from faust.web import Request, Response, View
 
+from schemas.codec import json_bytes
 from streams.http.auth import PUBLIC, Caller, Denied
 from streams.http.errors import Refusal, problem
 from streams.http.gate import Gate
 from streams.worker import Whistle
-from schemas.codec import json_bytes
 
 __all__ = ["JSON", "ApiView", "Route", "mount"]
 
@@ -165,7 +164,7 @@ class ApiView(View):
                           problem("broker", repr(exc)), {"Retry-After": "1"}) from None
         try:
             outcome, state = await asyncio.wait_for(waiter, max(0.1, deadline - time.monotonic()))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             w.waiters.pop(update_id, None)
             raise Refusal(504, "the update is on the broker but was not applied in time; read "
                                "it again before retrying", problem("update_id", update_id)) from None

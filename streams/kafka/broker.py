@@ -29,9 +29,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
 
 from streams.procs import Child, child_options
 
@@ -262,7 +262,7 @@ class EmbeddedBroker(Child):
                 f"-Dlog4j.configuration=file:{KAFKA / 'log4j.properties'}",
                 f"-Dkafka.logs.dir={self.data}", "-cp", f"{libs}/*", *args]
 
-    def start(self, timeout: float = 60.0) -> "EmbeddedBroker":
+    def start(self, timeout: float = 60.0) -> EmbeddedBroker:
         libs = kafka_jars()
         for port in (self.port, self.controller_port):
             if not port_free("127.0.0.1", port):
@@ -333,7 +333,7 @@ async def answers_metadata(server: str) -> bool:
             return False
         await asyncio.wait_for(client.coordinator_lookup(0, "whistle"), 3)
         return True
-    except (KafkaError, OSError, asyncio.TimeoutError):
+    except (TimeoutError, KafkaError, OSError):
         return False
     finally:
         await client.close()

@@ -3,11 +3,11 @@
 The page holds no data. It signs in with the department's token (kept in the browser's
 sessionStorage), reads `GET /api/v1/departments/{department}/stream` with fetch() and acts
 through `POST /api/v1/tasks/{task_id}/...`; so it is public, like the probes. The server only
-fills in who the page is for, escaped for where it goes:
+fills in who the page is for (a Jinja2 template, autoescaped), escaped for where it goes:
 
     >>> police = Department(id="police", name="派出所", name_en="Police station")
-    >>> render("<h1>{{name}} <small>{{name_en}}</small></h1>", police, {}, "n0nce", 15.0)
-    '<h1>派出所 <small>Police station</small></h1>'
+    >>> '<h1>派出所<span class="en">Police station</span></h1>' in render(police, {}, "n", 15.0)
+    True
 
 The inline script and style carry a per-response nonce that the Content-Security-Policy names,
 so nothing but the page's own code runs and nothing is fetched from anywhere else.
@@ -16,22 +16,22 @@ so nothing but the page's own code runs and nothing is fetched from anywhere els
 from __future__ import annotations
 
 import functools
-import html
 import json
-import re
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
+
+import jinja2
+import markupsafe
 
 from schemas import Department
-
 from streams.http.errors import Refusal, problem
 from streams.http.views import ApiView
 
 __all__ = ["PAGE", "PATH", "Console", "config_json", "headers", "render", "template"]
 
 PAGE = Path(__file__).parent / "console.html"
-_SLOT = re.compile(r"\{\{(\w+)\}\}")
 
 
 def config_json(value: Any) -> str:
@@ -42,18 +42,27 @@ def config_json(value: Any) -> str:
             .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
-def render(template: str, department: Department, departments: Mapping[str, Department],
-           nonce: str, ping: float) -> str:
-    """The page for one department. Each `{{slot}}` is filled once (a name that looks like a
-    slot stays text): HTML-escaped in the markup, JSON in the config element."""
+@functools.cache
+def template() -> jinja2.Template:
+    """The page's template (`console.html` beside this file), read and compiled once. Every
+    value is HTML-escaped (autoescape) unless a filter says what it is: `script_json` for
+    the config element."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(PAGE.parent), autoescape=True,
+                             undefined=jinja2.StrictUndefined)
+    env.filters["script_json"] = lambda value: markupsafe.Markup(config_json(value))
+    return env.get_template(PAGE.name)
+
+
+def render(department: Department, departments: Mapping[str, Department], nonce: str,
+           ping: float) -> str:
+    """The page for one department: its names HTML-escaped in the markup, JSON in the config
+    element (a name that looks like a template stays text: values are never templates)."""
     config = {"department": department.id, "name": department.name,
               "name_en": department.name_en, "api": "/api/v1", "ping": ping,
               "departments": {d.id: d.name for d in departments.values()}}
-    title = f"{department.name} · Whistle 部门控制台"
-    slots = {"title": html.escape(title), "name": html.escape(department.name),
-             "name_en": html.escape(department.name_en), "nonce": nonce,
-             "config": config_json(config)}
-    return _SLOT.sub(lambda m: slots.get(m.group(1), m.group(0)), template)
+    return template().render(title=f"{department.name} · Whistle 部门控制台",
+                             name=department.name, name_en=department.name_en, nonce=nonce,
+                             config=config)
 
 
 def headers(nonce: str) -> dict[str, str]:
@@ -71,12 +80,6 @@ def headers(nonce: str) -> dict[str, str]:
 PATH = "/console/{department}"
 
 
-@functools.cache
-def template() -> str:
-    """The page's template, read once."""
-    return PAGE.read_text(encoding="utf-8")
-
-
 class Console(ApiView):
     """`GET /console/{department}`: the department's console page (it holds no data)."""
 
@@ -89,6 +92,6 @@ class Console(ApiView):
             raise Refusal(404, f"no department {department}",
                           problem("department", "unknown"))
         nonce = secrets.token_urlsafe(18)
-        page = render(template(), found, w.departments, nonce, w.settings.stream_ping)
+        page = render(found, w.departments, nonce, w.settings.stream_ping)
         return self.raw(page.encode("utf-8"), "text/html; charset=utf-8",
                         headers=headers(nonce))

@@ -15,14 +15,14 @@ import asyncio
 import hashlib
 import hmac
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Awaitable, Callable, Literal
+from typing import Any, Literal
 
 import httpx
 
 from schemas import FEEDBACK_TARGET, DeliveryAttempt, Feedback, Task, Webhook
-
 from schemas.codec import Rejected, decode, json_bytes
 
 __all__ = ["USER_AGENT", "Delivery", "Record", "backoff", "deliver", "feedback_body",
@@ -104,7 +104,7 @@ class Delivery:
     body: bytes
 
     @classmethod
-    def of(cls, target: str, value: bytes | None) -> "Delivery | Rejected":
+    def of(cls, target: str, value: bytes | None) -> Delivery | Rejected:
         """Decode a record of `target`'s topic: a Feedback for the feedback target, else a Task.
 
             Delivery.of("police", record.value).delivery_id   # 'police:<task_id>:<revision>'

@@ -20,21 +20,19 @@ import asyncio
 import json
 import logging
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, AsyncIterator
+from typing import Any
 
 import faust
-
 from aiohttp import web
 from pydantic import ValidationError
 
-from schemas import Task
-
-from schemas import topics
-from streams.kafka.broker import bootstrap_servers
+from schemas import Task, topics
 from streams.http.errors import Refusal, problem
 from streams.http.views import ApiView
+from streams.kafka.broker import bootstrap_servers
 
 __all__ = ["PATH", "Cursor", "DepartmentLog", "DepartmentStream", "TaskFeed", "sse", "start"]
 
@@ -48,7 +46,7 @@ class Cursor(dict):
     """partition -> the next offset a client has not seen. Text form: offsets joined by -."""
 
     @classmethod
-    def parse(cls, text: str, partitions: int) -> "Cursor":
+    def parse(cls, text: str, partitions: int) -> Cursor:
         parts = text.strip().split("-")
         if len(parts) != partitions or not all(p.isdigit() for p in parts):
             raise ValueError(f"expected {partitions} offsets joined by '-', got {text!r}")
@@ -75,7 +73,7 @@ class Event:
     body: bytes
 
     @classmethod
-    def of(cls, partition: int, offset: int, task: Task) -> "Event":
+    def of(cls, partition: int, offset: int, task: Task) -> Event:
         return cls(partition, offset, task.task_id, task.revision, task.status,
                    task.created_at.timestamp(), task.updated_at.timestamp(),
                    task.model_dump_json().encode("utf-8"))
@@ -214,9 +212,9 @@ def sse(event: str, data: Any, event_id: str | None = None) -> bytes:
     """One Server-Sent Event (data as one line of JSON; bytes are taken as that line)."""
     head = f"id: {event_id}\n" if event_id is not None else ""
     if isinstance(data, bytes):
-        return f"{head}event: {event}\ndata: ".encode("utf-8") + data + b"\n\n"
+        return f"{head}event: {event}\ndata: ".encode() + data + b"\n\n"
     body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return f"{head}event: {event}\ndata: {body}\n\n".encode("utf-8")
+    return f"{head}event: {event}\ndata: {body}\n\n".encode()
 
 
 async def stream(dept_log: DepartmentLog, last_event_id: str | None, now: datetime,
@@ -244,7 +242,7 @@ async def stream(dept_log: DepartmentLog, last_event_id: str | None, now: dateti
         while not closing.is_set():
             try:
                 e = await asyncio.wait_for(queue.get(), ping)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 yield b": ping\n\n"
                 continue
             if e is None:

@@ -14,21 +14,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from pydantic import ValidationError
 
-from schemas import FEEDBACK_TARGET, DeadLetter, DeliveryAttempt, Escalation, Webhook
-
-from schemas import topics
-from streams.kafka.broker import bootstrap_servers
+from schemas import FEEDBACK_TARGET, DeadLetter, DeliveryAttempt, Escalation, Webhook, topics
 from schemas.codec import Rejected, dump
-from streams.notify.delivery import Delivery, deliver
+from streams.kafka.broker import bootstrap_servers
 from streams.metrics import Metrics
+from streams.notify.delivery import Delivery, deliver
 
 if TYPE_CHECKING:
     from streams.worker import Whistle

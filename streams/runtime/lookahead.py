@@ -24,14 +24,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import faust
-
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from agents.logic.correlation import PEOPLE_KINDS
-
 from schemas import topics
 from schemas.topics import ORIGIN
 from streams.kafka.broker import bootstrap_servers

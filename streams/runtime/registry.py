@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+
 from pydantic import ValidationError
 
 from agents.logic.locate import Registry
-from schemas import Device, Site
+from schemas import Device, Site, topics
 from schemas.registry import RegistryFile
-
-from schemas import topics
 from streams.kafka.broker import bootstrap_servers, wait_for_leaders
 
 __all__ = ["RegistryReader", "apply_record", "publish", "records"]

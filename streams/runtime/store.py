@@ -22,8 +22,7 @@ from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import orjson
-from faust.stores import STORES
-from faust.stores import memory
+from faust.stores import STORES, memory
 
 __all__ = ["PackedValues", "Store", "URL", "store_url"]
 

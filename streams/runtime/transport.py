@@ -37,8 +37,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 import faust.streams
 from faust.transport.consumer import CONSUMER_FETCHING

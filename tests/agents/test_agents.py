@@ -10,8 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from schemas import Alarm, Task, Triaged
-from schemas import topics
+from schemas import Alarm, Task, Triaged, topics
 from streams.app import build
 from streams.settings import Settings
 from tests.conftest import T0, FixedClock, alarm_data

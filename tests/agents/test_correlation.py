@@ -4,8 +4,14 @@ from datetime import timedelta
 
 import pytest
 
-from agents.logic.correlation import (RETENTION, SiteState, decide, family_of, hazard_of,
-                                incident_id_for)
+from agents.logic.correlation import (
+    RETENTION,
+    SiteState,
+    decide,
+    family_of,
+    hazard_of,
+    incident_id_for,
+)
 from schemas import Alarm
 from tests.conftest import T0, alarm_data
 

@@ -7,8 +7,15 @@ from datetime import timedelta
 
 import pytest
 
-from agents.logic.deadlines import (OpenTaskIndex, cleared_notices, due_escalations, escalate, next_due, pending,
-                              rules_for)
+from agents.logic.deadlines import (
+    OpenTaskIndex,
+    cleared_notices,
+    due_escalations,
+    escalate,
+    next_due,
+    pending,
+    rules_for,
+)
 from agents.logic.feedback import feedback_entry, feedback_for
 from agents.logic.taskstate import apply_update
 from playbooks import LIBRARY, load_playbooks, plan_tasks

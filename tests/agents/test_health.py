@@ -7,8 +7,15 @@ from datetime import datetime, timedelta
 import pytest
 
 from agents.logic.correlation import SiteState
-from agents.logic.health import (FALSE_ALARMS_PER_DAY, DeviceState, DueIndex, count_false_alarm,
-                           false_alarm_flag, offline_alarm, seen)
+from agents.logic.health import (
+    FALSE_ALARMS_PER_DAY,
+    DeviceState,
+    DueIndex,
+    count_false_alarm,
+    false_alarm_flag,
+    offline_alarm,
+    seen,
+)
 from agents.logic.incidents import facts_of
 from playbooks import LIBRARY, load_playbooks, match
 from schemas import Alarm, Site, SiteEvent

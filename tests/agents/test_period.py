@@ -6,11 +6,11 @@ import io
 from datetime import date, timedelta
 from html.parser import HTMLParser
 
+from agents.logic.timelines import entry
 from agents.report.period import percentile, period_stats, task_times
 from agents.report.period_report import period_csv, period_html, period_markdown
-from agents.logic.timelines import entry
 from schemas import Incident, PlaybookRef, Timeline
-from tests.conftest import T0   # 2023-05-16 14:03:07 +08:00
+from tests.conftest import T0  # 2023-05-16 14:03:07 +08:00
 
 NAMES = {"police": "派出所", "power_supply": "供电所", "safety_office": "安委会办公室"}
 HOSTILE = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'

@@ -13,10 +13,10 @@ from html.parser import HTMLParser
 
 import pytest
 
+from agents.logic.timelines import entry
 from agents.report.render import CSV_HEADER, to_csv, to_html, to_json, to_markdown
 from agents.report.review import ENTRY_NAMES, review
 from agents.report.wording import duration_rows
-from agents.logic.timelines import entry
 from schemas import ENTRY_TYPES, Timeline
 
 from .test_review import INC, NAMES, NOTICE, at, lab_fire, tid
@@ -39,7 +39,7 @@ VOID = {"meta", "br", "hr", "img", "input", "link", "col", "wbr", "area", "base"
 
 
 class Node:
-    def __init__(self, tag: str, attrs: dict[str, str | None], parent: "Node | None") -> None:
+    def __init__(self, tag: str, attrs: dict[str, str | None], parent: Node | None) -> None:
         self.tag, self.attrs, self.parent, self.children = tag, attrs, parent, []
         self.text_parts: list[str] = []
 
@@ -53,12 +53,12 @@ class Node:
             if isinstance(child, Node):
                 yield from child.walk()
 
-    def find(self, tag: str | None = None, cls: str | None = None, **attrs: str) -> list["Node"]:
+    def find(self, tag: str | None = None, cls: str | None = None, **attrs: str) -> list[Node]:
         return [n for n in self.walk() if (tag is None or n.tag == tag)
                 and (cls is None or cls in n.classes)
                 and all(n.attrs.get(k.replace("_", "-")) == v for k, v in attrs.items())]
 
-    def one(self, *args, **kwargs) -> "Node":
+    def one(self, *args, **kwargs) -> Node:
         found = self.find(*args, **kwargs)
         assert len(found) == 1, (args, kwargs, len(found))
         return found[0]

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from agents.report.review import Stretch, format_duration, is_notice, review
 from agents.logic.timelines import entry
+from agents.report.review import Stretch, format_duration, is_notice, review
 from schemas import Incident, Timeline
 
 CHINA = timezone(timedelta(hours=8))

@@ -20,7 +20,7 @@ import random
 import threading
 import time
 from collections import Counter, defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -105,7 +105,7 @@ async def task_records(broker: str) -> list[dict]:
 @pytest.mark.parametrize("victim", ["worker", "broker"])
 async def test_every_alarm_survives_three_kills(broker, tmp_path, victim):
     rng = random.Random(SEED)
-    alarms = demo_alarms(rng, ALARMS, "crash", datetime.now(timezone.utc))
+    alarms = demo_alarms(rng, ALARMS, "crash", datetime.now(UTC))
     posts = alarms + rng.sample(alarms, int(ALARMS * RETRIES))  # gateways' retries, same ids
     rng.shuffle(posts)
     batches = [posts[i:i + BATCH] for i in range(0, len(posts), BATCH)]

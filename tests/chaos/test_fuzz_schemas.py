@@ -22,7 +22,7 @@ import json
 import tempfile
 import unicodedata
 import xml.etree.ElementTree as ET
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +35,21 @@ from pydantic import BaseModel, ValidationError
 
 from agents.logic.correlation import incident_id_for
 from playbooks.load import LIBRARY, PlaybookError, load_playbooks, parse_playbook
-from schemas import (Alarm, Config, Escalation, IncidentUpdate, SiteEvent, Task, TaskUpdate,
-                     TimelineEntry, Triaged)
+from schemas import (
+    Alarm,
+    Config,
+    Escalation,
+    IncidentUpdate,
+    SiteEvent,
+    Task,
+    TaskUpdate,
+    TimelineEntry,
+    Triaged,
+)
 from schemas.cap import CAP_NS, CapError, alarm_from_cap
 from schemas.codec import Rejected, decode, dump, error_details
 
-NOW = datetime(2024, 3, 1, 13, 15, tzinfo=timezone.utc)
+NOW = datetime(2024, 3, 1, 13, 15, tzinfo=UTC)
 AT = "2024-03-01T21:15:00+08:00"
 FUZZ = settings(max_examples=150, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])

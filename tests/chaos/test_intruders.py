@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import socket
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -47,7 +47,7 @@ def bearer(role_or_token: str) -> dict[str, str]:
 
 def alarm(alarm_id: str) -> dict:
     return {"alarm_id": alarm_id, "kind": "fire_report", "site_id": "jyh-yinfeng-lab-3",
-            "occurred_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            "occurred_at": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
 def test_a_token_over_its_rate_gets_429_with_retry_after_and_others_go_on(guarded):

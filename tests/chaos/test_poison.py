@@ -22,20 +22,29 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from schemas import (Alarm, Escalation, IncidentUpdate, Site, SiteEvent, Task, TaskUpdate,
-                     Triaged)
-from schemas import topics
-from streams.kafka.broker import free_port
+from schemas import (
+    Alarm,
+    Escalation,
+    IncidentUpdate,
+    Site,
+    SiteEvent,
+    Task,
+    TaskUpdate,
+    Triaged,
+    topics,
+)
 from schemas.codec import dump
+from streams.kafka.broker import free_port
 from tests.integration.conftest import Stack
 from tests.integration.kafka import read_topic
 
@@ -47,7 +56,7 @@ RESULTS: dict[str, tuple[int, float]] = {}  # topic -> (poison messages, ms to t
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def unique(prefix: str) -> str:

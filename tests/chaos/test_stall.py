@@ -19,7 +19,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -104,7 +104,7 @@ def triage_results(stack: Stack) -> Counter:
 
 def test_a_frozen_broker_refuses_alarms_and_loses_none(tmp_path):
     rng = random.Random(SEED)
-    alarms = demo_alarms(rng, 4000, "stall", datetime.now(timezone.utc))
+    alarms = demo_alarms(rng, 4000, "stall", datetime.now(UTC))
     stack = Stack(tmp_path, {"WHISTLE_INGEST_TIMEOUT": str(INGEST_TIMEOUT)})
     gateway, readiness = Gateway(stack.url, alarms), Readiness(stack.url)
     broker = stack.broker_pid()

@@ -12,11 +12,11 @@ import json
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -124,7 +124,7 @@ def _now_lab_fire() -> list[dict]:
     """streams/demo/lab-fire.json moved to the last minutes (the retry stays a retry)."""
     alarms = json.loads((ROOT / "streams" / "demo" / "lab-fire.json").read_text("utf-8"))
     first = min(datetime.fromisoformat(a["occurred_at"]) for a in alarms)
-    shift = datetime.now(timezone.utc) - timedelta(minutes=2) - first
+    shift = datetime.now(UTC) - timedelta(minutes=2) - first
     for a in alarms:
         a["occurred_at"] = (datetime.fromisoformat(a["occurred_at"]) + shift).isoformat()
     return alarms
@@ -181,7 +181,7 @@ def live(tmp_path_factory) -> Iterator[Live]:
         start = _wait_quiet(broker)
 
         # heartbeats: the `test` signal of HEARTBEATS devices at the demo sites
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        now = datetime.now(UTC).isoformat(timespec="seconds")
         beats = [{"alarm_id": f"gw-jyh-01:hb:{i:06d}", "kind": "smoke", "signal": "test",
                   "site_id": "jyh-huangjingu-b7", "device_id": f"smk-b7-{i:04d}",
                   "occurred_at": now} for i in range(HEARTBEATS)]

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -138,7 +138,7 @@ def test_the_wheel_built_as_the_image_builds_it_runs_as_the_image_runs_it(tmp_pa
             assert list(volume.rglob("*.sst")) or list(volume.rglob("CURRENT")), \
                 "WHISTLE_STORE=rocksdb:// keeps the tables on the volume"
             alarm = {"alarm_id": "image-1", "kind": "fire_report", "site_id": "jyh-yinfeng-lab-3",
-                     "occurred_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                     "occurred_at": datetime.now(UTC).isoformat(timespec="seconds")}
             assert httpx.post(f"http://127.0.0.1:{port}/api/v1/alarms", json=alarm,
                               timeout=10).status_code == 202
 

@@ -16,8 +16,18 @@ from schemas import Config
 from streams.settings import Settings, read_config
 
 from .conftest import ROOT, load_all
-from .files import (K8S, SETTINGS, STRIMZI_KINDS, by_kind, compose_topics, dockerfile, env_of,
-                    k8s_topics, manifests, one)
+from .files import (
+    K8S,
+    SETTINGS,
+    STRIMZI_KINDS,
+    by_kind,
+    compose_topics,
+    dockerfile,
+    env_of,
+    k8s_topics,
+    manifests,
+    one,
+)
 
 
 def test_the_built_in_resources_pass_kubernetes_validate_strictly(tmp_path):

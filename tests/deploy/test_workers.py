@@ -17,13 +17,12 @@ import signal
 import threading
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 
-from schemas import Incident
-from schemas import topics
+from schemas import Incident, topics
 from streams.kafka.broker import free_port
 from tests.integration.kafka import committed, read_topic
 from tests.integration.workers import Worker, busy_core, demo_broker, playbooks, wait
@@ -92,7 +91,7 @@ class Gateway(threading.Thread):
 def alarms() -> list[list[dict]]:
     """PER_SITE fire reports at each of SITES places nobody registered, interleaved, in
     batches: one site's reports join one incident, whichever worker triages them."""
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    now = datetime.now(UTC).isoformat(timespec="seconds")
     flat = [{"alarm_id": f"city:{s:02d}:{k}", "kind": "fire_report",
              "site_id": f"city-site-{s:02d}", "occurred_at": now, "reporter": {"name": "市民"}}
             for k in range(PER_SITE) for s in range(SITES)]

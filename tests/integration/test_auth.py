@@ -6,7 +6,7 @@ the community (which has none) and the admin."""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -44,7 +44,7 @@ def secured(tmp_path_factory):
 
 def fire_report(alarm_id: str) -> dict:
     return {"alarm_id": alarm_id, "kind": "fire_report", "site_id": SITE,
-            "occurred_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            "occurred_at": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
 def police_task(stack: Stack) -> dict:

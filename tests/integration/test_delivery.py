@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -67,7 +67,7 @@ def delivered(tmp_path_factory):
 def test_an_unreachable_department_is_escalated_and_the_reporter_hears_back(delivered):
     stack, receiver = delivered
     alarm = {"alarm_id": "hook-1", "kind": "fire_report", "site_id": "jyh-yinfeng-lab-3",
-             "occurred_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+             "occurred_at": datetime.now(UTC).isoformat(timespec="seconds"),
              "reporter": {"name": "张三", "phone": "13800000000"}}
     assert stack.http.post("/api/v1/alarms", json=alarm).status_code == 202
 

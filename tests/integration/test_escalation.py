@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -49,12 +49,12 @@ def test_a_worker_killed_while_a_deadline_is_pending_escalates_exactly_once(brok
     folder, port = playbooks(tmp_path, "6s"), free_port()
     worker = Worker(broker.url, folder, tmp_path, port)
     alarm = {"alarm_id": "esc-1", "kind": "fire_report", "site_id": "jyh-yinfeng-lab-3",
-             "occurred_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+             "occurred_at": datetime.now(UTC).isoformat(timespec="seconds")}
     assert worker.http.post("/api/v1/alarms", json=alarm).status_code == 202
     task = wait(lambda: police_task(worker), 10, "the police task")
     worker.kill()  # before ack_due: the escalation is pending, and nobody is watching
     due = datetime.fromisoformat(task["ack_due"])
-    time.sleep(max(0.0, (due - datetime.now(timezone.utc)).total_seconds()) + 1)
+    time.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()) + 1)
 
     worker = Worker(broker.url, folder, tmp_path, port)
     inc = task["incident_id"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -153,7 +153,7 @@ def test_open_tasks_and_acknowledgement_time_per_department(stack):
     open_before, acks_before = scrape("whistle_open_tasks"), scrape("whistle_task_ack_seconds_count")
     r = stack.http.post("/api/v1/alarms", json={
         "alarm_id": "t-metrics:1", "kind": "fire_report", "site_id": "t-metrics-site",
-        "occurred_at": datetime.now(timezone.utc).isoformat()})
+        "occurred_at": datetime.now(UTC).isoformat()})
     assert r.status_code == 202
     task = stack.wait_for(lambda: next((t for t in stack.http.get(
         "/api/v1/tasks", params={"department": "fire_brigade"}).json()["tasks"]

@@ -7,7 +7,7 @@ import json
 import queue
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 
@@ -62,7 +62,7 @@ class Listener:
 
 def alarm(alarm_id: str, site_id: str = "jyh-yinfeng-lab-3") -> dict:
     return {"alarm_id": alarm_id, "kind": "fire_report", "site_id": site_id,
-            "occurred_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            "occurred_at": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
 def police(data: dict) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -45,7 +45,7 @@ def post_as_a_gateway(stack, alarms: list[dict], attempts: int = 5) -> int:
 
 
 def test_a_fire_report_passes_a_backlog_of_smoke_alarms(stack):
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    now = datetime.now(UTC).isoformat(timespec="seconds")
     smoke = [{"alarm_id": f"backlog:{i}", "kind": "smoke", "signal": "alarm",
               "site_id": f"backlog-{i // PER_SITE:04d}", "device_id": f"backlog-{i}",
               "occurred_at": now} for i in range(BACKLOG)]

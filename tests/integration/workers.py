@@ -19,16 +19,16 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
 
 from schemas.registry import read_registry
-from streams.runtime import registry
 from streams.kafka.broker import EmbeddedBroker
+from streams.runtime import registry
 from streams.settings import DEMO_SITES
 
 __all__ = ["FALLBACK", "QUICK", "Worker", "busy_core", "demo_broker", "playbooks", "wait"]

@@ -1,12 +1,11 @@
 """Matching, table-driven over inline YAML playbooks."""
 
+from datetime import datetime
 from pathlib import Path
 from textwrap import dedent
+from zoneinfo import ZoneInfo
 
 import pytest
-
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from playbooks import Facts, PlaybookError, PlaybookSet, load_playbooks, match
 from playbooks.match import explain
@@ -200,7 +199,8 @@ def test_step_dependencies_are_checked(tmp_path, steps, message):
 
 def brute_force(pset: PlaybookSet, facts: Facts) -> str:
     """The definition, without indexes: the best-ranked playbook whose rule fits."""
-    from playbooks.rules import fits, rank as _rank
+    from playbooks.rules import fits
+    from playbooks.rules import rank as _rank
 
     fitting = [lp for lp in pset.ranked if fits(lp.playbook.match, facts) is None]
     return min(fitting, key=_rank).playbook.id if fitting else pset.fallback.playbook.id

@@ -12,9 +12,14 @@ import pytest
 
 from playbooks import load_playbooks
 from playbooks.departments import load_departments
-from streams.bench.alertmanager import Alertmanager, PeerError, alertmanager_config, first_departments
-from streams.bench.run import start_worker
+from streams.bench.alertmanager import (
+    Alertmanager,
+    PeerError,
+    alertmanager_config,
+    first_departments,
+)
 from streams.bench.peer import SECRET, Receiver, compare, rows, webhooks_env
+from streams.bench.run import start_worker
 from streams.kafka.broker import EmbeddedBroker
 from streams.procs import stop_process
 from streams.settings import Settings

@@ -12,7 +12,6 @@ from streams.notify.feed import Cursor, DepartmentLog, _task, stream
 from tests.agents.test_deadlines import Desk
 from tests.conftest import T0
 
-
 PLANNED = list(Desk().tasks.values())[0]  # a real task of the lab fire
 
 

@@ -7,8 +7,8 @@ import gc
 import pytest
 
 from streams.app import build
-from streams.settings import Settings
 from streams.runtime.store import PackedValues, Store, store_url
+from streams.settings import Settings
 
 
 def test_values_are_kept_as_utf8_json_and_each_read_is_a_fresh_copy():

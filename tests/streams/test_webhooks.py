@@ -20,10 +20,9 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from schemas import Config, DeliveryAttempt, Escalation, Feedback, Task, Webhook
-from schemas import topics
-from streams.kafka.broker import EmbeddedBroker, free_port
+from schemas import Config, DeliveryAttempt, Escalation, Feedback, Task, Webhook, topics
 from schemas.codec import Rejected, dump
+from streams.kafka.broker import EmbeddedBroker, free_port
 from streams.metrics import Metrics
 from streams.notify.delivery import Delivery, backoff, deliver, retry_after, sign, verdict, verify
 from streams.notify.webhooks import WebhookSender, register
