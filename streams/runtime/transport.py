@@ -31,21 +31,33 @@ stopped, is never acknowledged. Every rebalance ends with a seek to the committe
 such a message is read again from there, processed (again, if it was: every stage is
 idempotent) and acknowledged then. With all four closed, 12 of 12 loaded runs lost nothing.
 (faust-streaming issues #221, #312, #606.)
+
+Subscribing. Faust creates its topics and subscribes at once, but a broker answers CreateTopics
+before its metadata lists the topic: the consumer's first metadata lacked the topic created
+last ("Topic whistle.alarms not found in cluster metadata"), the group's leader assigned
+without it ("Ignoring missing topic") and aiokafka looks at the metadata again only when it is
+`consumer_metadata_max_age_ms` old, 5 minutes: the worker was ready and consumed nothing of
+that topic meanwhile (3 of 15 fresh stacks under load: no task for an alarm). Here the
+consumer subscribes once the broker's metadata lists every topic, each partition with a leader.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import aclosing
 from typing import Any
 
 import faust.streams
+from aiokafka.errors import KafkaError
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as driver
 
 __all__ = ["Transport"]
+
+METADATA_WAIT = 30.0
+"""Seconds a subscription waits at most for the broker's metadata to list its topics."""
 
 # Faust's compiled stream iterator acknowledges a message inline, past `Consumer.ack`, so the
 # refusal below would not hold; its pure-Python twin calls `Consumer.ack`.
@@ -105,6 +117,41 @@ class _Consumer(driver.Consumer):
 
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def subscribe(self, topics: Iterable[str]) -> None:
+        """Subscribe once the broker's metadata lists every topic (see the module's text)."""
+        topics = set(topics)
+        await self._wait_for_metadata(topics)
+        await super().subscribe(topics)
+
+    async def _wait_for_metadata(self, topics: set[str]) -> None:
+        """Wait until the broker's metadata lists each of `topics` with a leader for each
+        partition; after `METADATA_WAIT` s, say which it does not and go on."""
+        client = self.app.producer._ensure_producer().client
+        deadline = asyncio.get_running_loop().time() + METADATA_WAIT
+        missing: set[str] = topics
+        looks = 0
+        while not self.should_stop:
+            looks += 1
+            try:
+                cluster = await client.fetch_all_metadata()
+            except KafkaError:
+                pass
+            else:
+                missing = {t for t in topics if not cluster.partitions_for_topic(t)
+                           or cluster.available_partitions_for_topic(t)
+                           != cluster.partitions_for_topic(t)}
+            if not missing:
+                if looks > 1:
+                    self.log.info("the broker's metadata lists every topic subscribed to "
+                                  "after %s looks", looks)
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                self.log.warning("subscribing although the broker's metadata lacks %s: their "
+                                 "partitions may be assigned only at the next metadata "
+                                 "refresh", ", ".join(sorted(missing)))
+                return
+            await asyncio.sleep(0.05)
 
     def ack(self, message: Any) -> bool:
         """A message fetched before the current rebalance, or handed out while the flow is
