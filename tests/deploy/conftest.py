@@ -166,7 +166,8 @@ def _wait_quiet(broker: str, settle: float = 1.5) -> dict:
     raise AssertionError("the topics did not stop growing within a minute")
 
 
-@pytest.fixture(scope="session")
+# stopped after tests/deploy: a stack left running costs every later test a share of a core
+@pytest.fixture(scope="package")
 def live(tmp_path_factory) -> Iterator[Live]:
     """One `whistle up` (embedded broker) taken through the scenario in the module docstring."""
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), _Hook)

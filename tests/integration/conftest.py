@@ -4,6 +4,7 @@ A stack that cannot start fails the test with its output; it never skips."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import signal
@@ -50,7 +51,9 @@ def alive(pid: int) -> bool:
 
 class Stack:
     """One `whistle up` process and what it printed. Its data directory is `data`, or a new
-    one under `tmp`."""
+    one under `tmp`. Any still running when the tests end is stopped then (`stop_all`)."""
+
+    running: list[Stack] = []
 
     def __init__(self, tmp: Path, env: dict[str, str] | None = None, *args: str,
                  data: Path | None = None) -> None:
@@ -64,6 +67,7 @@ class Stack:
         self.process = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env={**os.environ, "WHISTLE_LOG_LEVEL": "info", **(env or {})})
+        Stack.running.append(self)
         self._ready = threading.Event()
         threading.Thread(target=self._read, daemon=True).start()
         self.started = time.monotonic()
@@ -103,6 +107,11 @@ class Stack:
                 self.process.wait()
         return time.monotonic() - t0
 
+    @classmethod
+    def stop_all(cls) -> None:
+        for stack in cls.running:
+            stack.stop()
+
     def wait_for(self, probe, timeout: float = 10.0, what: str = "condition"):
         """Poll `probe()` until it returns something truthy."""
         deadline = time.monotonic() + timeout
@@ -122,6 +131,9 @@ class Stack:
         except httpx.HTTPError as e:
             ready = repr(e)
         return f"/readyz: {ready}\nwhistle up printed:\n" + "".join(self.output[-80:])
+
+
+atexit.register(Stack.stop_all)  # nothing of a failed test outlives the run
 
 
 @pytest.fixture(scope="module")

@@ -17,11 +17,13 @@ from .conftest import Stack, alive, children_of
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_up_is_ready_quickly_and_stops_everything_it_started(tmp_path, sig):
     stack = Stack(tmp_path)
-    assert stack.ready_after < 20, f"ready after {stack.ready_after:.1f} s"
-    assert stack.url in stack.ready_line and "open mode" in stack.ready_line
-    children = children_of(stack.process.pid)
-    assert len(children) >= 2, "expected the broker and the worker under whistle up"
-    took = stack.stop(sig)
+    try:
+        assert stack.ready_after < 20, f"ready after {stack.ready_after:.1f} s"
+        assert stack.url in stack.ready_line and "open mode" in stack.ready_line
+        children = children_of(stack.process.pid)
+        assert len(children) >= 2, "expected the broker and the worker under whistle up"
+    finally:
+        took = stack.stop(sig)
     assert stack.process.returncode == 0
     assert took < 10, f"stopping took {took:.1f} s"
     assert [pid for pid in children if alive(pid)] == []
@@ -29,6 +31,13 @@ def test_up_is_ready_quickly_and_stops_everything_it_started(tmp_path, sig):
 
 def test_503_while_the_broker_is_frozen_then_accepted_again(tmp_path):
     stack = Stack(tmp_path, {"WHISTLE_INGEST_TIMEOUT": "2"})
+    try:
+        frozen_then_accepted(stack)
+    finally:
+        stack.stop()
+
+
+def frozen_then_accepted(stack: Stack) -> None:
     alarm = {"alarm_id": "stall:1", "kind": "smoke", "site_id": "cq-xianna-factory",
              "occurred_at": "2024-05-01T10:00:00+08:00"}
     broker = stack.broker_pid()
@@ -50,7 +59,6 @@ def test_503_while_the_broker_is_frozen_then_accepted_again(tmp_path):
     incidents = stack.wait_for(lambda: stack.http.get("/api/v1/incidents", params={
         "site_id": "cq-xianna-factory"}).json()["incidents"], timeout=15, what="the incident")
     assert len(incidents) == 1 and incidents[0]["alarm_ids"] == ["stall:1"]
-    stack.stop()
 
 
 def test_whistle_send_posts_one_alarm(stack):
