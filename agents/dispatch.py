@@ -33,8 +33,9 @@ async def handle(w: Whistle, triaged: Triaged, message) -> None:
     if current is None:  # keep the version it was matched with, for steps added later
         key = PlaybookLibrary.key(incident.playbook)
         if w.tables.playbooks.get(key) is None:
-            w.tables.playbooks[key] = w.library.version(incident.playbook).playbook.model_dump(
-                mode="json")
+            opened = w.library.version(incident.playbook)
+            assert opened is not None  # matched just now, in the set in force: the library's
+            w.tables.playbooks[key] = opened.playbook.model_dump(mode="json")
     if not step.changed:  # a replay: send again what an earlier run may not have sent
         tasks = w.tasks_of(incident)
         step.new_tasks = tasks

@@ -18,7 +18,7 @@ tables after every rebalance, once recovery is done: a restarted worker forgets 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from agents.logic.deadlines import due_escalations
 from agents.logic.health import DeviceState, offline_alarm
@@ -26,6 +26,8 @@ from schemas import IncidentUpdate, Task, topics
 from schemas.codec import dump
 
 if TYPE_CHECKING:
+    from faust.tables.manager import TableManager
+
     from streams.worker import Whistle
 
 __all__ = ["RESEND_AFTER", "rebuild", "register"]
@@ -105,11 +107,13 @@ def register(w: Whistle) -> None:
     stale = {"indexes": True}
 
     @w.app.on_rebalance_complete.connect
-    async def on_rebalanced(sender: object, **kwargs: object) -> None:
+    async def on_rebalanced(sender: object, /, *args: object, **kwargs: object) -> None:
         stale["indexes"] = True
 
     def ready() -> bool:
-        if w.app.in_recovery or not w.app.tables.recovery.completed.is_set():
+        # Faust's TableManagerT omits the `recovery` its TableManager has
+        tables = cast("TableManager", w.app.tables)
+        if w.app.in_recovery or not tables.recovery.completed.is_set():
             stale["indexes"] = True
             return False
         if stale["indexes"]:

@@ -7,14 +7,15 @@ A gateway's retry (the same alarm_id in a later message) stops here. The *same m
 again (a replay after a crash, before its offset was committed) is forwarded again, because
 the first run may have died before sending it; the incident stage drops what it has.
 
-The urgent lane (`whistle.alarms.urgent` -> `whistle.triaged.urgent`, see `streams.runtime.lookahead`)
-runs this same stage on copies of people's fire reports read ahead of a backlog. Whichever
-copy of an alarm comes first decides; the other is a retry of it, so it stops here."""
+The urgent lane (`whistle.alarms.urgent` -> `whistle.triaged.urgent`, see
+`streams.runtime.lookahead`) runs this same stage on copies of people's fire reports read ahead
+of a backlog. Whichever copy of an alarm comes first decides; the other is a retry of it, so it
+stops here."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agents.logic.correlation import SiteState, decide, hazard_of
 from agents.logic.health import DeviceState, seen
@@ -41,7 +42,8 @@ async def handle(w: Whistle, alarm: Alarm, message) -> None:
         position = f"{message.partition}:{message.offset}"
         if w.lookahead is not None:
             w.lookahead.passed(message.partition, message.offset)
-    recorded = w.tables.alarms_seen.get(alarm.alarm_id)  # [incident, position, action, merges]
+    # [incident, position, action, merges]; none for an alarm not decided yet
+    recorded: list[Any] = w.tables.alarms_seen.get(alarm.alarm_id) or []
     state = SiteState.from_json(w.tables.sites.get(key))
     decision = decide(alarm, state, recorded[0] if recorded else False,
                       w.settings.correlation_window, site=key)
@@ -49,8 +51,8 @@ async def handle(w: Whistle, alarm: Alarm, message) -> None:
         # each message on whistle.alarms counted once: by whichever lane decided it
         w.metrics.alarms.labels(kind=alarm.kind if alarm.known_kind else "unknown",
                                 result=decision.action).inc()
-    if decision.action == "record":
-        return
+    if decision.action == "record" or decision.incident_id is None:
+        return  # nothing for an incident: on the device only
     if decision.action == "duplicate":
         if recorded[1] != position:  # a retry, or the other lane's copy: decided already
             return

@@ -41,9 +41,10 @@ INCIDENT_KEPT = {
 INCIDENT_RECORDS = {"whistle.alarms": 4, "whistle.incidents": 4, "whistle.tasks.*": 24,
                     "whistle.timeline": 32}
 REGISTRY_RECORD = 186              # mean record on whistle.registry (sites and devices)
-REGISTRY_MEMORY = 725              # per device held by every worker (agents.logic.locate.Registry)
-DEVICE_INDEX = 394                 # per device, states and due index (python -m agents.logic.health:
-                                   # 197 MB for 500,000 devices, README)
+REGISTRY_MEMORY = 725              # per device held by every worker
+                                   # (agents.logic.locate.Registry)
+DEVICE_INDEX = 394                 # per device, states and due index (python -m
+                                   # agents.logic.health: 197 MB for 500,000 devices, README)
 WORKER_BASE = 150 * MIB            # Python, Faust, aiokafka: 105-111 MiB RSS measured, rounded up
 WORKER_THROUGHPUT = 600            # alarms/s through every stage, one worker on 2 cores (the
                                    # storm test: 10,000 alarms processed in 16.1 s)
@@ -56,7 +57,8 @@ MEMTABLE, MEMTABLES = 2 * MIB, 2  # RocksDB write buffers per table partition
                                    # (WHISTLE_ROCKSDB_MEMTABLE_MB; Faust's default is 3 x 64 MiB)
 BLOCK_CACHE = 4 * MIB              # per table partition (WHISTLE_ROCKSDB_CACHE_MB)
 DEPARTMENTS, STREAM_HISTORY = 11, 10_000  # stream history in memory, per worker
-STREAM_EVENT = 1.25 * KIB          # per event held (streams.notify.feed.Event: a 512-byte task 1.0 KiB)
+STREAM_EVENT = 1.25 * KIB          # per event held (streams.notify.feed.Event: a 512-byte
+                                   # task 1.0 KiB)
 RETENTION = {"whistle.alarms": 90, "whistle.triaged": 7, "whistle.site-events": 7}
 KEEP = 400                         # days, every other non-compacted topic
 CHANGELOG_DIRTY = 0.25             # of a day's changelog writes not yet compacted (segment.ms 6 h)

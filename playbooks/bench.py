@@ -13,6 +13,7 @@ import random
 import statistics
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from playbooks.load import LoadedPlaybook, PlaybookSet
 from playbooks.match import match
@@ -40,6 +41,7 @@ def synthetic_set(n: int, sites: int) -> PlaybookSet:
     for i in range(n):
         k, t = kinds[i % len(kinds)], types[(i // len(kinds)) % len(types)]
         pattern = i % 4
+        rule: dict[str, Any]
         if pattern == 0 and i // 4 < len(generic):
             gk, gt = generic[i // 4]
             rule = {"kinds": [gk], "signals": ["alarm"], "site_types": [gt]}

@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from playbooks.rules import Compiled, Facts, overlap, rank, specificity
 from schemas import Playbook
@@ -96,7 +97,8 @@ class PlaybookSet:
         bucket = self._cache.get(key)
         if bucket is None:
             bucket = _Bucket.of(lp for lp in self.ranked
-                                if (not lp.playbook.match.kinds or key[0] in lp.playbook.match.kinds)
+                                if (not lp.playbook.match.kinds
+                                    or key[0] in lp.playbook.match.kinds)
                                 and (not lp.playbook.match.signals
                                      or key[1] in lp.playbook.match.signals)
                                 and (not lp.playbook.match.site_types
@@ -116,8 +118,9 @@ class PlaybookSet:
         by_id: dict[str, LoadedPlaybook] = {}
         for lp in loaded:
             if lp.playbook.id in by_id:
-                problems.append(Problem(lp.source, 1, f"playbook id {lp.playbook.id!r} is "
-                                                      f"also used by {by_id[lp.playbook.id].source}"))
+                first = by_id[lp.playbook.id].source
+                problems.append(Problem(lp.source, 1, f"playbook id {lp.playbook.id!r} is also "
+                                                      f"used by {first}"))
             by_id[lp.playbook.id] = lp
         ranked = sorted((lp for lp in loaded if not lp.playbook.fallback), key=rank)
         problems += _ambiguities(ranked)
@@ -231,7 +234,8 @@ def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int:
                 key = next((k for k, _ in node.value if k.value == part), None)
                 return key.start_mark.line + 1 if key is not None else line
             node = child
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+        elif (isinstance(node, yaml.SequenceNode) and isinstance(part, int)
+              and part < len(node.value)):
             node = node.value[part]
         else:
             break
@@ -239,7 +243,7 @@ def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int:
     return line
 
 
-def _explained(err: dict) -> str:
+def _explained(err: ErrorDetails) -> str:
     if err["msg"] == "Keys should be strings" and isinstance(err["input"], bool):
         return ("a key was read as true/false: YAML reads on, off, yes and no as booleans; "
                 "quote the key")

@@ -1,12 +1,13 @@
 """Which playbook answers an alarm: the most specific match wins, then the higher priority.
 
 A playbook fits when every condition it gives holds (`rules.fits`); its specificity is the
-weighted count of what it gives (`rules.specificity`). Two playbooks of equal specificity and priority that
-could both fit one alarm are refused when the set is loaded (`rules.overlap`), so the first fit in
-rank order is the one winner, never a coin toss.
+weighted count of what it gives (`rules.specificity`). Two playbooks of equal specificity and
+priority that could both fit one alarm are refused when the set is loaded (`rules.overlap`), so
+the first fit in rank order is the one winner, never a coin toss.
 
     >>> from playbooks.load import load_playbooks
-    >>> match(load_playbooks(), Facts(kind="smoke", signal="alarm", site_type="laboratory")).winner.playbook.id
+    >>> facts = Facts(kind="smoke", signal="alarm", site_type="laboratory")
+    >>> match(load_playbooks(), facts).winner.playbook.id
     'laboratory-fire'
 """
 

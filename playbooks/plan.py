@@ -30,7 +30,8 @@ def _level_reached(level: str, at_least: str | None) -> bool:
 
 
 def ready_steps(playbook: Playbook, *, level: str, confirmed: bool,
-                planned: Collection[str] = (), completed: Collection[str] = ()) -> list[PlaybookStep]:
+                planned: Collection[str] = (),
+                completed: Collection[str] = ()) -> list[PlaybookStep]:
     """The steps to dispatch now, in playbook order. While an incident is unconfirmed only the
     playbook's verification goes out (and steps with `when: {confirmed: false}`)."""
     holds = playbook.confirm is not None

@@ -100,7 +100,8 @@ def fits(rule: PlaybookMatch, facts: Facts) -> str | None:
     for key, cond in rule.attributes.items():
         if not _holds(cond, key in facts.attributes, facts.attributes.get(key)):
             shown = facts.attributes.get(key, "(absent)")
-            return f"attribute {key}={shown} fails {cond.model_dump(exclude_none=True, by_alias=True)}"
+            wanted = cond.model_dump(exclude_none=True, by_alias=True)
+            return f"attribute {key}={shown} fails {wanted}"
     return None
 
 

@@ -39,10 +39,12 @@ from schemas.task import (
 from schemas.timeline import ENTRY_TYPES, Timeline, TimelineEntry
 
 __all__ = [
-    "Alarm", "DeadLetter", "INCIDENT_STATUSES", "Department", "DepartmentRegistry", "Duration", "ENTRY_TYPES",
-    "Incident", "IncidentStatus", "IncidentUpdate", "LevelRequest", "KINDS", "LEVELS", "Level", "Location", "Playbook",
+    "Alarm", "DeadLetter", "INCIDENT_STATUSES", "Department", "DepartmentRegistry", "Duration",
+    "ENTRY_TYPES", "Incident", "IncidentStatus", "IncidentUpdate", "LevelRequest", "KINDS",
+    "LEVELS", "Level", "Location", "Playbook",
     "PlaybookMatch", "PlaybookRef", "PlaybookStep", "Reporter", "SIGNALS", "SITE_TYPES",
-    "Signal", "Device", "Site", "SiteRegistry", "SiteType", "TASK_ACTIONS", "TASK_STATUSES", "Task", "TaskAction",
+    "Signal", "Device", "Site", "SiteRegistry", "SiteType", "TASK_ACTIONS", "TASK_STATUSES",
+    "Task", "TaskAction",
     "TaskStatus", "TaskUpdate", "TaskUpdateRequest", "Timeline", "TimelineEntry", "Timestamp",
     "Triaged", "parse_duration", "utc_now", "CONFIRMATIONS", "Confirmation", "Evidence",
     "SiteEvent", "CAUSES", "Cause", "Config", "DeliveryAttempt", "Escalation", "FEEDBACK_TARGET",

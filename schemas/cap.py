@@ -75,7 +75,7 @@ import hashlib
 import re
 import xml.etree.ElementTree as ET
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, overload
 
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
@@ -166,7 +166,7 @@ def alarm_from_cap(xml: bytes, now: datetime | None = None) -> Alarm:
            "urgency": _text(info, at, "urgency", required=True),
            "certainty": _text(info, at, "certainty", required=True), "event": event}
 
-    origin = {("alarm_id",): "alert/identifier", ("signal",): "alert/msgType"}
+    origin: dict[tuple, str] = {("alarm_id",): "alert/identifier", ("signal",): "alert/msgType"}
     data: dict[str, Any] = {"alarm_id": _alarm_id(sender, identifier),
                             "signal": _SIGNAL[(status, msg_type)]}
 
@@ -286,6 +286,14 @@ def _parse(xml: bytes) -> ET.Element:
 
 def _q(name: str) -> str:
     return f"{{{CAP_NS}}}{name}"
+
+
+@overload
+def _text(parent: ET.Element, at: str, name: str, *, required: Literal[True]) -> str: ...
+
+
+@overload
+def _text(parent: ET.Element, at: str, name: str, *, required: bool = False) -> str | None: ...
 
 
 def _text(parent: ET.Element, at: str, name: str, *, required: bool = False) -> str | None:

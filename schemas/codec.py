@@ -42,7 +42,8 @@ def summarize(details: list[dict[str, Any]]) -> str:
     return "; ".join(f"{'.'.join(map(str, d['loc'])) or 'value'}: {d['msg']}" for d in details)
 
 
-def decode(model: type[M], raw: bytes | None, context: dict[str, Any] | None = None) -> M | Rejected:
+def decode(model: type[M], raw: bytes | None,
+           context: dict[str, Any] | None = None) -> M | Rejected:
     """Parse and validate one message value."""
     if raw is None:
         return Rejected("empty value (a tombstone?)")

@@ -38,8 +38,8 @@ from schemas.alarm import Signal
 from schemas.common import DepartmentId, Duration, Identifier, Level, field_error
 from schemas.site import SiteType
 
-__all__ = ["AttributeCondition", "Confirm", "EscalationRule", "HourWindow", "Playbook", "PlaybookMatch",
-           "PlaybookStep", "Slug", "StepUnits", "StepWhen", "WEEKDAYS", "Weekday"]
+__all__ = ["AttributeCondition", "Confirm", "EscalationRule", "HourWindow", "Playbook",
+           "PlaybookMatch", "PlaybookStep", "Slug", "StepUnits", "StepWhen", "WEEKDAYS", "Weekday"]
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]

@@ -172,9 +172,12 @@ def _yaml_entries(text: str, name: str) -> tuple[list[_Entry], list[_Entry], Pro
     devices: list[_Entry] = []
     if data is None:
         return sites, devices, problems
+    site_items: tuple[Any, yaml.Node | None]  # (what was read, its node), per section
+    device_items: tuple[Any, yaml.Node | None]
     if isinstance(data, list):
         site_items, device_items = (data, root), ([], None)
     elif isinstance(data, dict):
+        assert isinstance(root, yaml.MappingNode)  # the node yaml read that dict from
         nodes = {k.value: v for k, v in root.value}
         for key in data:
             if key not in ("sites", "devices"):
@@ -189,6 +192,8 @@ def _yaml_entries(text: str, name: str) -> tuple[list[_Entry], list[_Entry], Pro
     for what, (items, node) in (("sites", site_items), ("devices", device_items)):
         if not isinstance(items, list):
             problems.append(_at(name, _line(node), what, f"{what} is a list"))
+            continue
+        if node is None:  # no such section, so no items
             continue
         for i, item in enumerate(items):
             item_node = node.value[i]
@@ -246,7 +251,7 @@ def _line(node: yaml.Node | None) -> int:
     return node.start_mark.line + 1 if node is not None else 1
 
 
-def _node_line(node: yaml.Node, loc: tuple) -> int:
+def _node_line(node: yaml.Node | None, loc: tuple) -> int:
     """The 1-based line of the field at a pydantic location, or of its nearest parent."""
     line = _line(node)
     for part in loc:
@@ -270,7 +275,8 @@ def _duplicate_keys(node: yaml.Node | None, name: str) -> Problems:
         return [p for child in node.value for p in _duplicate_keys(child, name)]
     if not isinstance(node, yaml.MappingNode):
         return []
-    problems, first = [], {}
+    problems: Problems = []
+    first: dict[str, int] = {}
     for key, value in node.value:
         problems += _duplicate_keys(value, name)
         if not isinstance(key, yaml.ScalarNode):
@@ -318,7 +324,7 @@ def _csv_entries(text: str, name: str) -> tuple[list[_Entry], list[_Entry], Prob
                 data.setdefault("overrides", {}).setdefault(department, {})[attribute] = cell
             else:
                 data[column] = cell
-        entries.append(_Entry(data, lambda loc, line=line: line, _column_of))
+        entries.append(_Entry(data, _whole_line(line), _column_of))
     return (entries, [], problems) if kind == "site" else ([], entries, problems)
 
 
@@ -339,6 +345,11 @@ def _header_problems(header: list[str], line: int, kind: str, name: str) -> Prob
     problems += [_at(name, line, column, f"missing column; a {kind} file needs it")
                  for column in _REQUIRED[kind] if column not in seen]
     return problems
+
+
+def _whole_line(line: int) -> Callable[[tuple], int]:
+    """The line of every field of a CSV row: the row's own."""
+    return lambda loc: line
 
 
 def _column_of(loc: tuple) -> str:

@@ -14,15 +14,18 @@ ALARMS = "whistle.alarms"              # key: site_id (or the ad-hoc site of a l
 DLQ = "whistle.alarms.dlq"             # a DeadLetter: the raw bytes and the reason
 TRIAGED = "whistle.triaged"            # internal; key: incident_id
 ALARMS_URGENT = "whistle.alarms.urgent"    # internal: copies of people's fire reports read ahead
-TRIAGED_URGENT = "whistle.triaged.urgent"  # internal: ... and their verdicts (see streams.runtime.lookahead)
+TRIAGED_URGENT = "whistle.triaged.urgent"  # internal: ... and their verdicts
+                                           # (see streams.runtime.lookahead)
 INCIDENTS = "whistle.incidents"        # Incident snapshots; key: incident_id
 TASK_UPDATES = "whistle.task-updates"  # TaskUpdate; key: incident_id
 INCIDENT_UPDATES = "whistle.incident-updates"  # IncidentUpdate; key: incident_id
 TIMELINE = "whistle.timeline"          # TimelineEntry; key: incident_id
 SITE_EVENTS = "whistle.site-events"    # SiteEvent (incident closed) for triage; key: site_id
-ESCALATIONS = "whistle.escalations"    # Escalation (missed deadline, failed delivery); key: incident_id
+ESCALATIONS = "whistle.escalations"    # Escalation (missed deadline, failed delivery);
+                                       # key: incident_id
 DELIVERIES = "whistle.deliveries"      # DeliveryAttempt, one per webhook POST; key: target
-FEEDBACK = "whistle.feedback"          # Feedback for a closed incident's reporters; key: incident_id
+FEEDBACK = "whistle.feedback"          # Feedback for a closed incident's reporters;
+                                       # key: incident_id
 REGISTRY = "whistle.registry"          # compacted; key "site:<id>" | "device:<id>"; Site | Device
 
 ORIGIN = "whistle-origin"

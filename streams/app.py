@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import faust
+from faust.types.tables import TableT
 
 from agents import dispatch, escalation, incident_updates, site_events, task_updates, timers, triage
 from agents.logic.locate import Registry
@@ -113,7 +114,7 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistl
         tasks={d: topic(names.task_topic(d)) for d in departments},
     )
 
-    def table(name: str) -> faust.Table:
+    def table(name: str) -> TableT:
         return app.Table(name, default=None, partitions=settings.partitions,
                          options=store_options(settings))
 
@@ -130,7 +131,7 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistl
                       departments=departments, metrics=Metrics(), access=access, clock=clock)
 
     whistle.metrics.open_tasks.count = lambda: whistle.open_tasks.counts(departments)
-    whistle.registry_reader = RegistryReader(settings.broker, registry)
+    reader = whistle.registry_reader = RegistryReader(settings.broker, registry)
     gate = Gate(Auth(access.tokens), Routing(app), BrokerProbe(app))
     if not gate.auth.open:
         gate.limits = RateLimits(settings.rate_limit, settings.rate_burst)
@@ -144,7 +145,7 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistl
 
     @app.task
     async def read_registry() -> None:
-        await whistle.registry_reader.run()
+        await reader.run()
 
     if settings.playbooks_watch > 0:
         @app.timer(settings.playbooks_watch)
@@ -156,7 +157,7 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistl
                     pass  # logged and counted; the running set stays
 
     @app.on_rebalance_complete.connect
-    async def on_rebalanced(sender: Any, **kwargs: Any) -> None:
+    async def on_rebalanced(sender: Any, /, *args: Any, **kwargs: Any) -> None:
         whistle.consuming = True
 
     @app.task

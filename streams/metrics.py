@@ -31,7 +31,8 @@ class Metrics:
         self.open_tasks = OpenTasks()
         r.register(self.open_tasks)
         self.alarms = Counter("whistle_alarms_total", "Alarms triaged, by kind and result "
-                              "(open, join, attach, record, duplicate)", ["kind", "result"], registry=r)
+                              "(open, join, attach, record, duplicate)", ["kind", "result"],
+                              registry=r)
         self.read_ahead = Counter("whistle_alarms_read_ahead_total", "People's alarms copied "
                                   "to the urgent lane ahead of a backlog", registry=r)
         self.ingested = Counter("whistle_alarms_accepted_total",

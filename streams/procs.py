@@ -88,6 +88,12 @@ class Child:
             self._log.close()
             self._log = None
 
+    @property
+    def returncode(self) -> int | None:
+        """The exit code of a process that has ended; None while it runs, and before start()
+        or after stop()."""
+        return self.process.returncode if self.process is not None else None
+
     def kill(self) -> None:
         """SIGKILL, as a crash would: nothing gets to flush or close."""
         if self.process is not None and self.process.poll() is None:

@@ -15,6 +15,8 @@ from datetime import datetime
 from typing import Any
 
 import faust
+from faust.types import RecordMetadata
+from faust.types.tables import GlobalTableT, TableT
 from pydantic import BaseModel
 
 from agents.logic.confirmation import pas_due
@@ -85,13 +87,13 @@ class Topics:
 
 @dataclass
 class Tables:
-    alarms_seen: faust.Table   # alarm_id -> [incident, position, action, merges]  (like alarms)
-    sites: faust.Table         # site_id -> SiteState JSON         (partitioned like whistle.alarms)
-    devices: faust.Table       # device_id -> DeviceState list     (partitioned like whistle.alarms)
-    incidents: faust.Table     # incident_id -> Incident JSON      (partitioned by incident_id)
-    tasks: faust.Table         # task_id -> Task JSON              (partitioned by incident_id)
-    timelines: faust.Table     # incident_id -> [TimelineEntry JSON]
-    playbooks: faust.GlobalTable  # "id@content_hash" -> Playbook JSON, every version matched
+    alarms_seen: TableT        # alarm_id -> [incident, position, action, merges]  (like alarms)
+    sites: TableT              # site_id -> SiteState JSON         (partitioned like whistle.alarms)
+    devices: TableT            # device_id -> DeviceState list     (partitioned like whistle.alarms)
+    incidents: TableT          # incident_id -> Incident JSON      (partitioned by incident_id)
+    tasks: TableT              # task_id -> Task JSON              (partitioned by incident_id)
+    timelines: TableT          # incident_id -> [TimelineEntry JSON]
+    playbooks: GlobalTableT  # "id@content_hash" -> Playbook JSON, every version matched
 
 
 @dataclass
@@ -120,7 +122,7 @@ class Whistle:
     lookahead: Lookahead | None = None  # the urgent lane's read-ahead (build() sets it)
 
     async def send(self, topic: str, key: str, value: bytes,
-                   headers: list[tuple[str, bytes]] | None = None) -> asyncio.Future:
+                   headers: list[tuple[str, bytes]] | None = None) -> Awaitable[RecordMetadata]:
         """Hand a message to the producer without waiting for the broker's ack.
 
         Faust flushes the producer before it commits offsets, so an input is only marked done

@@ -23,6 +23,7 @@ from typing import NamedTuple
 from agents.logic.timelines import entry
 from playbooks import task_id_for
 from schemas import LEVELS, Escalation, Incident, IncidentUpdate, Playbook, Task, TimelineEntry
+from schemas.escalation import Overdue
 from schemas.playbook import EscalationRule
 
 __all__ = ["Escalated", "NOTICE_WITHIN", "OpenTaskIndex", "cleared_notices", "due_escalations",
@@ -32,8 +33,8 @@ FINAL = ("completed", "rejected")
 NOTICE_WITHIN = timedelta(minutes=5)
 """A notice is to be acknowledged within this; notices are not escalated themselves."""
 
-_CAUSE = {"ack": "ack_overdue", "complete": "complete_overdue"}
-_WHICH = {v: k for k, v in _CAUSE.items()}
+_WHICH: dict[str, Overdue] = {"ack_overdue": "ack", "complete_overdue": "complete"}
+_CAUSE: dict[str, str] = {v: k for k, v in _WHICH.items()}
 _ANSWERED = {"acknowledged": "已确认接收", "in_progress": "已开始处置", "completed": "已完成",
              "rejected": "已退回任务"}
 

@@ -186,7 +186,8 @@ class Registry:
                 return self._sites[min(found)], "name"
         return None
 
-    def nearest(self, lat: float, lon: float, within_m: float = NEAR_M) -> tuple[Site, float] | None:
+    def nearest(self, lat: float, lon: float,
+                within_m: float = NEAR_M) -> tuple[Site, float] | None:
         """The registered site nearest to a point, if one lies within `within_m` metres, and
         its distance. Looks only at the grid cells that can hold such a site."""
         rows = int(within_m / _CELL_M) + 1
@@ -294,8 +295,8 @@ def _benchmark(sizes: tuple[int, ...] = (1_000, 10_000, 100_000), queries: int =
             occurred_at=datetime.now(UTC), attributes={},
             location=Location(address=f"济南市历城区 未登记路{n}号附近", lat=lat, lon=lon))
             for n, (lat, lon) in enumerate(points)]
-        nearest = median_us([lambda p=p: registry.nearest(*p) for p in points])
-        resolved = median_us([lambda a=a: resolve(a, registry) for a in alarms])
+        nearest = median_us([lambda p=p, r=registry: r.nearest(*p) for p in points])
+        resolved = median_us([lambda a=a, r=registry: resolve(a, r) for a in alarms])
         placed = sum(resolve(a, registry).how == "nearest" for a in alarms) / len(alarms)
         print(f"{size:>7}  {nearest:>9.1f} µs  {resolved:>9.1f} µs  {placed:>21.0%}")
 

@@ -39,7 +39,8 @@ def rows(stats: PeriodStats, names: dict[str, str]) -> dict[str, list[list[str]]
             *([d.department, names.get(d.department, d.department), str(d.tasks),
                _RATE(d.response_rate), _RATE(d.resolution_rate), _RATE(d.breach_rate),
                format_duration(d.median_ack), format_duration(d.p90_ack),
-               format_duration(d.median_completion), format_duration(d.p90_completion)] for d in depts)],
+               format_duration(d.median_completion), format_duration(d.p90_completion)]
+              for d in depts)],
         "false_alarms_by_site": [["site_id", "false alarms"],
                                  *([k, str(n)] for k, n in
                                    stats.false_alarms_by_site.most_common())],

@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 import math
 from datetime import datetime, timedelta
+from string import Template
 
 from agents.report.review import ENTRY_NAMES, LOCAL, Bar, Mark, Review, format_duration
 from agents.report.wording import (
@@ -172,21 +173,21 @@ def swimlanes(review: Review) -> str:
                     f"{_title(tip + _mark_text(m, review))}</polygon>")
     y = AXIS + TRACK
     body.append(f'<text class="track-name" x="{X0 - 8}" y="{y + 15}">级别</text>')
-    for i, m in enumerate(review.levels):
+    for i, lm in enumerate(review.levels):
         until = review.levels[i + 1].at if i + 1 < len(review.levels) else review.end
-        x0, x1 = scale.x(m.at), max(scale.x(until), scale.x(m.at) + 2)
-        who = f" · {m.by}" if m.by else ""
-        note = f"：{m.note}" if m.note else ""
-        was = f"{m.was} 级 → " if m.was else "立案 "
-        tip = f"{was}{m.level} 级 {stamp(m.at, review)}{who}{note}"
-        fill = LEVEL_COLOURS.get(m.level, "#546e7a")
-        body.append(f'<rect class="level" data-level="{_e(m.level)}" x="{x0}" y="{y + 4}" '
+        x0, x1 = scale.x(lm.at), max(scale.x(until), scale.x(lm.at) + 2)
+        who = f" · {lm.by}" if lm.by else ""
+        note = f"：{lm.note}" if lm.note else ""
+        was = f"{lm.was} 级 → " if lm.was else "立案 "
+        tip = f"{was}{lm.level} 级 {stamp(lm.at, review)}{who}{note}"
+        fill = LEVEL_COLOURS.get(lm.level, "#546e7a")
+        body.append(f'<rect class="level" data-level="{_e(lm.level)}" x="{x0}" y="{y + 4}" '
                     f'width="{x1 - x0:.1f}" height="14" fill="{fill}">{_title(tip)}</rect>')
         if x1 - x0 > 30:
             body.append(f'<text class="level-text" x="{x0 + 4}" y="{y + 15}">'
-                        f"{_e(m.level)} 级</text>")
+                        f"{_e(lm.level)} 级</text>")
     y = top
-    for lane, h in zip(review.lanes, heights):
+    for lane, h in zip(review.lanes, heights, strict=True):
         parts = [f'<rect class="lane-bg" x="0" y="{y}" width="{W}" height="{h}"/>',
                  f'<text class="lane-name" x="{X0 - 8}" y="{y + h / 2 + 4:.1f}">'
                  f"{_e(_fit(lane.name, X0 - 14, 12))}{_title(lane.name)}</text>"]
@@ -220,7 +221,8 @@ _LONG = {"level", "playbook", "confirmation", "tasks", "site", "address", "repor
 
 
 def _facts(review: Review) -> str:
-    rows, pair = [], []
+    rows: list[str] = []
+    pair: list[str] = []
     for key, label, text in facts(review):
         span = ' colspan="3"' if key in _LONG else ""
         cell = f'<th>{_e(label)}</th><td data-key="{_e(key)}"{span}>{_e(text)}</td>'
@@ -291,11 +293,11 @@ def _log(review: Review) -> str:
             f'<tbody>{"".join(rows)}</tbody></table>')
 
 
-CSS = """
+CSS = Template("""
 @page { size: A4; margin: 12mm; }
 * { box-sizing: border-box; }
 html { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
-body { font-family: %s; color: #1b1f24; background: #fff; margin: 0 auto; max-width: 960px;
+body { font-family: $fonts; color: #1b1f24; background: #fff; margin: 0 auto; max-width: 960px;
   padding: 28px 32px; font-size: 13px; line-height: 1.5; }
 header { text-align: center; border-bottom: 3px double #a31f1f; padding-bottom: 8px; }
 header .org { color: #a31f1f; letter-spacing: .3em; font-size: 12px; margin: 0; }
@@ -304,7 +306,7 @@ header .sub { margin: 0; font-size: 15px; }
 header .meta { margin: 2px 0 0; color: #5a6270; font-size: 11px; }
 h2 { font-size: 15px; margin: 18px 0 6px; padding-left: 8px; border-left: 4px solid #a31f1f;
   break-after: avoid; page-break-after: avoid; }
-table { border-collapse: collapse; width: 100%%; margin: 0 0 6px; }
+table { border-collapse: collapse; width: 100%; margin: 0 0 6px; }
 th, td { border: 1px solid #c6ccd5; padding: 3px 6px; text-align: left; vertical-align: top; }
 thead th, .facts th { background: #eef1f5; font-weight: 600; white-space: nowrap; }
 .facts th { width: 5.5em; }
@@ -322,8 +324,8 @@ td.num { white-space: nowrap; font-variant-numeric: tabular-nums; }
   white-space: nowrap; }
 .tag.warn { background: #fbe3e3; color: #b71c1c; }
 figure { margin: 0; }
-svg { display: block; width: 100%%; height: auto; }
-svg text { font-family: %s; fill: #1b1f24; }
+svg { display: block; width: 100%; height: auto; }
+svg text { font-family: $fonts; fill: #1b1f24; }
 .legend { margin: 2px 0 6px; font-size: 11px; color: #3c4450; }
 .legend span { margin-right: 14px; white-space: nowrap; }
 .sw { display: inline-block; width: 18px; height: 9px; margin-right: 4px;
@@ -335,7 +337,7 @@ svg text { font-family: %s; fill: #1b1f24; }
 .sw.notice { background: #fff; border: 1.5px solid #8e44ad; }
 .sw.tri { width: 0; height: 0; border: 6px solid transparent; border-top: 9px solid #c62828;
   border-bottom: 0; }
-.sw.dot { width: 9px; border-radius: 50%%; background: #d32f2f; border-color: #d32f2f; }
+.sw.dot { width: 9px; border-radius: 50%; background: #d32f2f; border-color: #d32f2f; }
 .grid { stroke: #dfe3e8; stroke-width: 1; }
 .tick { font-size: 10.5px; text-anchor: middle; fill: #5a6270; }
 .track-name, .lane-name { text-anchor: end; font-size: 11.5px; }
@@ -357,11 +359,11 @@ g.lane:nth-of-type(odd) .lane-bg { fill: #f6f7f9; }
 .edge { stroke: #455a64; stroke-width: .8; stroke-dasharray: 4 3; }
 .edge-text { font-size: 10px; fill: #455a64; }
 .sign { display: flex; justify-content: space-between; margin-top: 28px; font-size: 13px; }
-.sign span { min-width: 30%%; border-bottom: 1px solid #1b1f24; padding-bottom: 2px; }
+.sign span { min-width: 30%; border-bottom: 1px solid #1b1f24; padding-bottom: 2px; }
 footer { margin-top: 14px; color: #7d8694; font-size: 10.5px; text-align: center; }
 @media print { body { max-width: none; padding: 0; font-size: 10pt; }
   h2 { margin-top: 12px; } td, th { padding: 2px 4px; } #log td { font-size: 8.5pt; } }
-""" % (FONTS, FONTS)
+""").substitute(fonts=FONTS)
 
 _POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; font-src 'none'; "
            "base-uri 'none'; form-action 'none'")

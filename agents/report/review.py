@@ -213,17 +213,17 @@ def review(timeline: Timeline, names: dict[str, str], *,
                *([until] if until and incident.closed_at is None else [])])
     bars: dict[str, Bar] = {}
     marks: list[Mark] = []
-    overdue: list[TimelineEntry] = []
+    overdue: list[tuple[str, TimelineEntry]] = []
     for e in entries:
         if e.task_id is not None and (e.type.startswith("task_") or e.type in _MARKED):
-            _record(bars, e, incident.incident_id)
+            _record(bars, e, e.task_id, incident.incident_id)
         if e.type in _MARKED:
             mark = Mark(e.at, e.type, e.task_id, e.department, dict(e.detail or {}))
             (bars[e.task_id].escalations if e.task_id in bars else marks).append(mark)
         elif e.type == "task_overdue" and e.task_id is not None:
-            overdue.append(e)
-    for e in overdue:
-        _overdue(bars[e.task_id], e, end)
+            overdue.append((e.task_id, e))
+    for task_id, e in overdue:
+        _overdue(bars[task_id], e, end)
     lanes: dict[str, Lane] = {}
     for bar in bars.values():  # bars are in first-seen order, so lanes are too
         lanes.setdefault(bar.department, Lane(bar.department, names.get(bar.department,
@@ -244,12 +244,12 @@ _WHEN = {"task_acknowledged": "acknowledged_at", "task_started": "started_at",
          "task_completed": "completed_at", "task_rejected": "rejected_at"}
 
 
-def _record(bars: dict[str, Bar], e: TimelineEntry, incident_id: str) -> None:
+def _record(bars: dict[str, Bar], e: TimelineEntry, task_id: str, incident_id: str) -> None:
     detail = e.detail or {}
-    bar = bars.get(e.task_id)
+    bar = bars.get(task_id)
     if bar is None:  # a timeline without the dispatch (one department's view) still shows it
-        bar = bars[e.task_id] = Bar(task_id=e.task_id, department=e.department or "unknown",
-                                    notice=is_notice(e.task_id, incident_id))
+        bar = bars[task_id] = Bar(task_id=task_id, department=e.department or "unknown",
+                                  notice=is_notice(task_id, incident_id))
     if bar.department == "unknown" and e.department:
         bar.department = e.department
     if e.type == "task_dispatched" and bar.dispatched_at is None:
@@ -257,7 +257,7 @@ def _record(bars: dict[str, Bar], e: TimelineEntry, incident_id: str) -> None:
         bar.action = str(detail.get("action") or "")
         bar.step = detail.get("step")
         bar.notice_of = detail.get("notice_of")
-        bar.notice = bar.notice or is_notice(e.task_id, incident_id, detail)
+        bar.notice = bar.notice or is_notice(task_id, incident_id, detail)
     elif e.type in _WHEN and getattr(bar, _WHEN[e.type]) is None:
         setattr(bar, _WHEN[e.type], e.at)
         bar.by = e.by or bar.by

@@ -166,7 +166,8 @@ def describe(e: TimelineEntry, review: Review) -> str:
     d: dict[str, Any] = e.detail or {}
     names = lambda ids: "、".join(review.name(i) for i in ids or [])  # noqa: E731
     if e.type == "alarm_received":
-        parts = [KIND_NAMES.get(d.get("kind"), str(d.get("kind", "")))]
+        kind = str(d.get("kind", ""))
+        parts = [KIND_NAMES.get(kind, kind)]
         if d.get("signal") not in (None, "alarm"):
             parts.append(str(d["signal"]))
         if d.get("device_id"):
@@ -177,8 +178,9 @@ def describe(e: TimelineEntry, review: Review) -> str:
             parts.append(f"“{d['description']}”")
         return " · ".join(p for p in parts if p)
     if e.type == "incident_opened":
+        kind = str(d.get("kind", ""))
         return (f"{d.get('site_name') or d.get('site_id', '')}，{_level(d.get('level'))}，"
-                f"{KIND_NAMES.get(d.get('kind'), d.get('kind', ''))}")
+                f"{KIND_NAMES.get(kind, kind)}")
     if e.type == "playbook_matched":
         return f"{d.get('title', '')}（{d.get('playbook_id', '')}，第 {d.get('version', '')} 版）"
     if e.type == "task_dispatched":
@@ -188,12 +190,14 @@ def describe(e: TimelineEntry, review: Review) -> str:
         return f"{str(d.get('action', '')).rstrip('。')}{unit}{due}"
     if e.type in ("task_acknowledged", "task_started", "task_completed", "task_rejected"):
         outcome = {"confirmed": "现场确认有火情", "false_alarm": "现场核实为误报"}
-        return "；".join(filter(None, (outcome.get(d.get("outcome")), d.get("note"))))
+        return "；".join(filter(None, (outcome.get(str(d.get("outcome"))), d.get("note"))))
     if e.type == "task_overdue":
+        deadline = str(d.get("deadline"))
         return (f"未在 {stamp(_time(d.get('due')), review)} 前"
-                f"{DEADLINE_NAMES.get(d.get('deadline'), str(d.get('deadline')))}")
+                f"{DEADLINE_NAMES.get(deadline, deadline)}")
     if e.type == "escalated":
-        text = CAUSE_NAMES.get(d.get("cause"), str(d.get("cause", "")))
+        cause = str(d.get("cause", ""))
+        text = CAUSE_NAMES.get(cause, cause)
         if d.get("notify"):
             text += f"，通知 {names(d['notify'])}"
         if d.get("times"):
@@ -207,7 +211,8 @@ def describe(e: TimelineEntry, review: Review) -> str:
     if e.type == "incident_merged":
         return f"并入 {'、'.join(map(str, d.get('merged', [])))}"
     if e.type == "incident_closed":
-        reason = CLOSE_REASONS.get(d.get("reason"), str(d.get("reason", "")))
+        reason = str(d.get("reason", ""))
+        reason = CLOSE_REASONS.get(reason, reason)
         return "：".join(filter(None, (reason, why_zh(d.get("why")))))
     if e.type == "delivery_failed":
         return (f"推送至 {review.name(d.get('target')) or d.get('target', '')} 失败"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 __all__ = ["layout", "paced", "percentile", "say"]
 
@@ -46,7 +46,7 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[int(rank) - 1]
 
 
-def layout(rows: list[tuple[str, ...]]) -> list[str]:
+def layout(rows: Sequence[tuple[str, str, str, str, str]]) -> list[str]:
     """Rows of five cells as aligned lines (first and last left, the rest right), a rule
     under the first.
 

@@ -96,13 +96,14 @@ async def measure(opts: BenchOptions, broker: str, urls: list[str], pids: list[i
         await settle(urls, idle)
         say(f"throughput, {opts.alarms} alarms ...")
         used_before = await cpu(urls)
-        profiler = profile(pids[0], opts.profile) if opts.profile and pids else None
+        out = opts.profile if pids else None
+        profiler = profile(pids[0], out) if out else None
         try:
             through = await throughput(producer, watcher, topics.ALARMS, f"bench-{run_id}-t",
                                        opts.alarms, per_alarm)
         finally:
-            if profiler is not None:
-                await asyncio.to_thread(stop_profile, profiler, opts.profile)
+            if profiler is not None and out is not None:
+                await asyncio.to_thread(stop_profile, profiler, out)
         drained = await settle(urls, idle)
         used = await cpu(urls)
         if used_before is not None and used is not None:  # the later stages' share included

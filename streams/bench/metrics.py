@@ -76,7 +76,8 @@ async def cpu(urls: list[str]) -> float | None:
         used = await cpu(urls)
     """
     used = [await asyncio.to_thread(scrape, u, "process_cpu_seconds_total") for u in urls]
-    return None if None in used else sum(used)
+    answered = [u for u in used if u is not None]
+    return sum(answered) if len(answered) == len(used) else None
 
 
 async def idle_rate(urls: list[str], seconds: float = 2.0) -> float:

@@ -110,7 +110,7 @@ def faust_relay(broker: str, source: str, targets: list[str], per_alarm: int, si
                 await out[topic].send(key=key, value=task)
 
     @app.on_rebalance_complete.connect
-    async def ready(sender: Any, **kwargs: Any) -> None:
+    async def ready(sender: Any, /, *args: Any, **kwargs: Any) -> None:
         print("ready", flush=True)
 
     worker = faust.Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False)
@@ -156,6 +156,7 @@ async def relay_phase(broker: str, producer: AIOKafkaProducer, run_id: str, n: i
             [sys.executable, "-m", "streams.bench.relay", kind, broker, source,
              ",".join(targets), str(per_alarm), str(size), str(data)], stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, text=True, **child_options())
+        assert process.stdout is not None  # stdout=PIPE
         try:
             line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 60)
         except TimeoutError:

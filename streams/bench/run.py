@@ -100,13 +100,15 @@ def run(opts: BenchOptions) -> int:
                      + (", department webhooks on" if receiver is not None else ""))
             target = broker.url
         else:
+            assert opts.url is not None  # refused() lets --broker through only with --url
             urls, target, store = [opts.url], opts.broker, None
             where = f"broker {target}, worker {opts.url}"
         say(where)
         figures = asyncio.run(measure_all(opts, target, urls, [w.pid for w in workers],
                                           receiver, alertmanager))
         figures["where"], figures["store"] = where, store
-        if startup is not None:
+        if startup is not None:  # the embedded broker was started, with startup timed
+            assert broker is not None and broker.process is not None
             broker_now = process_figures(broker.process.pid)  # CPU: over the whole run
             startup["broker_rss_mb"] = broker_now["rss_mb"]
             startup["broker_cpu_s"] = broker_now["cpu_s"]

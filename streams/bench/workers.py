@@ -76,6 +76,7 @@ def time_up(data: Path) -> dict:
                                str(free_port()), "--data", str(data)],
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True, **child_options())
+        assert up.stdout is not None  # stdout=PIPE
         line = up.stdout.readline()
         figures[name] = time.monotonic() - started
         stop_process(up, 15.0)
@@ -111,5 +112,6 @@ def stop_profile(spy: subprocess.Popen, out: Path) -> None:
         spy.wait(30)
     except subprocess.TimeoutExpired:
         spy.kill()
+    assert spy.stderr is not None  # profile() gives it stderr=PIPE
     say(f"profile of the throughput run in {out}" if out.exists()
         else f"py-spy wrote no profile: {(spy.stderr.read() or b'').decode()[-500:]}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,10 @@ def cmd_test(args: argparse.Namespace) -> int:
     incidents: dict[str, Incident] = {}
     tasks: dict[str, list[Task]] = {}
     plan: list[dict] = []
+
+    def tasks_of(incident_id: str) -> Callable[[], list[Task]]:
+        return lambda: tasks.get(incident_id, [])
+
     for alarm in sorted(_alarms(args.alarms), key=lambda a: a.occurred_at):
         site = _site(sites, alarm)
         d = decide(alarm, states.setdefault(site.site_id, SiteState()),
@@ -141,7 +146,7 @@ def cmd_test(args: argparse.Namespace) -> int:
             alarm=alarm, incident_id=d.incident_id, action=d.action, hazard=hazard_of(alarm.kind),
             family=d.family, merges=list(d.merges), evidence=d.evidence or Evidence(), site=site),
             pset, pset.by_id.get(current.playbook.id) if current else None,
-            lambda: tasks.get(d.incident_id, []), alarm.occurred_at)
+            tasks_of(d.incident_id), alarm.occurred_at)
         incidents[d.incident_id] = inc = step.incident
         tasks.setdefault(d.incident_id, []).extend(step.new_tasks)
         if not d.opens:

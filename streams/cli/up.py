@@ -33,15 +33,16 @@ def _check_files(settings: Settings) -> Auth:
     try:
         load_playbooks(settings.playbooks)
     except PlaybookError as exc:
-        raise SystemExit(f"whistle up: the playbooks in {settings.playbooks} are refused:\n{exc}")
+        raise SystemExit(
+            f"whistle up: the playbooks in {settings.playbooks} are refused:\n{exc}") from None
     try:
         read_registry(settings.sites)
     except (RegistryError, OSError) as exc:
-        raise SystemExit(f"whistle up: the registry {settings.sites} is refused:\n{exc}")
+        raise SystemExit(f"whistle up: the registry {settings.sites} is refused:\n{exc}") from None
     try:
         return Auth(settings.access().tokens)
     except ConfigError as exc:
-        raise SystemExit(f"whistle up: the config is refused: {exc}")
+        raise SystemExit(f"whistle up: the config is refused: {exc}") from None
 
 
 def _wait_ready(url: str, worker: subprocess.Popen, stop: threading.Event) -> bool:
@@ -69,7 +70,7 @@ def run_broker(data: Path, port: int) -> int:
         while not stop.is_set() and broker.alive():
             stop.wait(0.5)
         if not stop.is_set():
-            print(f"whistle broker: the broker exited with code {broker.process.returncode}; "
+            print(f"whistle broker: the broker exited with code {broker.returncode}; "
                   f"{broker.log_path} says:\n{broker.why_stopped()}", file=sys.stderr)
             return 1
         return 0
@@ -136,7 +137,7 @@ def run_up(settings: Settings, embedded: bool, sites_given: bool = False) -> int
             return 0
         if broker is not None and not broker.alive():
             print(f"whistle up: the embedded Kafka exited with code "
-                  f"{broker.process.returncode}; {broker.log_path} says:\n"
+                  f"{broker.returncode}; {broker.log_path} says:\n"
                   f"{broker.why_stopped()}", file=sys.stderr)
         else:
             print(f"whistle up: the worker exited with code {worker.returncode}", file=sys.stderr)

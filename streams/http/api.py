@@ -24,7 +24,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from faust.web import Request, Response
+from aiohttp.web import Request
+from faust.web import Response
 from pydantic import ValidationError
 
 from agents.logic.correlation import SiteState
@@ -310,11 +311,15 @@ class OneDevice(ApiView):
         w = self.whistle
         device = w.registry.device(device_id)
         state = DeviceState.from_json(w.tables.devices.get(device_id))
-        if device is None and state is None:
+        if state is not None:
+            site_id = state.site_id
+        elif device is not None:
+            site_id = device.site_id
+        else:
             raise Refusal(404, f"no device {device_id}", problem("device_id", "unknown"))
         return self.reply({
             "device": device.model_dump(mode="json") if device else None,
-            "site_id": state.site_id if state else device.site_id,
+            "site_id": site_id,
             "last_seen": _iso(state.last_seen) if state else None,
             "last_signal": state.last_signal if state else None,
             "offline_due": _iso(state.due) if state else None,

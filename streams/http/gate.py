@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import cast
 
 import faust
+from faust.transport.drivers.aiokafka import Producer
 
 from streams.http.auth import Auth
 from streams.http.limits import RateLimits
@@ -31,7 +33,8 @@ class BrokerProbe:
         if time.monotonic() - self.checked_at < 1.0:
             return self.ok
         try:
-            client = self.app.producer._ensure_producer().client
+            # the aiokafka driver's producer; Faust's ProducerT does not declare its client
+            client = cast(Producer, self.app.producer)._ensure_producer().client
             self.ok = bool(await asyncio.wait_for(client.fetch_all_metadata(), 1.0))
         except Exception:
             self.ok = False

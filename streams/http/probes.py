@@ -7,7 +7,8 @@ assigned, the registry read, the broker answering) and `GET /metrics` (Prometheu
 
 from __future__ import annotations
 
-from faust.web import Request, Response
+from aiohttp.web import Request
+from faust.web import Response
 
 from streams.http.views import ApiView, Route
 

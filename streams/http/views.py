@@ -20,7 +20,8 @@ import time
 from typing import Any, NamedTuple
 
 import faust
-from faust.web import Request, Response, View
+from aiohttp.web import Request
+from faust.web import Response, View
 
 from schemas.codec import json_bytes
 from streams.http.auth import PUBLIC, Caller, Denied
@@ -45,7 +46,8 @@ class ApiView(View):
     # (SSE) has none: its body is the point, and never ends
     _allowed: frozenset[str] | None = None  # per view class, from the methods it defines
 
-    def reply(self, value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    def reply(self, value: Any, status: int = 200,
+              headers: dict[str, str] | None = None) -> Response:
         return self.raw(json_bytes(value), JSON, status, headers)
 
     def raw(self, body: bytes, content_type: str, status: int = 200,
@@ -167,7 +169,8 @@ class ApiView(View):
         except TimeoutError:
             w.waiters.pop(update_id, None)
             raise Refusal(504, "the update is on the broker but was not applied in time; read "
-                               "it again before retrying", problem("update_id", update_id)) from None
+                               "it again before retrying",
+                          problem("update_id", update_id)) from None
         if outcome == "conflict":
             raise Refusal(409, state, problem(conflict_on, "changed meanwhile"))
         if outcome != "ok":
@@ -175,7 +178,8 @@ class ApiView(View):
                           problem(subject[0], "unknown"))
         return state
 
-    def query(self, request: Request, name: str, allowed: tuple[str, ...] | None = None) -> str | None:
+    def query(self, request: Request, name: str,
+              allowed: tuple[str, ...] | None = None) -> str | None:
         value = request.query.get(name)
         if value is not None and allowed is not None and value not in allowed:
             raise Refusal(422, f"unknown {name}",

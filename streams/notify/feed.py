@@ -227,7 +227,7 @@ async def stream(dept_log: DepartmentLog, last_event_id: str | None, now: dateti
         cursor = Cursor.parse(last_event_id, n) if last_event_id else None
         missed = dept_log.after(cursor) if cursor is not None else None
         yield b"retry: 1000\n\n"
-        if missed is None:
+        if cursor is None or missed is None:
             tasks = dept_log.snapshot(now)
             cursor = Cursor(dept_log.head)
             yield sse("reset", {"reason": "stale cursor" if last_event_id else "snapshot"})
@@ -266,7 +266,7 @@ def start(app: faust.App, broker: str, departments: list[str], partitions: int,
         await feed.run()
 
     @app.on_before_shutdown.connect
-    async def end_streams(sender: Any, **kwargs: Any) -> None:
+    async def end_streams(sender: Any, /, *args: Any, **kwargs: Any) -> None:
         # before the web server stops: it would wait for each open stream, and a console is
         # always connected (SIGTERM took 6.5 s, until `whistle up` killed its worker)
         feed.close()

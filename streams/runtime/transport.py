@@ -45,9 +45,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from contextlib import aclosing
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
 import faust.streams
 from aiokafka.errors import KafkaError
@@ -65,6 +66,8 @@ faust.streams._CStreamIterator = None
 
 
 class _ConsumerThread(driver.AIOKafkaConsumerThread):
+    consumer: _Consumer  # what `_Consumer._new_consumer_thread` hands it
+
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = getattr(self.app, "fetch_wait_ms", 1500)  # read at start()
@@ -127,7 +130,8 @@ class _Consumer(driver.Consumer):
     async def _wait_for_metadata(self, topics: set[str]) -> None:
         """Wait until the broker's metadata lists each of `topics` with a leader for each
         partition; after `METADATA_WAIT` s, say which it does not and go on."""
-        client = self.app.producer._ensure_producer().client
+        # the aiokafka driver's producer; Faust's ProducerT does not declare its client
+        client = cast(driver.Producer, self.app.producer)._ensure_producer().client
         deadline = asyncio.get_running_loop().time() + METADATA_WAIT
         missing: set[str] = topics
         looks = 0
@@ -164,6 +168,10 @@ class _Consumer(driver.Consumer):
             return False
         return super().ack(message)
 
+    def _sought_since(self, tp: Any, fetched_at: int | None) -> bool:
+        """Whether `tp` was sought since a batch was fetched when it had `fetched_at` seeks."""
+        return self.seeks[tp] != fetched_at
+
     async def _streams_run(self, message: Any, sought: Callable[[], bool]) -> bool:
         """Whether the streams take `message` now, waiting while a rebalance is under way: at
         its end Faust seeks to the committed offsets and only then lets the streams run, which
@@ -188,7 +196,8 @@ class _Consumer(driver.Consumer):
         try:
             while not (self._stopped.is_set() or fetcher._stopped.is_set()):
                 self.diag.set_flag(CONSUMER_FETCHING)
-                batch: AsyncIterator = self.getmany(timeout=1.0)
+                # an async generator, which Faust declares as the AsyncIterator it also is
+                batch = cast(AsyncGenerator[tuple[Any, Any], None], self.getmany(timeout=1.0))
                 await self.sleep(0)
                 if self.should_stop:
                     await batch.aclose()
@@ -199,7 +208,7 @@ class _Consumer(driver.Consumer):
                         if seeks[tp] != sought:
                             continue  # fetched before a seek: fetched again after it
                         if acks_enabled_for(message.topic) and not await self._streams_run(
-                                message, lambda: seeks[tp] != sought):
+                                message, partial(self._sought_since, tp, sought)):
                             continue  # a rebalance came first: its seek reads it again
                         handed += 1
                         if handed > 100:  # let the loop breathe in a long batch

@@ -48,7 +48,8 @@ async def test_triage_stops_a_gateway_retry_but_forwards_a_replayed_message(whis
         await triage.put(raw, key=b"jyh-yinfeng-lab-3")
     forwarded = [(t, k, v["alarm"]["alarm_id"], v["action"]) for t, k, v in whistle.sent]
     iid = forwarded[0][1]
-    assert forwarded == [(topics.TRIAGED, iid, "gw:1", "open"), (topics.TRIAGED, iid, "gw:2", "join"),
+    assert forwarded == [(topics.TRIAGED, iid, "gw:1", "open"),
+                         (topics.TRIAGED, iid, "gw:2", "join"),
                          (topics.TRIAGED, iid, "gw:1", "open")]
     assert whistle.tables.alarms_seen["gw:1"][:3] == [iid, "0:0", "open"]
     assert whistle.sent[1][2]["evidence"] == {"devices": ["smk-1"], "people": True}
@@ -187,8 +188,8 @@ async def test_task_updates_apply_the_state_machine_and_answer_the_waiting_reque
         await updates.put(update("u3", "ack"), key=b"inc-20230516-x")       # lost a race
     assert answers["u1"].result()[0] == "ok"
     assert answers["u2"].result()[1].status == "completed"
-    assert answers["u3"].result() == ("conflict",
-                                      "cannot ack a task that is completed; allowed: nothing (final)")
+    assert answers["u3"].result() == (
+        "conflict", "cannot ack a task that is completed; allowed: nothing (final)")
     snapshots = [(v["status"], v["revision"]) for t, _, v in whistle.sent
                  if t == topics.task_topic("police")]
     assert snapshots == [("acknowledged", 2), ("acknowledged", 2), ("completed", 3)]

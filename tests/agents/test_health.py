@@ -1,5 +1,5 @@
-"""Device health rules (agents/logic/health.py), as pure functions with a fixed clock: signs of life,
-offline reports, the due index, and false alarms counted per site and local day."""
+"""Device health rules (agents/logic/health.py), as pure functions with a fixed clock: signs of
+life, offline reports, the due index, and false alarms counted per site and local day."""
 
 import random
 from datetime import datetime, timedelta

@@ -157,7 +157,8 @@ def test_a_rejected_verification_is_treated_as_a_fire(clock):
     life = Incident1(clock)
     life.alarm("gw:1")
     step = life.task("verify", "reject", note="无法进入现场")
-    assert step.incident.confirmation == "confirmed" and "无法进入现场" in step.incident.confirmed_by
+    assert (step.incident.confirmation == "confirmed"
+            and "无法进入现场" in step.incident.confirmed_by)
 
 
 @pytest.mark.parametrize("ack,wait,fires", [

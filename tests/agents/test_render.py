@@ -147,7 +147,8 @@ def test_csv_has_a_bom_a_header_and_one_row_per_entry(lab):
     assert first[col["at"]] == "2023-05-16T14:03:07+08:00"
     assert first[col["本地时间"]] == "2023-05-16 14:03:07"
     assert (first[col["type"]], first[col["类型"]]) == ("alarm_received", "收到报警")
-    assert json.loads(first[col["detail"]])["description"] == "实验室烟感报警 (仪器线路老化短路引燃易燃物)"
+    assert (json.loads(first[col["detail"]])["description"]
+            == "实验室烟感报警 (仪器线路老化短路引燃易燃物)")
     assert (police_ack[col["类型"]], police_ack[col["部门"]], police_ack[col["by"]]) == (
         "确认接收", "派出所", "巨野河派出所 王警官")
     assert [r[col["type"]] for r in rows[1:]] == [e.type for e in lab.entries]

@@ -94,8 +94,9 @@ def lab_fire(*, description: str = "实验室烟感报警 (仪器线路老化短
         entry(INC, "task_dispatched", at(5), task_id=NOTICE, department="safety_office",
               revision=1, detail={
                   "step": "isolate_power:ack_overdue:safety_office",
-                  "action": "督办：供电所未在期限内确认接收任务「切断实验楼供电, 排查线路老化隐患」，"
-                            "请立即联系督促。", "notice_of": tid("isolate_power"),
+                  "action": "督办：供电所未在期限内确认接收任务"
+                            "「切断实验楼供电, 排查线路老化隐患」，请立即联系督促。",
+                  "notice_of": tid("isolate_power"),
                   "ack_due": at(10).isoformat(), "complete_due": at(122).isoformat()}),
     ]
     if not closed:
@@ -121,7 +122,8 @@ def lab_fire(*, description: str = "实验室烟感报警 (仪器线路老化短
         entry(INC, "incident_closed", at(45), revision=9,
               detail={"reason": "completed", "why": "every task is completed"}),
         entry(INC, "reporter_feedback", at(45), by="whistle", key=f"{INC}:feedback:9",
-              detail={"to": [{"name": reporter}], "message": "您于5月16日14:03反映的情况已处置完毕。"}),
+              detail={"to": [{"name": reporter}],
+                      "message": "您于5月16日14:03反映的情况已处置完毕。"}),
     ]
     return Timeline(incident=_incident(closed=True), entries=e)
 

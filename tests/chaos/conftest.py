@@ -36,7 +36,7 @@ def demo_alarms(rng: random.Random, n: int, prefix: str, now: datetime) -> list[
                       "gas": [now - timedelta(minutes=rng.uniform(5, 55))],
                       "electrical": [now - timedelta(minutes=rng.uniform(5, 55))]}
                for site in sites}
-    hazards, weights = zip(*EPISODES)
+    hazards, weights = zip(*EPISODES, strict=True)
     alarms = []
     for i in range(n):
         site = rng.choice(sites)

@@ -120,8 +120,8 @@ async def test_every_alarm_survives_three_kills(broker, tmp_path, victim):
     restarts, killed_at = [], []
     try:
         gateway.start()
-        for after, delay in zip(kill_after, delays):
-            wait(lambda: gateway.done >= after or not gateway.is_alive(), 120,
+        for after, delay in zip(kill_after, delays, strict=True):
+            wait(lambda after=after: gateway.done >= after or not gateway.is_alive(), 120,
                  f"the gateway to have {after} batches accepted")
             time.sleep(delay)
             killed_at.append(gateway.done)
@@ -207,8 +207,8 @@ async def test_every_alarm_survives_three_kills(broker, tmp_path, victim):
         assert on_topics.get((t["task_id"], t["revision"])) == shown, \
             f"the API's {t['task_id']} r{t['revision']} is not on its topic as the API shows it"
 
-    print(f"\nchaos crash ({victim} killed): {len(alarms)} alarms sent as {len(posts)} with gateway retries "
-          f"in {len(batches)} batches (answers {dict(gateway.answers)}), "
+    print(f"\nchaos crash ({victim} killed): {len(alarms)} alarms sent as {len(posts)} with "
+          f"gateway retries in {len(batches)} batches (answers {dict(gateway.answers)}), "
           f"{len(gateway.accepted)} accepted (202), {len(where)} processed, "
           f"{len(incidents)} incidents ({len(grouped)} after merges), {len(tasks)} tasks, "
           f"{KILLS} kills (after {', '.join(map(str, killed_at))} of {len(batches)} batches "

@@ -392,11 +392,11 @@ async def test_poison_is_dead_lettered_and_the_next_good_message_is_processed(
     assert ms < WITHIN_MS, f"{case.topic}: the good message took {ms:.0f} ms after the poison"
 
     letters = await letters_for(live.broker, case.topic, sent)
-    missing = [f"{name} (offset {m.offset})" for (name, _), m in zip(poison, sent)
+    missing = [f"{name} (offset {m.offset})" for (name, _), m in zip(poison, sent, strict=True)
                if (m.partition, m.offset) not in letters]
     assert not missing, (f"{case.topic}: not dead-lettered: {', '.join(missing)}; "
                          f"the worker said:\n{said(live, reader_of(case.topic))}")
-    for (name, value), m in zip(poison, sent):
+    for (name, value), m in zip(poison, sent, strict=True):
         letter = letters[(m.partition, m.offset)]
         assert letter["reason"], f"{case.topic} {name}: a dead letter without a reason"
         assert base64.b64decode(letter["value_base64"]) == (value or b""), (

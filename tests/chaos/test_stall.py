@@ -198,5 +198,6 @@ def test_a_frozen_broker_refuses_alarms_and_loses_none(tmp_path):
           f"{not_ready[0] - frozen:.1f} s into the freeze, 200 again {ready_again:.1f} s after "
           f"SIGCONT; first 202 {first_202:.1f} s after SIGCONT; "
           f"{sum(len(p.alarm_ids) for p in refused)} refused alarms sent again "
-          f"({len(retries)} posts, {triaged['duplicate']} triaged as duplicates); {len(accepted)} accepted, {len(accepted & set(where))} "
-          f"processed, lost = {len(lost)}; {len(incidents)} incidents; {elapsed:.0f} s")
+          f"({len(retries)} posts, {triaged['duplicate']} triaged as duplicates); "
+          f"{len(accepted)} accepted, {len(accepted & set(where))} processed, "
+          f"lost = {len(lost)}; {len(incidents)} incidents; {elapsed:.0f} s")

@@ -41,7 +41,7 @@ def test_compose_runs_kraft_two_workers_in_one_group_and_the_monitoring():
     assert len({e["WHISTLE_APP_ID"] for e in envs}) == 1, "one consumer group"
     assert len({e["WHISTLE_PORT"] for e in envs}) == 2, "each its own port"
     assert all(e["WHISTLE_STORE"] == "rocksdb://" for e in envs)
-    for w, e in zip(workers.values(), envs):
+    for w, e in zip(workers.values(), envs, strict=True):
         assert w["ports"] == [f"127.0.0.1:{e['WHISTLE_PORT']}:{e['WHISTLE_PORT']}"]
         assert w["depends_on"]["kafka-topics"]["condition"] == "service_completed_successfully"
         # the other worker forwards what this one holds to its service name and port
@@ -53,7 +53,7 @@ def test_compose_runs_kraft_two_workers_in_one_group_and_the_monitoring():
     jobs = {j["job_name"]: j for j in scrape["scrape_configs"]}
     targets = jobs["whistle"]["static_configs"][0]["targets"]
     assert sorted(targets) == sorted(f"{n}:{e['WHISTLE_PORT']}"
-                                     for n, e in zip(workers, envs))
+                                     for n, e in zip(workers, envs, strict=True))
     assert sorted(jobs["whistle-ready"]["static_configs"][0]["targets"]) == sorted(
         f"http://{t}/readyz" for t in targets)
     # every file compose mounts is in the repository

@@ -34,7 +34,7 @@ def test_the_built_in_resources_pass_kubernetes_validate_strictly(tmp_path):
     import kubernetes_validate
 
     validated = []
-    for path, doc in manifests():
+    for _, doc in manifests():
         if doc["kind"] in STRIMZI_KINDS:
             continue
         for version in ("1.29.0", kubernetes_validate.latest_version()):

@@ -102,7 +102,7 @@ def test_every_endpoint_answers_every_role_as_the_contract_says(secured):
     ]
     got, want = {}, {}
     for (method, path, body), statuses in matrix:
-        for role, expected in zip(ROLES, statuses):
+        for role, expected in zip(ROLES, statuses, strict=True):
             sent = fire_report(f"auth-{role}-{time.monotonic_ns()}") if body == "alarm" else body
             got[(method, path, role)] = status_of(secured, method, path, role, sent)
             want[(method, path, role)] = expected

@@ -34,7 +34,8 @@ async def test_lab_fire_one_incident_five_departments_and_a_timeline(stack):
         what="the three distinct alarms on one incident")
     assert len(lab_incidents(stack)) == 1
     assert incident["playbook"]["id"] == "laboratory-fire"
-    assert incident["playbook"]["version"] == "3" and len(incident["playbook"]["content_hash"]) == 12
+    assert (incident["playbook"]["version"] == "3"
+            and len(incident["playbook"]["content_hash"]) == 12)
     # one detector opened it unconfirmed; the second, independent one confirmed it
     assert incident["confirmation"] == "confirmed"
     assert incident["confirmed_by"] == "2 independent detectors: smk-lab3-02, smk-lab3-03"
@@ -150,7 +151,8 @@ def test_open_tasks_and_acknowledgement_time_per_department(stack):
         assert len(found) <= 1, found
         return sum(found)
 
-    open_before, acks_before = scrape("whistle_open_tasks"), scrape("whistle_task_ack_seconds_count")
+    open_before = scrape("whistle_open_tasks")
+    acks_before = scrape("whistle_task_ack_seconds_count")
     r = stack.http.post("/api/v1/alarms", json={
         "alarm_id": "t-metrics:1", "kind": "fire_report", "site_id": "t-metrics-site",
         "occurred_at": datetime.now(UTC).isoformat()})
@@ -197,7 +199,8 @@ def test_raising_the_level_adds_the_steps_of_that_level_once(stack):
     changes = stack.wait_for(level_changes, what="three level changes on the timeline")
     assert [(e["detail"]["from"], e["detail"]["to"]) for e in changes] == [
         ("II", "I"), ("I", "II"), ("II", "I")]
-    assert changes[0]["detail"]["note"] == "火势扩大" and changes[0]["by"] == "安委会办公室 值班领导"
+    assert (changes[0]["detail"]["note"] == "火势扩大"
+            and changes[0]["by"] == "安委会办公室 值班领导")
 
 
 def test_two_departments_racing_on_one_task_get_one_200_and_one_409(stack):

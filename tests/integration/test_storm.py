@@ -50,7 +50,8 @@ def storm(rng: random.Random, base: datetime) -> list[dict]:
         site = f"storm-{s:03d}"
         dev = [f"{site}-d{d}" for d in range(DEVICES_PER_SITE)]
 
-        def add(kind: str, signal: str, at: datetime, device: str | None) -> None:
+        def add(kind: str, signal: str, at: datetime, device: str | None,
+                site: str = site) -> None:
             alarm = {"alarm_id": f"{site}:{len(alarms)}", "kind": kind, "signal": signal,
                      "site_id": site, "occurred_at": at.isoformat(timespec="seconds")}
             if device:

@@ -26,7 +26,8 @@ SET = {
     "lab-smoke-alarm.yaml": "id: lab-smoke-alarm\nversion: 1\ntitle: 实验室烟感\nlevel: II\n"
                             "match: {kinds: [smoke], signals: [alarm], site_types: [laboratory]}\n"
                             + STEP,
-    "gas-a.yaml": "id: gas-a\nversion: 1\ntitle: 燃气甲\nlevel: III\nmatch: {kinds: [gas]}\n" + STEP,
+    "gas-a.yaml": "id: gas-a\nversion: 1\ntitle: 燃气甲\nlevel: III\n"
+                  "match: {kinds: [gas]}\n" + STEP,
     "gas-b.yaml": "id: gas-b\nversion: 1\ntitle: 燃气乙\nlevel: III\npriority: 5\n"
                   "match: {kinds: [gas]}\n" + STEP,
 }
@@ -184,10 +185,13 @@ def test_overlap(a, b, meet):
 
 
 @pytest.mark.parametrize("steps,message", [
-    ("  - {id: a, department: police, action: x, ack_within: 1m, complete_within: 1h, after: [b]}\n",
+    ("  - {id: a, department: police, action: x, ack_within: 1m, complete_within: 1h, "
+     "after: [b]}\n",
      "waits for 'b', which is no step"),
-    ("  - {id: a, department: police, action: x, ack_within: 1m, complete_within: 1h, after: [b]}\n"
-     "  - {id: b, department: police, action: x, ack_within: 1m, complete_within: 1h, after: [a]}\n",
+    ("  - {id: a, department: police, action: x, ack_within: 1m, complete_within: 1h, "
+     "after: [b]}\n"
+     "  - {id: b, department: police, action: x, ack_within: 1m, complete_within: 1h, "
+     "after: [a]}\n",
      "in a circle: a -> b -> a"),
 ])
 def test_step_dependencies_are_checked(tmp_path, steps, message):

@@ -61,8 +61,8 @@ def test_empty_files_declare_nothing():
 
 def test_a_site_csv_from_excel_with_a_bom_and_override_columns(tmp_path):
     text = ("site_id,name,type,address,grid,lat,lon,police.unit,police.contact,fire.unit\r\n"
-            "lab-3,银丰国际生物城 3号实验室,laboratory,济南高新区巨野河街道,JYH-G2,36.6871,117.3702,"
-            "巨野河派出所,0531-88888888,\r\n"
+            "lab-3,银丰国际生物城 3号实验室,laboratory,济南高新区巨野河街道,JYH-G2,"
+            "36.6871,117.3702,巨野河派出所,0531-88888888,\r\n"
             ",,,,,,,,,\r\n"
             "kehui-road,科荟路 路灯线路,public_road,,,,,,,\r\n")
     path = tmp_path / "sites.csv"
@@ -103,19 +103,22 @@ ERRORS = [
      "r.yaml:4: type: Input should be 'laboratory'"),
     ("bad type in csv", "csv", "site_id,name,type\na,甲,castle\n", None,
      "r.csv:2: type: Input should be 'laboratory'"),
-    ("bad lat", "csv", "site_id,name,type,lat,lon\na,甲,school,36.6,117.3\nb,乙,school,96.6,117.3\n",
+    ("bad lat", "csv",
+     "site_id,name,type,lat,lon\na,甲,school,36.6,117.3\nb,乙,school,96.6,117.3\n",
      None, "r.csv:3: lat: Input should be less than or equal to 90"),
     ("lat that is no number", "yaml", "- site_id: a\n  name: 甲\n  type: school\n  lat: 北纬36度\n",
      None, "r.yaml:4: lat: Input should be a valid number"),
     ("device on an unknown site", "csv", "device_id,site_id\nd1,lab-3\nd2,nowhere\n", {"lab-3"},
      "r.csv:3: site_id: no site 'nowhere' in this file or in the registry"),
     ("device on an unknown site in yaml", "yaml",
-     "sites:\n" + SITE + "devices:\n  - {device_id: d1, site_id: a}\n  - {device_id: d2, site_id: b}\n",
+     "sites:\n" + SITE
+     + "devices:\n  - {device_id: d1, site_id: a}\n  - {device_id: d2, site_id: b}\n",
      set(), "r.yaml:5: site_id: no site 'b' in this file or in the registry"),
     ("heartbeat 0s", "csv", "device_id,site_id,heartbeat\nd1,a,0s\n", None,
      "r.csv:2: heartbeat: must be at least 1m"),
     ("heartbeat 0s of a nested device", "yaml",
-     "- site_id: a\n  name: 甲\n  type: school\n  devices:\n    - device_id: d1\n      heartbeat: 0s\n",
+     "- site_id: a\n  name: 甲\n  type: school\n"
+     "  devices:\n    - device_id: d1\n      heartbeat: 0s\n",
      None, "r.yaml:6: devices.0.heartbeat: must be at least 1m"),
     ("nested device naming another site", "yaml",
      "- site_id: a\n  name: 甲\n  type: school\n  devices:\n    - {device_id: d1, site_id: b}\n",
@@ -124,7 +127,8 @@ ERRORS = [
      "r.yaml:4: name: given twice in one entry (first on line 2)"),
     ("unknown field", "yaml", "- site_id: a\n  name: 甲\n  type: school\n  colour: red\n", None,
      "r.yaml:4: colour: Extra inputs are not permitted"),
-    ("unknown section", "yaml", "sites: []\nstreets: []\n", None, "r.yaml:2: streets: unknown section"),
+    ("unknown section", "yaml", "sites: []\nstreets: []\n", None,
+     "r.yaml:2: streets: unknown section"),
     ("a value without a header", "csv", "site_id,name,type\na,甲,school,,x\n", None,
      "r.csv:2: column 5: a value in a column without a header"),
     ("override text too long", "csv", f"site_id,name,type,police.unit\na,甲,school,{'所' * 201}\n",

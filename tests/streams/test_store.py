@@ -14,7 +14,8 @@ from streams.settings import Settings
 def test_values_are_kept_as_utf8_json_and_each_read_is_a_fresh_copy():
     d = PackedValues()
     d["inc-1"] = {"name": "3号实验室", "task_ids": ["a", "b"], "level": "II", "n": 1.5}
-    assert d.raw("inc-1") == '{"name":"3号实验室","task_ids":["a","b"],"level":"II","n":1.5}'.encode()
+    assert (d.raw("inc-1")
+            == '{"name":"3号实验室","task_ids":["a","b"],"level":"II","n":1.5}'.encode())
     read = d["inc-1"]
     read["task_ids"].append("c")  # changing a copy changes nothing kept
     assert d["inc-1"]["task_ids"] == ["a", "b"]
