@@ -165,7 +165,7 @@ def test_the_stream_history_memory_per_event_is_as_sized():
 
     from schemas.codec import dump
     from streams.notify.feed import DepartmentLog, _task
-    from tests.agents.test_deadlines import Desk
+    from tests.agents.logic.test_deadlines import Desk
 
     planned = list(Desk().tasks.values())  # the lab fire's tasks
     records = [dump(t.model_copy(update={"task_id": f"{t.task_id}-{i}"}))

@@ -17,7 +17,7 @@ from playwright.sync_api import Page
 
 from agents.report.render import to_html
 from agents.report.review import review
-from tests.agents.test_review import NAMES, lab_fire
+from tests.agents.report.test_review import NAMES, lab_fire
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 CJK = ("Noto Sans CJK", "Noto Sans SC", "Source Han Sans", "Microsoft YaHei", "PingFang")

@@ -9,7 +9,7 @@ import pytest
 from schemas import Task
 from schemas.codec import dump
 from streams.notify.feed import Cursor, DepartmentLog, _task, stream
-from tests.agents.test_deadlines import Desk
+from tests.agents.logic.test_deadlines import Desk
 from tests.conftest import T0
 
 PLANNED = list(Desk().tasks.values())[0]  # a real task of the lab fire

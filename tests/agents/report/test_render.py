@@ -18,8 +18,7 @@ from agents.report.render import CSV_HEADER, to_csv, to_html, to_json, to_markdo
 from agents.report.review import ENTRY_NAMES, review
 from agents.report.wording import duration_rows
 from schemas import ENTRY_TYPES, Timeline
-
-from .test_review import INC, NAMES, NOTICE, at, lab_fire, tid
+from tests.agents.report.test_review import INC, NAMES, NOTICE, at, lab_fire, tid
 
 HOSTILE = '<script>alert(1)</script> | `rm -rf` \n "><img src=x onerror=alert(1)>'
 REPORTER = '"><img src=x onerror=alert(2)>'

@@ -3,7 +3,7 @@ when a client can produce, keeps its records across a restart on the same data d
 stops cleanly on SIGTERM, and refuses what it cannot use with the path or port and the fix,
 changing nothing. A disk that fills while it runs stops it, and it says why.
 
-    .venv/bin/pytest -s tests/streams/test_broker.py    # prints start-to-ready times
+    .venv/bin/pytest -s tests/streams/kafka/test_broker.py    # prints start-to-ready times
 """
 
 from __future__ import annotations

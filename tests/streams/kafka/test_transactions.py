@@ -13,7 +13,7 @@ Kafka 3.9), and measures a stage step both ways on the same broker:
 - at-least-once, as Whistle runs: the outputs sent, the producer flushed before the offset is
   committed (Faust commits every few seconds; here once per 100 steps).
 
-    .venv/bin/pytest -s tests/streams/test_transactions.py   # prints the `transactions:` line
+    .venv/bin/pytest -s tests/streams/kafka/test_transactions.py   # prints the `transactions:` line
 """
 
 from __future__ import annotations
