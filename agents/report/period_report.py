@@ -1,5 +1,6 @@
 """The period report in Markdown, CSV (UTF-8 with BOM) and one self-contained HTML file with
-inline SVG bar charts (pure string building; every value from alarms is escaped).
+inline SVG bar charts (pure; the HTML is `templates/period.html.j2`, autoescaped, so every
+value from alarms is escaped and nothing is marked safe).
 
     >>> html = period_html(period_stats(timelines, start, end), names)
 """
@@ -7,15 +8,17 @@ inline SVG bar charts (pure string building; every value from alarms is escaped)
 from __future__ import annotations
 
 import csv
-import html
 import io
+from dataclasses import dataclass
 from datetime import timedelta
 
 from agents.report.period import PeriodStats
 from agents.report.render import csv_cell, md_cell
+from agents.report.report_html import template
 from agents.report.review import format_duration
 
-__all__ = ["period_csv", "period_html", "period_markdown", "rows"]
+__all__ = ["BarChart", "BarRow", "bar_chart", "period_csv", "period_html", "period_markdown",
+           "rows"]
 
 _RATE = "{:.0%}".format
 
@@ -90,64 +93,62 @@ def period_csv(stats: PeriodStats, names: dict[str, str]) -> bytes:
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
 
 
-def _bars(title: str, items: list[tuple[str, float, str]], chart_id: str) -> str:
-    """A horizontal bar chart: (label, value, value text) per bar, scaled to the largest."""
+@dataclass(frozen=True)
+class BarRow:
+    """One bar of a chart: its label and value text on `baseline`, the bar from `top`, `width`
+    long, the value text at `value_x` (viewBox units): `BarRow("smoke", "3", 21, 8, 400, 596)`."""
+
+    label: str
+    text: str
+    baseline: int
+    top: int
+    width: int
+    value_x: int
+
+
+@dataclass(frozen=True)
+class BarChart:
+    """A horizontal bar chart for `period.html.j2`, its bars scaled to the largest value;
+    labels end at `label_x`, bars start at `bar_x`: `bar_chart("…", items, "chart-kinds")`."""
+
+    id: str
+    title: str
+    height: int
+    rows: list[BarRow]
+    width: int = 640
+    label_x: int = 180
+    bar_x: int = 190
+    bar_h: int = 18
+
+
+def bar_chart(title: str, items: list[tuple[str, float, str]], chart_id: str) -> BarChart | None:
+    """The chart of (label, value, value text) items, or None when there is nothing to draw."""
     if not items:
-        return ""
+        return None
     top = max(v for _, v, _ in items) or 1.0
-    height, width = 26 * len(items) + 10, 640
-    parts = [f'<figure><figcaption>{html.escape(title)}</figcaption>'
-             f'<svg id="{chart_id}" class="chart" viewBox="0 0 {width} {height}" '
-             f'role="img" aria-label="{html.escape(title, quote=True)}">']
+    bars = []
     for i, (label, value, text) in enumerate(items):
         y, w = 5 + 26 * i, int(400 * value / top)
-        parts.append(f'<text x="180" y="{y + 16}" text-anchor="end">{html.escape(label)}</text>'
-                     f'<rect class="bar" x="190" y="{y + 3}" width="{max(w, 1)}" height="18"/>'
-                     f'<text x="{196 + w}" y="{y + 16}">{html.escape(text)}</text>')
-    return "".join(parts) + "</svg></figure>"
-
-
-_CSS = """
-@page { size: A4; margin: 12mm }
-body { font-family: "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "Microsoft YaHei",
-       "PingFang SC", sans-serif; color: #1b1f24; margin: 24px; font-size: 13px }
-h1 { font-size: 20px; margin: 0 0 4px } h2 { font-size: 15px; margin: 22px 0 8px;
-  border-bottom: 2px solid #1b1f24; padding-bottom: 3px }
-table { border-collapse: collapse; width: 100%; page-break-inside: auto }
-th, td { border: 1px solid #c9cfd6; padding: 4px 6px; text-align: left; vertical-align: top }
-th { background: #eef1f4 } tr { page-break-inside: avoid }
-figure { margin: 8px 0 } figcaption { font-weight: 600; margin-bottom: 4px }
-svg.chart { width: 100%; max-width: 720px; height: auto; font-size: 12px }
-svg.chart rect.bar { fill: #c2410c } .muted { color: #5b6570 }
-"""
+        bars.append(BarRow(label, text, y + 16, y + 3, max(w, 1), 196 + w))
+    return BarChart(chart_id, title, 26 * len(items) + 10, bars)
 
 
 def period_html(stats: PeriodStats, names: dict[str, str]) -> str:
-    """One self-contained file: no script, no network; charts where people would rather look."""
-    tables = rows(stats, names)
+    """One self-contained file: no script, no network; charts where people would rather look.
+    The markup is `templates/period.html.j2`, every value escaped there."""
     depts = sorted(stats.departments.values(), key=lambda d: (-d.tasks, d.department))
     charts = [
-        _bars("事件数（按报警类型） Incidents by kind",
-              [(k, n, str(n)) for k, n in stats.by_kind.most_common()], "chart-kinds"),
-        _bars("确认接收用时中位数 Median time to acknowledge",
-              [(names.get(d.department, d.department),
-                d.median_ack.total_seconds() if d.median_ack else 0.0,
-                format_duration(d.median_ack)) for d in depts], "chart-ack"),
-        _bars("超时率 Deadline breach rate",
-              [(names.get(d.department, d.department), d.breach_rate, _RATE(d.breach_rate))
-               for d in depts], "chart-breach"),
+        bar_chart("事件数（按报警类型） Incidents by kind",
+                  [(k, n, str(n)) for k, n in stats.by_kind.most_common()], "chart-kinds"),
+        bar_chart("确认接收用时中位数 Median time to acknowledge",
+                  [(names.get(d.department, d.department),
+                    d.median_ack.total_seconds() if d.median_ack else 0.0,
+                    format_duration(d.median_ack)) for d in depts], "chart-ack"),
+        bar_chart("超时率 Deadline breach rate",
+                  [(names.get(d.department, d.department), d.breach_rate, _RATE(d.breach_rate))
+                   for d in depts], "chart-breach"),
     ]
-    body = [f"<h1>事件统计报告 {_span(stats)}</h1>",
-            '<p class="muted">统计范围：按立案时间（北京时间），首尾两日均含。Incidents opened in '
-            f'the period (Asia/Shanghai dates, both days included): {stats.incidents} incidents, '
-            f'{stats.alarms} alarms.</p>', *charts]
-    for section, table in tables.items():
-        header, *data = table
-        body.append(f'<h2>{html.escape(_TITLES[section])}</h2><table id="{section}"><thead><tr>'
-                    + "".join(f"<th>{html.escape(c)}</th>" for c in header) + "</tr></thead>"
-                    + "<tbody>" + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r)
-                                          + "</tr>" for r in data) + "</tbody></table>")
-    return ('<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>事件统计报告 {_span(stats)}</title><style>{_CSS}</style></head>"
-            f"<body>{''.join(body)}</body></html>")
+    tables = [(section, _TITLES[section], header, data)
+              for section, (header, *data) in rows(stats, names).items()]
+    return template("period.html.j2").render(span=_span(stats), stats=stats,
+                                             charts=[c for c in charts if c], tables=tables)
