@@ -9,9 +9,8 @@
     POST /api/v1/tasks/{task_id}/ack|start|complete|reject   {"by": str, "note": str}
     POST /api/v1/incidents/{incident_id}/level               {"level": "I", "by": str, "note": str}
     GET  /api/v1/sites/{site_id}   GET /api/v1/devices/{device_id}   (registry and triage state)
-    GET  /api/v1/playbooks   POST /api/v1/playbooks/reload
-    (the probes are `streams.http.probes`, the department stream `streams.notify.feed`, the
-    console `streams.notify.console`)
+    (the playbooks are `streams.http.playbooks`, the probes `streams.http.probes`, the
+    department stream `streams.notify.feed`, the console `streams.notify.console`)
 
 Every refusal is JSON: `{"error": str, "details": [{"loc": [...], "msg": str}]}`.
 Who may call what is `streams.http.auth.RIGHTS`; each view names the right each method needs.
@@ -21,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,7 +33,6 @@ from agents.logic.health import DeviceState
 from agents.logic.taskstate import IllegalTransition, next_status
 from agents.logic.timelines import in_time_order
 from agents.report.wording import phones_masked
-from playbooks import PlaybookError
 from schemas import (
     INCIDENT_STATUSES,
     TASK_ACTIONS,
@@ -52,6 +51,7 @@ from schemas.cap import CAP_CONTENT_TYPE, CapError, alarm_from_cap, incident_to_
 from schemas.codec import dump, error_details
 from streams.http.auth import Caller
 from streams.http.errors import Refusal, problem
+from streams.http.listing import Found, incident_key, task_key
 from streams.http.views import ApiView, Route
 from streams.reports import FORMATS, MEDIA_TYPES, render_timeline
 from streams.worker import Whistle
@@ -154,15 +154,24 @@ class Incidents(ApiView):
     async def get(self, request: Request) -> Response:
         w = self.whistle
         status = self.query(request, "status", INCIDENT_STATUSES)
-        site_id = self.query(request, "site_id")
+        wanted = Found.parse(request.query)
         caller = request["caller"]
         found = [shown(v, caller) for v in w.tables.incidents.values()
                  if (status is None or v["status"] == status)
-                 and (site_id is None or v["site_id"] == site_id)
+                 and wanted.incident_fits(v, w.registry.site(v["site_id"]),
+                                          departments_of(w, v))
                  and (caller.role == "admin" or involves(w, v, caller))]
-        found += await self.gate.routing.gather(request, "incidents")  # shown there
-        found.sort(key=lambda v: (v["opened_at"], v["incident_id"]), reverse=True)
-        return self.reply({"incidents": found})
+        elsewhere, more = await self.gate.routing.gather(request, "incidents")  # shown there
+        page, cursor = wanted.page(found + elsewhere, incident_key, newest_first=True,
+                                   more_elsewhere=more)
+        return self.reply({"incidents": page, **({"next_cursor": cursor}
+                                                 if wanted.limit is not None else {})})
+
+
+def departments_of(w: Whistle, incident: dict) -> set[str]:
+    """The departments the incident has a task for (its tasks are in its partition)."""
+    return {t["department"] for t in (w.tables.tasks.get(i) for i in incident["task_ids"])
+            if t is not None}
 
 
 def shown(value: Any, caller: Caller) -> Any:
@@ -245,13 +254,27 @@ class Tasks(ApiView):
             department = caller.department
         status = self.query(request, "status", TASK_STATUSES)
         incident_id = self.query(request, "incident_id")
+        wanted = Found.parse(request.query)
+        of_incident = replace(wanted, department=None)  # the task's own, above
+
+        def fits(task: dict) -> bool:
+            incident = w.tables.incidents.get(task["incident_id"]) or {
+                "incident_id": task["incident_id"], "site_id": "", "opened_at": task["created_at"]}
+            return of_incident.incident_fits(
+                incident, w.registry.site(incident["site_id"]) if incident["site_id"] else None,
+                (), at=task["created_at"],
+                also=(task["action"], task["task_id"], task["department"]))
+
         found = [v for v in w.tables.tasks.values()
                  if (department is None or v["department"] == department)
                  and (status is None or v["status"] == status)
-                 and (incident_id is None or v["incident_id"] == incident_id)]
-        found += await self.gate.routing.gather(request, "tasks")
-        found.sort(key=lambda v: (v["created_at"], v["task_id"]))
-        return self.reply({"tasks": found})
+                 and (incident_id is None or v["incident_id"] == incident_id)
+                 and fits(v)]
+        elsewhere, more = await self.gate.routing.gather(request, "tasks")
+        page, cursor = wanted.page(found + elsewhere, task_key, newest_first=False,
+                                   more_elsewhere=more)
+        return self.reply({"tasks": page, **({"next_cursor": cursor}
+                                             if wanted.limit is not None else {})})
 
 
 class TaskAction(ApiView):
@@ -350,28 +373,6 @@ class IncidentLevel(ApiView):
         return self.reply(changed.model_dump(mode="json"))
 
 
-class Playbooks(ApiView):
-    rights = {"get": "read_playbooks"}
-
-    async def get(self, request: Request) -> Response:
-        w = self.whistle
-        return self.reply(w.library.describe())
-
-
-class ReloadPlaybooks(ApiView):
-    rights = {"post": "change_playbooks"}
-
-    async def post(self, request: Request) -> Response:
-        w = self.whistle
-        try:
-            w.library.reload_and_report(w.playbook_reloads)
-        except PlaybookError as exc:
-            raise Refusal(422, "the playbooks were refused; the running set stays",
-                          [{"loc": [p.file, p.line], "msg": p.message}
-                           for p in exc.problems]) from None
-        return self.reply(w.library.describe())
-
-
 ROUTES: list[Route] = [
     Route("/api/v1/alarms", Alarms),
     Route("/api/v1/incidents", Incidents),
@@ -382,7 +383,5 @@ ROUTES: list[Route] = [
     Route("/api/v1/sites/{site_id}", OneSite),
     Route("/api/v1/devices/{device_id}", OneDevice),
     Route("/api/v1/incidents/{incident_id}/level", IncidentLevel),
-    Route("/api/v1/playbooks", Playbooks),
-    Route("/api/v1/playbooks/reload", ReloadPlaybooks),
 ]
 """The API's paths and their views (`streams.app` mounts them, with the others')."""

@@ -21,6 +21,7 @@ from pydantic.json_schema import models_json_schema
 
 from schemas import (
     INCIDENT_STATUSES,
+    LEVELS,
     TASK_ACTIONS,
     TASK_STATUSES,
     Alarm,
@@ -34,6 +35,7 @@ from schemas import (
 )
 from schemas.cap import CAP_CONTENT_TYPE, CAP_NS
 from schemas.codec import json_bytes
+from streams.http.listing import MAX_LIMIT
 from streams.http.views import JSON, ApiView
 from streams.reports import FORMATS
 
@@ -83,6 +85,8 @@ def _obj(required: Sequence[str], **properties: dict) -> dict:
 _ALARM = {"alarm_id": "gw-1:0001", "kind": "smoke", "site_id": "jyh-yinfeng-lab-3",
           "device_id": "smk-3-01", "occurred_at": "2023-05-16T14:03:07+08:00"}
 _TEXT = {"type": "string"}
+_CURSOR = {"type": ["string", "null"],
+           "description": "with limit: the cursor of the next page, null on the last"}
 _NULLABLE_TEXT = {"type": ["string", "null"]}
 _ERROR = _obj(
     ("error", "details"), error=_TEXT,
@@ -97,8 +101,8 @@ _CHECKS = ("topics", "consuming", "registry", "broker")
 _EXTRA = {
     "Error": _ERROR,
     "Accepted": _obj(("accepted",), accepted=_array({"type": "string"})),
-    "Incidents": _obj(("incidents",), incidents=_array(_ref("Incident"))),
-    "Tasks": _obj(("tasks",), tasks=_array(_ref("Task"))),
+    "Incidents": _obj(("incidents",), incidents=_array(_ref("Incident")), next_cursor=_CURSOR),
+    "Tasks": _obj(("tasks",), tasks=_array(_ref("Task")), next_cursor=_CURSOR),
     "SiteState": _obj(("site", "open_incidents", "false_alarms", "flagged"),
                       site={"anyOf": [_ref("Site"), {"type": "null"}]},
                       open_incidents=_array(_TEXT),
@@ -155,6 +159,24 @@ def _enum(values: Sequence[str]) -> dict:
     return {"type": "string", "enum": list(values)}
 
 
+_TIME = {"type": "string", "format": "date-time"}
+_FOUND = [  # streams.http.listing: every filter optional, all hold at once
+    _param("level", "query", _enum(LEVELS), "only this level"),
+    _param("kind", "query", {"type": "string"}, "only this kind"),
+    _param("site_id", "query", {"type": "string"}, "only this site"),
+    _param("grid", "query", {"type": "string"}, "only sites of this grid"),
+    _param("department", "query", {"type": "string"},
+           "only incidents with a task for it / its tasks"),
+    _param("since", "query", _TIME, "opened (a task: created) at or after, with offset"),
+    _param("until", "query", _TIME, "opened (a task: created) at or before, with offset"),
+    _param("q", "query", {"type": "string"},
+           "text in ids, site name or address, kind, a task's action"),
+    _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+           "a page of at most this many, with next_cursor (without: the whole list)"),
+    _param("cursor", "query", {"type": "string"}, "next_cursor of the page before (with limit)"),
+]
+
+
 def _op(op_id: str, summary: str, answers: dict, *, params: Sequence[dict] = (),
         body: dict | None = None, public: bool = False, tag: str = "api") -> dict:
     op: dict[str, Any] = {"operationId": op_id, "summary": summary, "tags": [tag],
@@ -187,7 +209,7 @@ def paths(departments: Sequence[str], max_batch: int = 1000) -> dict[str, dict]:
             "listIncidents", "Incidents, newest first (a department: those it has a task in)",
             {**_ok("the incidents", _json(_ref("Incidents"))), **_refused(*_GUARDED, 422)},
             params=[_param("status", "query", _enum(INCIDENT_STATUSES), "only this status"),
-                    _param("site_id", "query", {"type": "string"}, "only this site")])},
+                    *_FOUND])},
         "/api/v1/incidents/{incident_id}": {"get": _op(
             "getIncident", "One incident, as JSON or as a CAP 1.2 alert",
             {**_ok("the incident", {**_json(_ref("Incident")), CAP_CONTENT_TYPE: text}),
@@ -210,9 +232,9 @@ def paths(departments: Sequence[str], max_batch: int = 1000) -> dict[str, dict]:
         "/api/v1/tasks": {"get": _op(
             "listTasks", "Tasks (a department token: its own)",
             {**_ok("the tasks", _json(_ref("Tasks"))), **_refused(*_GUARDED, 422)},
-            params=[_param("department", "query", {"type": "string"}, "only this department"),
-                    _param("status", "query", _enum(TASK_STATUSES), "only this status"),
-                    _param("incident_id", "query", {"type": "string"}, "only this incident")])},
+            params=[_param("status", "query", _enum(TASK_STATUSES), "only this status"),
+                    _param("incident_id", "query", {"type": "string"}, "only this incident"),
+                    *_FOUND])},
         "/api/v1/tasks/{task_id}/{action}": {"post": _op(
             "changeTask", "Acknowledge, start, complete or reject a task",
             {**_ok("the changed task", _json(_ref("Task"))),

@@ -101,14 +101,16 @@ class Routing:
         status, headers, payload = await self._call(request.method, owner, request, body)
         return view.bytes(payload, status=status, headers=headers)
 
-    async def gather(self, request: Any, name: str) -> list[dict]:
+    async def gather(self, request: Any, name: str) -> tuple[list[dict], bool]:
         """The `name` lists the other workers answer to the same request (none when this one
-        is itself answering a forwarded request)."""
+        is itself answering a forwarded request), and whether any of them has more than it
+        answered (a page: its `next_cursor`)."""
         if request.headers.get(FORWARDED):
-            return []
+            return [], False
         answers = await asyncio.gather(*(self._call("GET", peer, request, None)
                                          for peer in self.peers()))
         found: list[dict] = []
+        more = False
         for status, headers, payload in answers:
             if status != 200:  # its refusal is the answer (429, 503 ...), not a shorter list
                 refused = json.loads(payload) if payload.startswith(b"{") else {}
@@ -116,8 +118,10 @@ class Routing:
                               f"{refused.get('error', status)}",
                               refused.get("details") or problem("worker", f"status {status}"),
                               {h: v for h, v in headers.items() if h == "Retry-After"} or None)
-            found += json.loads(payload)[name]
-        return found
+            answer = json.loads(payload)
+            found += answer[name]
+            more = more or answer.get("next_cursor") is not None
+        return found, more
 
     async def _call(self, method: str, peer: URL, request: Any, body: bytes | None
                     ) -> tuple[int, dict[str, str], bytes]:
