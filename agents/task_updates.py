@@ -41,7 +41,8 @@ async def handle(w: Whistle, update: TaskUpdate, message) -> None:
             max(0.0, (update.at - task.created_at).total_seconds()))
     names = {d: dept.name for d, dept in w.departments.items()}
     incident = Incident.model_validate(w.tables.incidents[task.incident_id])
-    settled = cleared_notices(task, w.tasks_of(incident), update.at, names)
+    progress = update.action == "progress"  # a note on the way: it answers no deadline
+    settled = [] if progress else cleared_notices(task, w.tasks_of(incident), update.at, names)
     await w.publish(None, [task, *settled], [entry(
         task.incident_id, ENTRY_TYPE_OF[update.action], update.at, task_id=task.task_id,
         department=task.department, by=update.by, revision=task.revision,
@@ -49,7 +50,8 @@ async def handle(w: Whistle, update: TaskUpdate, message) -> None:
                 **({"outcome": task.outcome} if task.outcome else {})}),
         *_settled_entries(settled)])
     w.answer(update.update_id, "ok", task)
-    await _follow_up(w, task)
+    if not progress:
+        await _follow_up(w, task)
 
 
 def _settled_entries(notices: list[Task]) -> list:

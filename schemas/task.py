@@ -22,8 +22,9 @@ __all__ = [
 TaskStatus = Literal["dispatched", "acknowledged", "in_progress", "completed", "rejected"]
 TASK_STATUSES: tuple[str, ...] = ("dispatched", "acknowledged", "in_progress", "completed",
                                   "rejected")
-TaskAction = Literal["ack", "start", "complete", "reject"]
-TASK_ACTIONS: tuple[str, ...] = ("ack", "start", "complete", "reject")
+TaskAction = Literal["ack", "start", "complete", "reject", "progress"]
+TASK_ACTIONS: tuple[str, ...] = ("ack", "start", "complete", "reject", "progress")
+"""`progress` (续报): a note on a task under way; its status stays."""
 Outcome = Literal["confirmed", "false_alarm"]
 """What a verification found on site."""
 
@@ -66,7 +67,7 @@ class Task(BaseModel):
 
 
 class TaskUpdateRequest(BaseModel):
-    """The body of `POST /api/v1/tasks/{task_id}/ack|start|complete|reject`."""
+    """The body of `POST /api/v1/tasks/{task_id}/ack|start|complete|reject|progress`."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -96,6 +97,8 @@ class TaskUpdate(BaseModel):
     def _reject_has_note(self) -> TaskUpdate:
         if self.action == "reject" and not self.note.strip():
             raise field_error("note", "missing", "a rejection needs a note saying why")
+        if self.action == "progress" and not self.note.strip():
+            raise field_error("note", "missing", "a progress report needs a note saying what")
         if self.outcome is not None and self.action != "complete":
             raise field_error("outcome", "value_error",
                               "only completing a verification task has an outcome")

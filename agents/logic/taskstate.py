@@ -7,6 +7,7 @@
     acknowledged --complete--> completed
     acknowledged --reject-->   rejected
     in_progress  --complete--> completed
+    acknowledged, in_progress --progress--> the same status (续报: a note on the way)
     completed, rejected: final
 
     >>> apply_update(task, update).status
@@ -21,14 +22,16 @@ __all__ = ["ENTRY_TYPE_OF", "TRANSITIONS", "IllegalTransition", "apply_update", 
 
 TRANSITIONS: dict[str, dict[str, str]] = {
     "dispatched": {"ack": "acknowledged", "start": "in_progress", "reject": "rejected"},
-    "acknowledged": {"start": "in_progress", "complete": "completed", "reject": "rejected"},
-    "in_progress": {"complete": "completed"},
+    "acknowledged": {"start": "in_progress", "complete": "completed", "reject": "rejected",
+                     "progress": "acknowledged"},
+    "in_progress": {"complete": "completed", "progress": "in_progress"},
     "completed": {},
     "rejected": {},
 }
 
 ENTRY_TYPE_OF = {"ack": "task_acknowledged", "start": "task_started",
-                 "complete": "task_completed", "reject": "task_rejected"}
+                 "complete": "task_completed", "reject": "task_rejected",
+                 "progress": "task_progress"}
 """The timeline entry each action writes."""
 
 

@@ -27,7 +27,8 @@ LOCAL = ZoneInfo("Asia/Shanghai")
 ENTRY_NAMES: dict[str, str] = {
     "alarm_received": "收到报警", "incident_opened": "事件立案", "playbook_matched": "匹配预案",
     "task_dispatched": "派发任务", "task_acknowledged": "确认接收", "task_started": "开始处置",
-    "task_completed": "处置完成", "task_rejected": "退回任务", "task_overdue": "超时",
+    "task_completed": "处置完成", "task_rejected": "退回任务", "task_progress": "续报",
+    "task_overdue": "超时",
     "escalated": "督办升级", "level_changed": "调整级别", "incident_confirmed": "确认火情",
     "incident_merged": "合并事件", "incident_reopened": "重新打开", "incident_closed": "事件结案",
     "delivery_failed": "推送失败", "reporter_feedback": "反馈报警人",

@@ -188,7 +188,8 @@ def describe(e: TimelineEntry, review: Review) -> str:
         due = (f"；限 {stamp(_time(d.get('ack_due')), review)} 前接收"
                if _time(d.get("ack_due")) else "")
         return f"{str(d.get('action', '')).rstrip('。')}{unit}{due}"
-    if e.type in ("task_acknowledged", "task_started", "task_completed", "task_rejected"):
+    if e.type in ("task_acknowledged", "task_started", "task_completed", "task_rejected",
+                  "task_progress"):
         outcome = {"confirmed": "现场确认有火情", "false_alarm": "现场核实为误报"}
         return "；".join(filter(None, (outcome.get(str(d.get("outcome"))), d.get("note"))))
     if e.type == "task_overdue":

@@ -6,7 +6,7 @@
     GET  /api/v1/incidents/{incident_id}[?format=cap]        (CAP 1.2 XML with format=cap)
     GET  /api/v1/incidents/{incident_id}/timeline?format=json|csv|md|html
     GET  /api/v1/tasks[?department=&status=&incident_id=]
-    POST /api/v1/tasks/{task_id}/ack|start|complete|reject   {"by": str, "note": str}
+    POST /api/v1/tasks/{task_id}/ack|start|complete|reject|progress   {"by": str, "note": str}
     POST /api/v1/incidents/{incident_id}/level               {"level": "I", "by": str, "note": str}
     GET  /api/v1/sites/{site_id}   GET /api/v1/devices/{device_id}   (registry and triage state)
     (the playbooks are `streams.http.playbooks`, the probes `streams.http.probes`, the

@@ -4,7 +4,7 @@ Each worker holds the tables of the partitions the group gave it (incidents, tas
 timelines are partitioned by incident id). With several workers behind one address:
 
 - a request about one incident (`/incidents/{id}`, its timeline and level) or one task
-  (`/tasks/{id}/ack|start|complete|reject`: a task id starts with its incident's) is answered
+  (`/tasks/{id}/<action>`: a task id starts with its incident's) is answered
   by the worker holding the incident's partition; any other worker forwards it there, body
   and `Authorization` included, and returns the answer as it came;
 - a list (`GET /incidents`, `GET /tasks`) is gathered: each worker answers with its own

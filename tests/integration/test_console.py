@@ -171,12 +171,27 @@ def test_police_see_the_task_within_2s_acknowledge_it_and_see_the_timeline(secur
     (mine,) = server.json()["tasks"]
     assert (mine["status"], mine["by"]) == ("acknowledged", "张警官")
     legal = [b.get_attribute("data-action") for b in card.query_selector_all("[data-action]")]
-    assert legal == ["start", "complete", "reject"]
+    assert legal == ["start", "complete", "progress", "reject"]
     assert re.search(r"完成倒计时\s*[12]:\d\d:\d\d", card.inner_text())
+
+    # a progress report (续报) needs a note; it leaves the task where it is
+    card.query_selector('[data-action="progress"]').click()
+    assert "续报需在备注中写明进展" in card.query_selector(".err").inner_text()
+    card.query_selector(".note").fill("已到场，正在拉警戒线")
+    card.query_selector('[data-action="progress"]').click()
+    page.wait_for_function("""id => [...document.querySelectorAll('article.task')].some(
+        a => a.dataset.taskId === id && a.querySelector('.err').textContent === ''
+             && a.querySelector('.note').value === '')""", arg=task_id)
+    (mine,) = secured.http.get("/api/v1/tasks", params={"incident_id": listed[0]["incident_id"]},
+                               headers={"Authorization": f"Bearer {TOKENS['police']}"}
+                               ).json()["tasks"]
+    assert (mine["status"], mine["note"]) == ("acknowledged", "已到场，正在拉警戒线")
 
     card.query_selector("[data-timeline]").click()
     entry = page.wait_for_selector('#timeline li[data-type="task_acknowledged"]')
     assert "确认接收" in entry.inner_text() and "张警官" in entry.inner_text()
+    progress = page.wait_for_selector('#timeline li[data-type="task_progress"]')
+    assert "续报" in progress.inner_text() and "已到场，正在拉警戒线" in progress.inner_text()
     types = page.eval_on_selector_all("#timeline li", "els => els.map(e => e.dataset.type)")
     assert types[0] == "alarm_received" and "task_dispatched" in types
     tab.screenshot(DOCS / "console.png", full_page=True)

@@ -9,6 +9,7 @@ EXPECTED = {
     ("dispatched", "reject"): "rejected", ("acknowledged", "start"): "in_progress",
     ("acknowledged", "complete"): "completed", ("acknowledged", "reject"): "rejected",
     ("in_progress", "complete"): "completed",
+    ("acknowledged", "progress"): "acknowledged", ("in_progress", "progress"): "in_progress",
 }
 
 
@@ -46,3 +47,16 @@ def test_reject_needs_a_note():
     with pytest.raises(ValueError) as exc:
         TaskUpdate(update_id="u", task_id="t", incident_id="i", action="reject", by="x", at=T0)
     assert exc.value.errors()[0]["loc"] == ("note",)
+
+
+def test_a_progress_report_needs_a_note_and_keeps_the_status():
+    with pytest.raises(ValueError) as exc:
+        TaskUpdate(update_id="u", task_id="t", incident_id="i", action="progress", by="x",
+                   note="  ", at=T0)
+    assert exc.value.errors()[0]["loc"] == ("note",)
+    started = task().model_copy(update={"status": "in_progress", "revision": 3})
+    update = TaskUpdate(update_id="u2", task_id="inc-1.cordon", incident_id="inc-1",
+                        action="progress", by="李警官", note="警戒线已拉好，疏散 40 人", at=T0)
+    after = apply_update(started, update)
+    assert (after.status, after.revision, after.by, after.note) == (
+        "in_progress", 4, "李警官", "警戒线已拉好，疏散 40 人")
