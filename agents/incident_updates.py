@@ -60,7 +60,9 @@ async def handle(w: Whistle, update: IncidentUpdate, message) -> None:
             return
     else:
         step = on_update(incident, update, loaded, site, tasks, w.clock())
-        if not step.changed:
+        if not step.changed:  # a person asked (close, contain): say why nothing changed
+            w.answer(update.update_id, "conflict", f"incident {incident.incident_id} is "
+                                                   f"{incident.status} already")
             return
     await w.apply(step)
     w.answer(update.update_id, "ok", step.incident)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, cast
 
 from agents.logic.deadlines import due_escalations
 from agents.logic.health import DeviceState, offline_alarm
-from schemas import IncidentUpdate, Task, topics
+from schemas import FINAL_STATUSES, IncidentUpdate, Task, topics
 from schemas.codec import dump
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ def rebuild(w: Whistle) -> None:
     w.deadlines = type(w.deadlines)(resolution=w.deadlines.resolution)
     w.open_tasks.rebuild(w.tables.tasks.values())
     w.track_deadlines(Task.model_validate(v) for v in w.tables.tasks.values()
-                        if v["status"] not in ("completed", "rejected"))
+                        if v["status"] not in FINAL_STATUSES)
     for value in w.tables.tasks.values():
         if value.get("verification") and value["status"] in ("dispatched", "acknowledged",
                                                              "in_progress"):

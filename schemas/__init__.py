@@ -14,9 +14,12 @@ from schemas.escalation import (
                          Overdue,
 )
 from schemas.incident import (
+                         CLOSE_REASONS,
                          CONFIRMATIONS,
                          INCIDENT_STATUSES,
+                         CloseRequest,
                          Confirmation,
+                         ContainRequest,
                          Evidence,
                          Incident,
                          IncidentStatus,
@@ -28,6 +31,7 @@ from schemas.messages import DeadLetter, SiteEvent, Triaged
 from schemas.playbook import Playbook, PlaybookMatch, PlaybookStep
 from schemas.site import SITE_TYPES, Device, Site, SiteRegistry, SiteType
 from schemas.task import (
+                         FINAL_STATUSES,
                          TASK_ACTIONS,
                          TASK_STATUSES,
                          Task,
@@ -44,7 +48,8 @@ __all__ = [
     "LEVELS", "Level", "Location", "Playbook",
     "PlaybookMatch", "PlaybookRef", "PlaybookStep", "Reporter", "SIGNALS", "SITE_TYPES",
     "Signal", "Device", "Site", "SiteRegistry", "SiteType", "TASK_ACTIONS", "TASK_STATUSES",
-    "Task", "TaskAction",
+    "Task", "TaskAction", "FINAL_STATUSES", "CloseRequest", "CLOSE_REASONS",
+    "ContainRequest",
     "TaskStatus", "TaskUpdate", "TaskUpdateRequest", "Timeline", "TimelineEntry", "Timestamp",
     "Triaged", "parse_duration", "utc_now", "CONFIRMATIONS", "Confirmation", "Evidence",
     "SiteEvent", "CAUSES", "Cause", "Config", "DeliveryAttempt", "Escalation", "FEEDBACK_TARGET",

@@ -10,8 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from schemas.alarm import Reporter
 from schemas.common import Identifier, Level, Timestamp, field_error
 
-__all__ = ["CONFIRMATIONS", "Confirmation", "Evidence", "INCIDENT_STATUSES", "Incident",
-           "IncidentStatus", "IncidentUpdate", "LevelRequest", "PlaybookRef"]
+__all__ = ["CLOSE_REASONS", "CONFIRMATIONS", "INCIDENT_STATUSES", "CloseReason", "CloseRequest",
+           "Confirmation", "ContainRequest", "Evidence", "Incident", "IncidentStatus",
+           "IncidentUpdate", "LevelRequest", "PlaybookRef"]
 
 IncidentStatus = Literal["open", "contained", "closed"]
 INCIDENT_STATUSES: tuple[str, ...] = ("open", "contained", "closed")
@@ -102,18 +103,54 @@ class LevelRequest(BaseModel):
     note: str = Field(default="", max_length=4000)
 
 
+CloseReason = Literal["handled", "false_alarm", "duplicate"]
+CLOSE_REASONS: tuple[str, ...] = ("handled", "false_alarm", "duplicate")
+"""Why a person closes an incident: handled (处置完毕), a false alarm (误报), or a duplicate of
+another incident (重复, naming it)."""
+
+
+class CloseRequest(BaseModel):
+    """The body of `POST /api/v1/incidents/{incident_id}/close` (结案 / 撤销)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: CloseReason
+    of: Identifier | None = Field(default=None, description="duplicate: the incident it repeats")
+    by: str = Field(min_length=1, max_length=200)
+    note: str = Field(default="", max_length=4000)
+
+    @model_validator(mode="after")
+    def _duplicate_names_the_other(self) -> CloseRequest:
+        if (self.reason == "duplicate") != (self.of is not None):
+            raise field_error("of", "value_error", "a duplicate names the incident it repeats "
+                              "(of); no other reason does")
+        return self
+
+
+class ContainRequest(BaseModel):
+    """The body of `POST /api/v1/incidents/{incident_id}/contain` (控制: under control)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: str = Field(min_length=1, max_length=200)
+    note: str = Field(default="", max_length=4000)
+
+
 class IncidentUpdate(BaseModel):
     """A change to an incident, carried on `whistle.incident-updates` (key: incident_id):
     `set_level` (a person), `raise_level` (an escalation: to `level` unless it is as severe
     already), `confirm` (the verification's deadline passed: positive alarm sequence) or
-    `merge_into` (a late alarm showed it is part of the incident `into`)."""
+    `merge_into` (a late alarm showed it is part of the incident `into`), or a person's `close`
+    (with `reason`; a duplicate names the incident `into`) or `contain` (控制: under control,
+    not over)."""
 
     model_config = ConfigDict(extra="forbid")
 
     update_id: Identifier
     incident_id: Identifier
-    action: Literal["set_level", "raise_level", "confirm", "merge_into"]
+    action: Literal["set_level", "raise_level", "confirm", "merge_into", "close", "contain"]
     level: Level | None = None
+    reason: CloseReason | None = None
     into: Identifier | None = None
     by: str = Field(min_length=1, max_length=200)
     note: str = Field(default="", max_length=4000)
@@ -127,4 +164,6 @@ class IncidentUpdate(BaseModel):
             raise field_error("level", "missing", f"{self.action} needs a level")
         if self.action == "merge_into" and self.into is None:
             raise field_error("into", "missing", "merge_into needs the incident to merge into")
+        if (self.action == "close") != (self.reason is not None):
+            raise field_error("reason", "value_error", "close, and only close, has a reason")
         return self

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from schemas.common import DepartmentId, Identifier, Level, Timestamp, field_error
 
 __all__ = [
+    "FINAL_STATUSES",
     "TASK_ACTIONS",
     "TASK_STATUSES",
     "Task",
@@ -19,9 +20,13 @@ __all__ = [
     "Outcome",
 ]
 
-TaskStatus = Literal["dispatched", "acknowledged", "in_progress", "completed", "rejected"]
+TaskStatus = Literal["dispatched", "acknowledged", "in_progress", "completed", "rejected",
+                     "cancelled"]
 TASK_STATUSES: tuple[str, ...] = ("dispatched", "acknowledged", "in_progress", "completed",
-                                  "rejected")
+                                  "rejected", "cancelled")
+FINAL_STATUSES: tuple[str, ...] = ("completed", "rejected", "cancelled")
+"""A task in one of these is over: no deadline binds it, no action changes it. `cancelled`: its
+incident was closed by hand while it was open."""
 TaskAction = Literal["ack", "start", "complete", "reject", "progress"]
 TASK_ACTIONS: tuple[str, ...] = ("ack", "start", "complete", "reject", "progress")
 """`progress` (续报): a note on a task under way; its status stays."""

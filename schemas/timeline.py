@@ -14,7 +14,7 @@ __all__ = ["ENTRY_TYPES", "EntryType", "Timeline", "TimelineEntry"]
 EntryType = Literal[
     "alarm_received", "incident_opened", "playbook_matched", "task_dispatched",
     "task_acknowledged", "task_started", "task_completed", "task_rejected", "task_progress",
-    "task_overdue",
+    "task_cancelled", "task_overdue", "incident_contained",
     "escalated", "level_changed", "incident_confirmed", "incident_merged", "incident_reopened",
     "incident_closed", "delivery_failed", "reporter_feedback",
 ]

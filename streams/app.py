@@ -27,6 +27,7 @@ from schemas import topics as names
 from schemas import utc_now
 from streams.http import api, openapi, probes
 from streams.http import errors as http_errors
+from streams.http import incidents as incident_views
 from streams.http import playbooks as playbook_views
 from streams.http.auth import Auth
 from streams.http.gate import BrokerProbe, Gate
@@ -188,6 +189,7 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistl
     webhooks.register(whistle)
     mount(app, [
         *api.ROUTES,
+        *incident_views.ROUTES,
         *playbook_views.ROUTES,
         *probes.ROUTES,
         Route(feed.PATH, feed.DepartmentStream, {"feed": task_feed}),

@@ -81,8 +81,9 @@ class Metrics:
 
 
 class OpenTasks(Collector):
-    """`whistle_open_tasks{department}`: tasks not yet completed or rejected in the partitions
-    this worker holds (sum over workers), from `OpenTaskIndex`: a dict lookup per write."""
+    """`whistle_open_tasks{department}`: tasks not yet completed, rejected or cancelled in the
+    partitions this worker holds (sum over workers), from `OpenTaskIndex`: a dict lookup per
+    write."""
 
     def __init__(self) -> None:
         self.count: Callable[[], Mapping[str, int]] = dict

@@ -220,7 +220,7 @@ class Whistle:
 
     async def apply(self, step: IncidentStep) -> None:
         """Publish an incident step, and send what it asks of other incidents and of triage."""
-        await self.publish(step.incident, step.new_tasks, step.entries)
+        await self.publish(step.incident, [*step.new_tasks, *step.changed_tasks], step.entries)
         for task in step.new_tasks if step.changed else ():
             self.metrics.tasks.labels(department=task.department).inc()
         for update in step.updates:

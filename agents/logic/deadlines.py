@@ -22,14 +22,22 @@ from typing import NamedTuple
 
 from agents.logic.timelines import entry
 from playbooks import task_id_for
-from schemas import LEVELS, Escalation, Incident, IncidentUpdate, Playbook, Task, TimelineEntry
+from schemas import (
+    FINAL_STATUSES,
+    LEVELS,
+    Escalation,
+    Incident,
+    IncidentUpdate,
+    Playbook,
+    Task,
+    TimelineEntry,
+)
 from schemas.escalation import Overdue
 from schemas.playbook import EscalationRule
 
 __all__ = ["Escalated", "NOTICE_WITHIN", "OpenTaskIndex", "cleared_notices", "due_escalations",
            "escalate", "next_due", "pending", "rules_for"]
 
-FINAL = ("completed", "rejected")
 NOTICE_WITHIN = timedelta(minutes=5)
 """A notice is to be acknowledged within this; notices are not escalated themselves."""
 
@@ -60,7 +68,7 @@ class OpenTaskIndex:
         was = self._department.pop(task_id, None)
         if was is not None:
             self._open[was] -= 1
-        if status not in FINAL:
+        if status not in FINAL_STATUSES:
             self._department[task_id] = department
             self._open[department] += 1
 
@@ -94,7 +102,7 @@ def pending(task: Task, which: str) -> bool:
     """Whether the deadline `which` (ack, complete) still binds the task."""
     if which == "ack":
         return task.status == "dispatched"
-    return task.status not in FINAL
+    return task.status not in FINAL_STATUSES
 
 
 class _Firing(NamedTuple):
@@ -188,7 +196,7 @@ def escalate(incident: Incident, task: Task | None, esc: Escalation,
             out.notices.append(before.model_copy(update={
                 "action": notice.action, "ack_due": notice.ack_due, "updated_at": esc.at,
                 "revision": before.revision + 1,
-                "status": "dispatched" if before.status in FINAL else before.status,
+                "status": "dispatched" if before.status in FINAL_STATUSES else before.status,
                 "escalations": [*before.escalations, esc.escalation_id]}))
     fresh = [t.task_id for t in out.notices if t.task_id not in incident.task_ids]
     if fresh:
@@ -281,9 +289,9 @@ def cleared_notices(task: Task, tasks: list[Task], at: datetime, names: dict[str
     """The open notices about `task` that its new status settles, completed by Whistle."""
     done = []
     for notice in tasks:
-        if notice.notice_of != task.task_id or notice.status in FINAL:
+        if notice.notice_of != task.task_id or notice.status in FINAL_STATUSES:
             continue
-        settled = (task.status in FINAL if notice.notice_cause == "complete_overdue"
+        settled = (task.status in FINAL_STATUSES if notice.notice_cause == "complete_overdue"
                    else task.status != "dispatched")
         if settled:
             who = names.get(task.department, task.department)

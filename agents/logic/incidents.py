@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from agents.logic.confirmation import judge, pas_expired, verdict_of
+from agents.logic.taskstate import cancel
 from agents.logic.timelines import entry
 from playbooks import Facts, LoadedPlaybook, PlaybookSet, match, plan_tasks
 from schemas import (
@@ -40,6 +41,7 @@ class IncidentStep:
     incident: Incident
     changed: bool
     new_tasks: list[Task] = field(default_factory=list)
+    changed_tasks: list[Task] = field(default_factory=list)  # e.g. cancelled at a closing
     entries: list[TimelineEntry] = field(default_factory=list)
     updates: list[IncidentUpdate] = field(default_factory=list)
     site_events: list[SiteEvent] = field(default_factory=list)
@@ -212,9 +214,21 @@ def on_task_changed(incident: Incident, task: Task, loaded: LoadedPlaybook, site
 
 def on_update(incident: Incident, update: IncidentUpdate, loaded: LoadedPlaybook, site: Site,
               tasks: list[Task], now: datetime) -> IncidentStep:
-    """`confirm` (the timer saw a verification deadline pass) or `merge_into`. Either is
-    checked against the incident as it is now, so a late or repeated request changes nothing."""
+    """`confirm` (the timer saw a verification deadline pass), `merge_into`, or a person's
+    `close` or `contain`. Each is checked against the incident as it is now, so a late or
+    repeated request changes nothing (`changed` False: closed already, contained already)."""
     step = IncidentStep(incident, changed=False)
+    if update.action == "close":
+        if incident.status != "closed":
+            _close_by_hand(step, update, tasks)
+        return _bumped(step, incident, update.update_id)
+    if update.action == "contain":
+        if incident.status == "open":
+            step.incident, step.changed = incident.model_copy(update={"status": "contained"}), True
+            step.entries.append(entry(incident.incident_id, "incident_contained", update.at,
+                                      by=update.by, revision=incident.revision + 1,
+                                      detail={"note": update.note} if update.note else None))
+        return _bumped(step, incident, update.update_id)
     if update.action == "merge_into":
         if incident.merged_into is None:
             step.incident = incident.model_copy(update={"merged_into": update.into})
@@ -251,7 +265,7 @@ def _confirm(step: IncidentStep, why: str, at: datetime, *, by: str | None = Non
 
 
 def _close(step: IncidentStep, reason: str, why: str, at: datetime, *, by: str | None = None,
-           site_event: bool = True) -> None:
+           site_event: bool = True, of: str | None = None) -> None:
     inc = step.incident.model_copy(update={"status": "closed", "closed_at": at,
                                            "close_reason": reason})
     step.incident, step.changed = inc, True
@@ -259,12 +273,34 @@ def _close(step: IncidentStep, reason: str, why: str, at: datetime, *, by: str |
                               revision=inc.revision + 1,
                               detail={"reason": reason, "why": why,
                                       **({"merged_into": inc.merged_into}
-                                         if inc.merged_into else {})}))
+                                         if inc.merged_into else {}),
+                                      **({"duplicate_of": of} if of else {})}))
     if site_event:
         step.site_events.append(SiteEvent(
             event_id=f"{inc.incident_id}:closed:{inc.revision + 1}", site_id=inc.site_id,
             type="incident_closed", incident_id=inc.incident_id, family=inc.family or inc.hazard,
             reason=reason, devices=inc.evidence.real_devices(), at=at))
+
+
+def _close_by_hand(step: IncidentStep, update: IncidentUpdate, tasks: list[Task]) -> None:
+    """结案 / 撤销: every open task cancelled (its department is told by the snapshot on its
+    topic), then the incident closed with the person's reason; the reporters hear back as for
+    any closing."""
+    reason = update.reason or "handled"
+    why = update.note or {"handled": "closed by hand", "false_alarm": "a false alarm",
+                          "duplicate": f"a duplicate of {update.into}"}[reason]
+    for task in tasks:
+        cancelled = cancel(task, update.at, update.by, f"事件已结案：{why}")
+        if cancelled is not None:
+            step.changed_tasks.append(cancelled)
+            step.entries.append(entry(task.incident_id, "task_cancelled", update.at,
+                                      task_id=task.task_id, department=task.department,
+                                      by=update.by, revision=cancelled.revision,
+                                      detail={"status": "cancelled", "note": cancelled.note}))
+    if reason == "false_alarm":
+        step.incident = step.incident.model_copy(update={"confirmation": "false_alarm"})
+    _close(step, reason, why, update.at, by=update.by,
+           of=update.into if reason == "duplicate" else None)
 
 
 def _reopen(step: IncidentStep, alarm: Alarm, at: datetime) -> None:

@@ -9,6 +9,7 @@
     in_progress  --complete--> completed
     acknowledged, in_progress --progress--> the same status (续报: a note on the way)
     completed, rejected: final
+    dispatched, acknowledged, in_progress --(its incident closed by hand)--> cancelled: final
 
     >>> apply_update(task, update).status
     'acknowledged'
@@ -16,9 +17,12 @@
 
 from __future__ import annotations
 
-from schemas import Task, TaskUpdate
+from datetime import datetime
 
-__all__ = ["ENTRY_TYPE_OF", "TRANSITIONS", "IllegalTransition", "apply_update", "next_status"]
+from schemas import FINAL_STATUSES, Task, TaskUpdate
+
+__all__ = ["ENTRY_TYPE_OF", "TRANSITIONS", "IllegalTransition", "apply_update", "cancel",
+           "next_status"]
 
 TRANSITIONS: dict[str, dict[str, str]] = {
     "dispatched": {"ack": "acknowledged", "start": "in_progress", "reject": "rejected"},
@@ -27,6 +31,7 @@ TRANSITIONS: dict[str, dict[str, str]] = {
     "in_progress": {"complete": "completed", "progress": "in_progress"},
     "completed": {},
     "rejected": {},
+    "cancelled": {},
 }
 
 ENTRY_TYPE_OF = {"ack": "task_acknowledged", "start": "task_started",
@@ -63,3 +68,12 @@ def apply_update(task: Task, update: TaskUpdate) -> Task:
         "last_update_id": update.update_id,
         "outcome": update.outcome or task.outcome,
     })
+
+
+def cancel(task: Task, at: datetime, by: str, why: str) -> Task | None:
+    """The task cancelled because its incident was closed by hand, or None if it is over
+    already (a department's answer is never undone)."""
+    if task.status in FINAL_STATUSES:
+        return None
+    return task.model_copy(update={"status": "cancelled", "updated_at": at,
+                                   "revision": task.revision + 1, "by": by, "note": why})

@@ -28,7 +28,7 @@ ENTRY_NAMES: dict[str, str] = {
     "alarm_received": "收到报警", "incident_opened": "事件立案", "playbook_matched": "匹配预案",
     "task_dispatched": "派发任务", "task_acknowledged": "确认接收", "task_started": "开始处置",
     "task_completed": "处置完成", "task_rejected": "退回任务", "task_progress": "续报",
-    "task_overdue": "超时",
+    "task_cancelled": "撤销任务", "task_overdue": "超时", "incident_contained": "险情控制",
     "escalated": "督办升级", "level_changed": "调整级别", "incident_confirmed": "确认火情",
     "incident_merged": "合并事件", "incident_reopened": "重新打开", "incident_closed": "事件结案",
     "delivery_failed": "推送失败", "reporter_feedback": "反馈报警人",
@@ -76,13 +76,14 @@ class Bar:
     started_at: datetime | None = None
     completed_at: datetime | None = None
     rejected_at: datetime | None = None
+    cancelled_at: datetime | None = None
     by: str | None = None
     overdue: list[Stretch] = field(default_factory=list)
     escalations: list[Mark] = field(default_factory=list)
 
     @property
     def finished_at(self) -> datetime | None:
-        return self.completed_at or self.rejected_at
+        return self.completed_at or self.rejected_at or self.cancelled_at
 
     @property
     def answered_at(self) -> datetime | None:
@@ -92,7 +93,8 @@ class Bar:
 
     @property
     def status(self) -> str:
-        for status, at in (("rejected", self.rejected_at), ("completed", self.completed_at),
+        for status, at in (("cancelled", self.cancelled_at), ("rejected", self.rejected_at),
+                           ("completed", self.completed_at),
                            ("in_progress", self.started_at),
                            ("acknowledged", self.acknowledged_at)):
             if at is not None:
@@ -242,7 +244,8 @@ def review(timeline: Timeline, names: dict[str, str], *,
 
 
 _WHEN = {"task_acknowledged": "acknowledged_at", "task_started": "started_at",
-         "task_completed": "completed_at", "task_rejected": "rejected_at"}
+         "task_completed": "completed_at", "task_rejected": "rejected_at",
+         "task_cancelled": "cancelled_at"}
 
 
 def _record(bars: dict[str, Bar], e: TimelineEntry, task_id: str, incident_id: str) -> None:

@@ -30,9 +30,10 @@ HAZARD_NAMES = {"fire": "火灾", "electrical": "电气", "gas": "燃气", "powe
                 "hazmat": "危化品", "water": "水", "structural": "结构", "other": "其他"}
 LEVEL_NAMES = {"I": "特别重大", "II": "重大", "III": "较大", "IV": "一般"}
 CONFIRMATION_NAMES = {"confirmed": "已确认", "unconfirmed": "未确认", "false_alarm": "误报"}
-CLOSE_REASONS = {"completed": "处置完毕", "false_alarm": "误报解除", "merged": "并入其他事件"}
+CLOSE_REASONS = {"completed": "处置完毕", "false_alarm": "误报解除", "merged": "并入其他事件",
+                 "handled": "人工结案", "duplicate": "重复事件"}
 STATUS_NAMES = {"dispatched": "待接收", "acknowledged": "已接收", "in_progress": "处置中",
-                "completed": "已完成", "rejected": "已退回"}
+                "completed": "已完成", "rejected": "已退回", "cancelled": "已撤销"}
 CAUSE_NAMES = {"ack_overdue": "超时未接收", "complete_overdue": "超时未完成",
                "delivery_failed": "推送失败"}
 DEADLINE_NAMES = {"ack": "确认接收", "complete": "完成"}
@@ -189,7 +190,7 @@ def describe(e: TimelineEntry, review: Review) -> str:
                if _time(d.get("ack_due")) else "")
         return f"{str(d.get('action', '')).rstrip('。')}{unit}{due}"
     if e.type in ("task_acknowledged", "task_started", "task_completed", "task_rejected",
-                  "task_progress"):
+                  "task_progress", "task_cancelled"):
         outcome = {"confirmed": "现场确认有火情", "false_alarm": "现场核实为误报"}
         return "；".join(filter(None, (outcome.get(str(d.get("outcome"))), d.get("note"))))
     if e.type == "task_overdue":
@@ -215,6 +216,8 @@ def describe(e: TimelineEntry, review: Review) -> str:
         reason = str(d.get("reason", ""))
         reason = CLOSE_REASONS.get(reason, reason)
         return "：".join(filter(None, (reason, why_zh(d.get("why")))))
+    if e.type == "incident_contained":
+        return "险情已得到控制" + (f"：{d['note']}" if d.get("note") else "")
     if e.type == "delivery_failed":
         return (f"推送至 {review.name(d.get('target')) or d.get('target', '')} 失败"
                 f"（{d.get('attempts', '?')} 次）：{d.get('error', '')}")

@@ -25,6 +25,8 @@ from schemas import (
     TASK_ACTIONS,
     TASK_STATUSES,
     Alarm,
+    CloseRequest,
+    ContainRequest,
     Device,
     Incident,
     LevelRequest,
@@ -44,7 +46,7 @@ __all__ = ["PATH", "OpenApi", "body", "document"]
 PATH = "/api/v1/openapi.json"
 REF = "#/components/schemas/{model}"
 
-_REQUESTS = (Alarm, TaskUpdateRequest, LevelRequest)
+_REQUESTS = (Alarm, TaskUpdateRequest, LevelRequest, CloseRequest, ContainRequest)
 _ANSWERS = (Incident, Task, Timeline, Site, Device)
 
 _REFUSALS = {
@@ -229,6 +231,18 @@ def paths(departments: Sequence[str], max_batch: int = 1000) -> dict[str, dict]:
              **_refused(*_GUARDED, *_BODY, *_SUBMIT)},
             params=[incident_id],
             body=_json(_ref("LevelRequest"), {"level": "II", "by": "值班长", "note": "火势扩大"}))},
+        "/api/v1/incidents/{incident_id}/close": {"post": _op(
+            "closeIncident", "Close an incident by hand (结案 / 撤销): its open tasks cancelled",
+            {**_ok("the closed incident", _json(_ref("Incident"))),
+             **_refused(*_GUARDED, *_BODY, *_SUBMIT)},
+            params=[incident_id],
+            body=_json(_ref("CloseRequest"), {"reason": "handled", "by": "值班员",
+                                              "note": "明火已扑灭"}))},
+        "/api/v1/incidents/{incident_id}/contain": {"post": _op(
+            "containIncident", "Mark an incident under control (控制); it stays open",
+            {**_ok("the contained incident", _json(_ref("Incident"))),
+             **_refused(*_GUARDED, *_BODY, *_SUBMIT)},
+            params=[incident_id], body=_json(_ref("ContainRequest"), {"by": "值班员"}))},
         "/api/v1/tasks": {"get": _op(
             "listTasks", "Tasks (a department token: its own)",
             {**_ok("the tasks", _json(_ref("Tasks"))), **_refused(*_GUARDED, 422)},

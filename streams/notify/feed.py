@@ -29,7 +29,7 @@ import faust
 from aiohttp import web
 from pydantic import ValidationError
 
-from schemas import Task, topics
+from schemas import FINAL_STATUSES, Task, topics
 from streams.http.errors import Refusal, problem
 from streams.http.views import ApiView
 from streams.kafka.broker import bootstrap_servers
@@ -38,7 +38,6 @@ __all__ = ["PATH", "Cursor", "DepartmentLog", "DepartmentStream", "TaskFeed", "s
 
 log = logging.getLogger(__name__)
 
-FINAL = ("completed", "rejected")
 RECENT = timedelta(days=1)
 
 
@@ -128,7 +127,7 @@ class DepartmentLog:
                 latest[e.task_id] = e
         since = (now - RECENT).timestamp()
         return sorted((e for e in latest.values()
-                       if e.status not in FINAL or e.updated >= since),
+                       if e.status not in FINAL_STATUSES or e.updated >= since),
                       key=lambda e: (e.created, e.task_id))
 
 

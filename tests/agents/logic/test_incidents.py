@@ -58,7 +58,7 @@ class Incident1:
 
     def _keep(self, step):
         self.incident = step.incident
-        self.tasks.update({t.task_id: t for t in step.new_tasks})
+        self.tasks.update({t.task_id: t for t in [*step.new_tasks, *step.changed_tasks]})
         self.steps.append(step)
         return step
 
@@ -295,3 +295,65 @@ def test_a_level_change_adds_the_steps_it_reaches_and_nothing_twice(clock):
     assert not down.new_tasks and not again.new_tasks
     with pytest.raises(SameLevel):
         to("I", again.incident, tasks, 4)
+
+
+def test_closing_by_hand_cancels_the_open_tasks_and_keeps_the_answers(clock):
+    life = Incident1(clock)
+    life.alarm("gw:1", kind="fire_report")
+    steps = [t.step for t in life.tasks.values()]
+    life.task(steps[0], "ack")
+    life.task(steps[0], "complete")
+    clock.advance(minutes=5)
+    closed = life.update(update_id="close-1", action="close", reason="handled", note="明火已扑灭")
+    inc = closed.incident
+    assert (inc.status, inc.close_reason, inc.last_update_id) == ("closed", "handled", "close-1")
+    assert {t.task_id: t.status for t in closed.changed_tasks} == {
+        t.task_id: "cancelled" for t in life.tasks.values() if t.step != steps[0]}
+    assert life.tasks[f"{inc.incident_id}.{steps[0]}"].status == "completed"  # an answer stays
+    assert all(t.note == "事件已结案：明火已扑灭" and t.by == "whistle"
+               for t in closed.changed_tasks)
+    types = [e.type for e in closed.entries]
+    assert types == ["task_cancelled"] * len(steps[1:]) + ["incident_closed"]
+    assert closed.entries[-1].detail == {"reason": "handled", "why": "明火已扑灭"}
+    assert closed.site_events[0].reason == "handled"
+    again = life.update(update_id="close-2", action="close", reason="handled")
+    assert not again.changed and again.incident == inc
+
+
+def test_a_duplicate_names_the_other_and_a_false_alarm_is_one(clock):
+    life = Incident1(clock)
+    life.alarm("gw:1", kind="fire_report")
+    dup = life.update(update_id="c", action="close", reason="duplicate", into="inc-other")
+    assert dup.entries[-1].detail["duplicate_of"] == "inc-other"
+    other = Incident1(clock)
+    other.alarm("gw:9", kind="fire_report")
+    false = other.update(update_id="f", action="close", reason="false_alarm")
+    assert (false.incident.confirmation, false.site_events[0].reason) == (
+        "false_alarm", "false_alarm")
+
+
+def test_containing_marks_it_under_control_once(clock):
+    life = Incident1(clock)
+    life.alarm("gw:1", kind="fire_report")
+    contained = life.update(update_id="k", action="contain", note="火势已控制")
+    assert contained.incident.status == "contained" and not contained.changed_tasks
+    assert [(e.type, e.detail) for e in contained.entries] == [
+        ("incident_contained", {"note": "火势已控制"})]
+    assert not life.update(update_id="k2", action="contain").changed
+    closed = life.update(update_id="c", action="close", reason="handled")
+    assert closed.incident.status == "closed", "a contained incident can be closed"
+
+
+def test_a_close_needs_its_reason_and_a_duplicate_its_other():
+    from pydantic import ValidationError
+
+    from schemas import CloseRequest
+    for body, field in [({"by": "x"}, "reason"), ({"reason": "duplicate", "by": "x"}, "of"),
+                        ({"reason": "handled", "of": "inc-1", "by": "x"}, "of"),
+                        ({"reason": "gone", "by": "x"}, "reason")]:
+        with pytest.raises(ValidationError) as exc:
+            CloseRequest.model_validate(body)
+        assert exc.value.errors()[0]["loc"] == (field,), body
+    with pytest.raises(ValidationError) as exc:
+        IncidentUpdate(update_id="u", incident_id="i", action="close", by="x", at=T0)
+    assert exc.value.errors()[0]["loc"] == ("reason",)
