@@ -357,11 +357,7 @@ class IncidentLevel(ApiView):
     async def post(self, request: Request, incident_id: str) -> Response:
         w = self.whistle
         incident = incident_or_404(w, incident_id, request["caller"])
-        data = await self.read_json(request)
-        try:
-            body = LevelRequest.model_validate(data)
-        except ValidationError as exc:
-            raise Refusal(422, "invalid level change", error_details(exc)) from None
+        body = await self.read_model(request, LevelRequest, "level change")
         if body.level == incident["level"]:
             raise Refusal(409, f"incident {incident_id} is at level {body.level} already",
                           problem("level", body.level))

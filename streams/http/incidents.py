@@ -20,10 +20,9 @@ import uuid
 
 from aiohttp.web import Request
 from faust.web import Response
-from pydantic import ValidationError
 
 from schemas import CloseRequest, ContainRequest, IncidentUpdate, topics
-from schemas.codec import dump, error_details
+from schemas.codec import dump
 from streams.http.api import incident_or_404
 from streams.http.errors import Refusal, problem
 from streams.http.views import ApiView, Route
@@ -38,10 +37,7 @@ class CloseIncident(ApiView):
     async def post(self, request: Request, incident_id: str) -> Response:
         w = self.whistle
         incident = incident_or_404(w, incident_id, request["caller"])
-        try:
-            body = CloseRequest.model_validate(await self.read_json(request))
-        except ValidationError as exc:
-            raise Refusal(422, "invalid close", error_details(exc)) from None
+        body = await self.read_model(request, CloseRequest, "close")
         if incident["status"] == "closed":
             raise Refusal(409, f"incident {incident_id} is closed already",
                           problem("status", "closed"))
@@ -66,10 +62,7 @@ class ContainIncident(ApiView):
     async def post(self, request: Request, incident_id: str) -> Response:
         w = self.whistle
         incident = incident_or_404(w, incident_id, request["caller"])
-        try:
-            body = ContainRequest.model_validate(await self.read_json(request))
-        except ValidationError as exc:
-            raise Refusal(422, "invalid contain", error_details(exc)) from None
+        body = await self.read_model(request, ContainRequest, "contain")
         if incident["status"] != "open":
             raise Refusal(409, f"incident {incident_id} is {incident['status']}",
                           problem("status", incident["status"]))

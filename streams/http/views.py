@@ -17,13 +17,14 @@ import asyncio
 import json
 import math
 import time
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import faust
 from aiohttp.web import Request
 from faust.web import Response, View
+from pydantic import BaseModel, ValidationError
 
-from schemas.codec import json_bytes
+from schemas.codec import error_details, json_bytes
 from streams.http.auth import PUBLIC, Caller, Denied
 from streams.http.errors import Refusal, problem
 from streams.http.gate import Gate
@@ -32,6 +33,8 @@ from streams.worker import Whistle
 __all__ = ["JSON", "ApiView", "Route", "mount"]
 
 JSON = "application/json; charset=utf-8"
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class ApiView(View):
@@ -133,6 +136,13 @@ class ApiView(View):
             if len(body) > limit:
                 raise Refusal(413, f"body over {limit} bytes", problem("body", "too large"))
         return bytes(body)
+
+    async def read_model(self, request: Request, model: type[M], what: str) -> M:
+        """The JSON body as `model`; 422 `invalid <what>` naming each field at fault."""
+        try:
+            return model.model_validate(await self.read_json(request))
+        except ValidationError as exc:
+            raise Refusal(422, f"invalid {what}", error_details(exc)) from None
 
     async def read_json(self, request: Request,
                         types: tuple[str, ...] = ("application/json",)) -> Any:
