@@ -82,9 +82,11 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read_whole(guarded):
 
 def test_no_token_or_secret_in_any_log_line(guarded):
     def delivery_failed():  # the webhook failed and was logged by now
-        tasks = guarded.http.get("/api/v1/tasks", headers=bearer("admin"),
-                                 params={"department": "safety_office"}).json()["tasks"]
-        return any(t.get("notice_cause") == "delivery_failed" for t in tasks)
+        answer = guarded.http.get("/api/v1/tasks", headers=bearer("admin"),
+                                  params={"department": "safety_office"})
+        if answer.status_code == 429:  # this stack's tokens are limited to 2/s: look again
+            return False
+        return any(t.get("notice_cause") == "delivery_failed" for t in answer.json()["tasks"])
     time.sleep(3)
     guarded.wait_for(delivery_failed, 30, "the failed delivery escalated")
     logged = "".join(guarded.output)
@@ -175,9 +177,11 @@ def test_a_department_sees_reporters_phones_masked_and_an_admin_whole(guarded):
                              headers=bearer("gateway")).status_code == 202
 
     def police_incident():
-        found = guarded.http.get("/api/v1/incidents", headers=bearer("police"),
-                                 params={"site_id": "cq-zheyi-yuhang-hospital"}).json()
-        return next((i for i in found["incidents"] if i["reporters"]), None)
+        answer = guarded.http.get("/api/v1/incidents", headers=bearer("police"),
+                                  params={"site_id": "cq-zheyi-yuhang-hospital"})
+        if answer.status_code == 429:  # limited to 2/s: a slow machine polls past it
+            return None
+        return next((i for i in answer.json()["incidents"] if i["reporters"]), None)
 
     incident = guarded.wait_for(police_incident, 15, "the police's view of the incident")
     inc = incident["incident_id"]
