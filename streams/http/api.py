@@ -158,8 +158,9 @@ class Incidents(ApiView):
         caller = request["caller"]
         found = [shown(v, caller) for v in w.tables.incidents.values()
                  if (status is None or v["status"] == status)
-                 and wanted.incident_fits(v, w.registry.site(v["site_id"]),
-                                          departments_of(w, v))
+                 and (not wanted.filters or wanted.incident_fits(
+                     v, w.registry.site(v["site_id"]) if wanted.needs_site else None,
+                     departments_of(w, v) if wanted.department is not None else ()))
                  and (caller.role == "admin" or involves(w, v, caller))]
         elsewhere, more = await self.gate.routing.gather(request, "incidents")  # shown there
         page, cursor = wanted.page(found + elsewhere, incident_key, newest_first=True,
@@ -258,10 +259,13 @@ class Tasks(ApiView):
         of_incident = replace(wanted, department=None)  # the task's own, above
 
         def fits(task: dict) -> bool:
+            if not of_incident.filters:
+                return True
             incident = w.tables.incidents.get(task["incident_id"]) or {
                 "incident_id": task["incident_id"], "site_id": "", "opened_at": task["created_at"]}
             return of_incident.incident_fits(
-                incident, w.registry.site(incident["site_id"]) if incident["site_id"] else None,
+                incident, w.registry.site(incident["site_id"])
+                if incident["site_id"] and of_incident.needs_site else None,
                 (), at=task["created_at"],
                 also=(task["action"], task["task_id"], task["department"]))
 

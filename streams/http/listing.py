@@ -97,6 +97,18 @@ class Found:
     limit: int | None = None
     cursor: Key | None = None
 
+    @property
+    def filters(self) -> bool:
+        """Whether any filter is set: without one every item fits, and nothing about it need
+        be looked up."""
+        return any(v is not None for v in (self.level, self.kind, self.site_id, self.grid,
+                                           self.department, self.since, self.until, self.text))
+
+    @property
+    def needs_site(self) -> bool:
+        """Whether fitting reads the registry's site (its grid, name or address)."""
+        return self.grid is not None or self.text is not None
+
     @classmethod
     def parse(cls, query: Mapping[str, str]) -> Found:
         level = query.get("level")
@@ -135,11 +147,12 @@ class Found:
             return False
         if self.department is not None and self.department not in departments:
             return False
-        when = _when(at or incident["opened_at"])
-        if self.since is not None and when < self.since:
-            return False
-        if self.until is not None and when > self.until:
-            return False
+        if self.since is not None or self.until is not None:
+            when = _when(at or incident["opened_at"])
+            if self.since is not None and when < self.since:
+                return False
+            if self.until is not None and when > self.until:
+                return False
         if self.text is not None:
             words = [incident.get("incident_id", ""), incident.get("site_id", ""),
                      incident.get("kind", ""), *(also or ())]

@@ -79,3 +79,11 @@ def test_another_workers_more_means_a_next_page():
     page, cursor = Found.parse({"limit": "3"}).page(items, incident_key, True,
                                                     more_elsewhere=True)
     assert cursor is not None and decode_cursor(cursor) == incident_key(page[-1])
+
+
+def test_without_a_filter_nothing_is_looked_up():
+    assert not Found.parse({"limit": "5"}).filters and not Found.parse({}).needs_site
+    for query in ({"level": "I"}, {"grid": "X"}, {"q": "银丰"}, {"until": "2026-12-06T00:00:00Z"}):
+        assert Found.parse(query).filters, query
+    assert Found.parse({"grid": "X"}).needs_site and Found.parse({"q": "x"}).needs_site
+    assert not Found.parse({"level": "I", "department": "police"}).needs_site
