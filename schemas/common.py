@@ -39,6 +39,7 @@ __all__ = [
     "no_control_characters",
     "parse_duration",
     "parse_timestamp",
+    "person_field",
     "utc_now",
 ]
 
@@ -211,3 +212,10 @@ DepartmentId = Annotated[
 Level = Literal["I", "II", "III", "IV"]
 LEVELS: tuple[Level, ...] = ("I", "II", "III", "IV")
 """Incident levels, most severe first (国家突发事件分级: I 特别重大 ... IV 一般)."""
+
+
+def person_field() -> Any:
+    """A request body's `by`: needed only when the token names no person (open mode, a token
+    without a name); a token's person is what is recorded, whatever `by` says."""
+    return Field(default="", max_length=200,
+                 description="who does it, when the token names nobody")

@@ -46,7 +46,9 @@ class Grant(BaseModel):
     department: DepartmentId | None = None
     token: SecretStr | None = Field(default=None, min_length=16, max_length=512)
     token_sha256: str | None = None
-    name: str = Field(default="", max_length=200, description="who holds it, for the logs")
+    name: str = Field(default="", max_length=200,
+                      description="the person who holds it (王值班): every action taken with "
+                                  "it is recorded as theirs")
 
     @model_validator(mode="after")
     def _one_secret(self) -> Grant:
@@ -55,9 +57,11 @@ class Grant(BaseModel):
                               "token_sha256")
         if self.token_sha256 is not None and not _SHA256.match(self.token_sha256):
             raise field_error("token_sha256", "value_error", "64 lower-case hex digits")
-        if (self.role == "department") != (self.department is not None):
-            raise field_error("department", "value_error",
-                              "a department token names its department; no other role does")
+        if self.role == "department" and self.department is None:
+            raise field_error("department", "missing", "a department token names its "
+                              "department")
+        if self.role == "gateway" and self.department is not None:
+            raise field_error("department", "value_error", "a gateway token has no department")
         return self
 
     @property

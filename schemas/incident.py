@@ -8,7 +8,15 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas.alarm import Reporter
-from schemas.common import Identifier, Level, Timestamp, field_error
+from schemas.common import (
+    DepartmentId,
+    Duration,
+    Identifier,
+    Level,
+    Timestamp,
+    field_error,
+    person_field,
+)
 
 __all__ = ["CLOSE_REASONS", "CONFIRMATIONS", "INCIDENT_STATUSES", "CloseReason", "CloseRequest",
            "Confirmation", "ContainRequest", "Evidence", "Incident", "IncidentStatus",
@@ -99,7 +107,7 @@ class LevelRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     level: Level
-    by: str = Field(min_length=1, max_length=200)
+    by: str = person_field()
     note: str = Field(default="", max_length=4000)
 
 
@@ -116,7 +124,7 @@ class CloseRequest(BaseModel):
 
     reason: CloseReason
     of: Identifier | None = Field(default=None, description="duplicate: the incident it repeats")
-    by: str = Field(min_length=1, max_length=200)
+    by: str = person_field()
     note: str = Field(default="", max_length=4000)
 
     @model_validator(mode="after")
@@ -132,7 +140,7 @@ class ContainRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    by: str = Field(min_length=1, max_length=200)
+    by: str = person_field()
     note: str = Field(default="", max_length=4000)
 
 
@@ -142,16 +150,29 @@ class IncidentUpdate(BaseModel):
     already), `confirm` (the verification's deadline passed: positive alarm sequence) or
     `merge_into` (a late alarm showed it is part of the incident `into`), or a person's `close`
     (with `reason`; a duplicate names the incident `into`) or `contain` (控制: under control,
-    not over)."""
+    not over); the duty officer's `add_task` (加派), `reassign` (转派) and `cancel_task`; and
+    `whistle` (吹哨: call `departments` in, to report for duty), by a person or a playbook's
+    rule."""
 
     model_config = ConfigDict(extra="forbid")
 
     update_id: Identifier
     incident_id: Identifier
-    action: Literal["set_level", "raise_level", "confirm", "merge_into", "close", "contain"]
+    action: Literal["set_level", "raise_level", "confirm", "merge_into", "close", "contain",
+                    "add_task", "reassign", "cancel_task", "whistle"]
     level: Level | None = None
     reason: CloseReason | None = None
     into: Identifier | None = None
+    task_id: Identifier | None = Field(default=None, description="reassign, cancel_task: "
+                                                                 "which task")
+    department: DepartmentId | None = Field(default=None, description="add_task, reassign: "
+                                                                      "to whom")
+    departments: list[DepartmentId] = Field(default_factory=list,
+                                            description="whistle: whom it calls in")
+    task_action: str | None = Field(default=None, max_length=2000,
+                                    description="add_task, reassign: what to do")
+    ack_within: Duration | None = None
+    complete_within: Duration | None = None
     by: str = Field(min_length=1, max_length=200)
     note: str = Field(default="", max_length=4000)
     at: Timestamp
@@ -166,4 +187,12 @@ class IncidentUpdate(BaseModel):
             raise field_error("into", "missing", "merge_into needs the incident to merge into")
         if (self.action == "close") != (self.reason is not None):
             raise field_error("reason", "value_error", "close, and only close, has a reason")
+        if self.action in ("reassign", "cancel_task") and self.task_id is None:
+            raise field_error("task_id", "missing", f"{self.action} needs the task")
+        if self.action in ("add_task", "reassign") and self.department is None:
+            raise field_error("department", "missing", f"{self.action} needs a department")
+        if self.action == "add_task" and not self.task_action:
+            raise field_error("task_action", "missing", "add_task needs the action")
+        if self.action == "whistle" and not self.departments:
+            raise field_error("departments", "missing", "a whistle calls in a department")
         return self

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schemas.common import DepartmentId, Identifier, Level, Timestamp, field_error
+from schemas.common import DepartmentId, Identifier, Level, Timestamp, field_error, person_field
 
 __all__ = [
     "FINAL_STATUSES",
@@ -25,8 +25,9 @@ TaskStatus = Literal["dispatched", "acknowledged", "in_progress", "completed", "
 TASK_STATUSES: tuple[str, ...] = ("dispatched", "acknowledged", "in_progress", "completed",
                                   "rejected", "cancelled")
 FINAL_STATUSES: tuple[str, ...] = ("completed", "rejected", "cancelled")
-"""A task in one of these is over: no deadline binds it, no action changes it. `cancelled`: its
-incident was closed by hand while it was open."""
+"""A task in one of these is over: no deadline binds it, no department's action changes it.
+`cancelled`: its incident was closed by hand while it was open, or the duty officer cancelled
+it (a rejected task too) or re-assigned it to another department."""
 TaskAction = Literal["ack", "start", "complete", "reject", "progress"]
 TASK_ACTIONS: tuple[str, ...] = ("ack", "start", "complete", "reject", "progress")
 """`progress` (续报): a note on a task under way; its status stays."""
@@ -68,7 +69,15 @@ class Task(BaseModel):
                                    description="ids of the escalations applied to it")
     notice_of: str | None = Field(default=None, description="an escalation notice (督办): the "
                                                             "task it is about")
-    notice_cause: Literal["ack_overdue", "complete_overdue", "delivery_failed"] | None = None
+    notice_cause: Literal["ack_overdue", "complete_overdue", "delivery_failed",
+                          "rejected"] | None = Field(
+        default=None, description="why the notice: a deadline missed, a delivery failed, or "
+                                  "(to the lead) the task was rejected")
+    summons: bool = Field(default=False, description="a whistle's call (吹哨) to report for "
+                                                     "duty (报到): acknowledging it is reporting")
+    replaces: str | None = Field(default=None, description="re-assigned (转派): the task this "
+                                                           "one takes over")
+    replaced_by: str | None = Field(default=None, description="the task that took it over")
 
 
 class TaskUpdateRequest(BaseModel):
@@ -76,7 +85,7 @@ class TaskUpdateRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    by: str = Field(min_length=1, max_length=200)
+    by: str = person_field()
     note: str = Field(default="", max_length=4000)
     outcome: Outcome | None = Field(
         default=None, description="completing a verification task: what was found on site")

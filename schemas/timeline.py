@@ -16,7 +16,8 @@ EntryType = Literal[
     "task_acknowledged", "task_started", "task_completed", "task_rejected", "task_progress",
     "task_cancelled", "task_overdue", "incident_contained",
     "escalated", "level_changed", "incident_confirmed", "incident_merged", "incident_reopened",
-    "incident_closed", "delivery_failed", "reporter_feedback",
+    "incident_closed", "delivery_failed", "reporter_feedback", "task_reassigned",
+    "whistle_blown",
 ]
 ENTRY_TYPES: tuple[str, ...] = EntryType.__args__  # type: ignore[attr-defined]
 

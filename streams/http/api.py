@@ -300,8 +300,9 @@ class TaskAction(ApiView):
         data = await self.read_json(request)
         try:
             body = TaskUpdateRequest.model_validate(data)
+            by = self.person(request, body.by)
             update = TaskUpdate(update_id=uuid.uuid4().hex, task_id=task_id,
-                                incident_id=task.incident_id, action=action, by=body.by,
+                                incident_id=task.incident_id, action=action, by=by,
                                 note=body.note, outcome=body.outcome, at=w.clock())
         except ValidationError as exc:
             raise Refusal(422, "invalid task update", error_details(exc)) from None
@@ -362,11 +363,12 @@ class IncidentLevel(ApiView):
         w = self.whistle
         incident = incident_or_404(w, incident_id, request["caller"])
         body = await self.read_model(request, LevelRequest, "level change")
+        by = self.person(request, body.by)
         if body.level == incident["level"]:
             raise Refusal(409, f"incident {incident_id} is at level {body.level} already",
                           problem("level", body.level))
         update = IncidentUpdate(update_id=uuid.uuid4().hex, incident_id=incident_id,
-                                action="set_level", level=body.level, by=body.by,
+                                action="set_level", level=body.level, by=by,
                                 note=body.note, at=w.clock())
         changed = await self.submit(topics.INCIDENT_UPDATES, incident_id, update.update_id,
                                     dump(update), "level", ("incident_id", incident_id))

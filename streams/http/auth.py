@@ -40,13 +40,20 @@ only its own department's tasks; an admin reads and changes everything."""
 
 @dataclass(frozen=True)
 class Caller:
-    """Who made a request. `department` is set for a department token only."""
+    """Who made a request: the role, the department (a department token's, or the one an
+    admin token names, e.g. the safety office's duty officer) and the person."""
 
     role: str
     department: str | None = None
     name: str = ""
     key: str = ""  # what its rate limit is counted by: part of the token's digest
 
+
+    @property
+    def person(self) -> str:
+        """The person the token names (what an action records as `by`); "" for a token
+        naming nobody, and in open mode."""
+        return self.name if self.key else ""
 
     def may_see(self, department: str | None) -> bool:
         """Whether this caller may see what belongs to `department`."""

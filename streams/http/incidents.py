@@ -38,6 +38,7 @@ class CloseIncident(ApiView):
         w = self.whistle
         incident = incident_or_404(w, incident_id, request["caller"])
         body = await self.read_model(request, CloseRequest, "close")
+        by = self.person(request, body.by)
         if incident["status"] == "closed":
             raise Refusal(409, f"incident {incident_id} is closed already",
                           problem("status", "closed"))
@@ -48,7 +49,7 @@ class CloseIncident(ApiView):
             if self.gate.routing.owner(body.of) is None and w.tables.incidents.get(body.of) is None:
                 raise Refusal(422, f"no incident {body.of}", [{"loc": ["of"], "msg": "unknown"}])
         update = IncidentUpdate(update_id=uuid.uuid4().hex, incident_id=incident_id,
-                                action="close", reason=body.reason, into=body.of, by=body.by,
+                                action="close", reason=body.reason, into=body.of, by=by,
                                 note=body.note, at=w.clock())
         closed = await self.submit(topics.INCIDENT_UPDATES, incident_id, update.update_id,
                                    dump(update), "status", ("incident_id", incident_id))
@@ -63,11 +64,12 @@ class ContainIncident(ApiView):
         w = self.whistle
         incident = incident_or_404(w, incident_id, request["caller"])
         body = await self.read_model(request, ContainRequest, "contain")
+        by = self.person(request, body.by)
         if incident["status"] != "open":
             raise Refusal(409, f"incident {incident_id} is {incident['status']}",
                           problem("status", incident["status"]))
         update = IncidentUpdate(update_id=uuid.uuid4().hex, incident_id=incident_id,
-                                action="contain", by=body.by, note=body.note, at=w.clock())
+                                action="contain", by=by, note=body.note, at=w.clock())
         contained = await self.submit(topics.INCIDENT_UPDATES, incident_id, update.update_id,
                                       dump(update), "status", ("incident_id", incident_id))
         return self.reply(contained.model_dump(mode="json"))

@@ -36,7 +36,9 @@ class ReloadPlaybooks(ApiView):
             raise Refusal(422, "the playbooks were refused; the running set stays",
                           [{"loc": [p.file, p.line], "msg": p.message}
                            for p in exc.problems]) from None
-        return self.reply(w.library.describe())
+        person = request["caller"].person or "an unnamed caller"
+        w.app.log.info("playbooks reloaded by %s", person)
+        return self.reply({**w.library.describe(), "by": person})
 
 
 ROUTES: list[Route] = [

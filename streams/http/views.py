@@ -137,6 +137,15 @@ class ApiView(View):
                 raise Refusal(413, f"body over {limit} bytes", problem("body", "too large"))
         return bytes(body)
 
+    def person(self, request: Request, given: str) -> str:
+        """Who does it, for the record: the token's person, else the body's `by` (open mode,
+        a token naming nobody); 422 naming `by` when neither names anyone."""
+        person = request["caller"].person or given.strip()
+        if not person:
+            raise Refusal(422, "who does it? the token names no person: give by",
+                          problem("by", "required when the token names no person"))
+        return person
+
     async def read_model(self, request: Request, model: type[M], what: str) -> M:
         """The JSON body as `model`; 422 `invalid <what>` naming each field at fault."""
         try:

@@ -55,7 +55,7 @@ def test_the_gateway_only_posts_alarms_and_the_admin_does_everything():
 
 @pytest.mark.parametrize("grant, field", [
     ({"role": "department", "token": "x" * 20}, "department"),
-    ({"role": "admin", "department": "police", "token": "x" * 20}, "department"),
+    ({"role": "gateway", "department": "police", "token": "x" * 20}, "department"),
     ({"role": "admin"}, "token"),
     ({"role": "admin", "token": "x" * 20, "token_sha256": "0" * 64}, "token"),
     ({"role": "admin", "token": "short"}, "token"),
