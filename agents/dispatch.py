@@ -45,6 +45,7 @@ async def handle(w: Whistle, triaged: Triaged, message) -> None:
                 incident, triaged.site, loaded, "matched when the incident opened",
                 [t for t in tasks if t.created_at == incident.opened_at], incident.opened_at)
     await w.apply(step)
+    w.answer(f"alarm:{triaged.alarm.alarm_id}", "ok", step.incident)  # a report by hand
     if step.changed and step.new_tasks:
         received = triaged.alarm.received_at
         if received is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from agents.logic.deadlines import escalate
+from agents.logic.incidents import IncidentStep
 from schemas import Escalation, Incident, Task, topics
 from schemas.codec import dump
 
@@ -45,6 +46,13 @@ async def handle(w: Whistle, esc: Escalation, message) -> None:
     await w.publish(out.incident, tasks, out.entries)
     for update in out.updates:
         await w.send(topics.INCIDENT_UPDATES, update.incident_id, dump(update))
+    # a missed deadline may be what the playbook blows the whistle on (`overdue: n`)
+    step = IncidentStep(Incident.model_validate(w.tables.incidents[esc.incident_id]),
+                        changed=False)
+    w.call_in(step)
+    if step.changed:
+        step.incident = step.incident.model_copy(update={"revision": step.incident.revision + 1})
+        await w.apply(step)
 
 
 def register(w: Whistle) -> None:

@@ -1,21 +1,26 @@
 """Incident-updates agent: `whistle.incident-updates` -> the changed incident, the steps the
 change makes ready, and the timeline entries. Changes: a new level (a person, or an escalation
 raising it), confirmation by the positive alarm sequence's deadlines (the PAS timer), a merge
-into another incident (which may arrive before the incident it merges has opened: it waits)."""
+into another incident (which may arrive before the incident it merges has opened: it waits);
+and the duty officer's hand: a task added, re-assigned or cancelled, the whistle blown."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import TYPE_CHECKING
 
+from agents.logic.command import on_command
 from agents.logic.incidents import SameLevel, change_level, on_update
-from schemas import LEVELS, Incident, IncidentUpdate, topics
+from schemas import LEVELS, Incident, IncidentUpdate, Task, topics
 from schemas.codec import dump
 
 if TYPE_CHECKING:
     from streams.worker import Whistle
 
-__all__ = ["MERGE_ATTEMPTS", "register"]
+__all__ = ["COMMANDS", "MERGE_ATTEMPTS", "register"]
+
+COMMANDS = ("add_task", "reassign", "cancel_task", "whistle")
+"""The duty officer's changes (`agents.logic.command`): answered with the whole step."""
 
 MERGE_ATTEMPTS = 60
 """How often a merge waits for its incident to open (about 40 s in all) before it is a dead
@@ -52,6 +57,14 @@ async def handle(w: Whistle, update: IncidentUpdate, message) -> None:
             incident.level):  # as severe already (a person, or an earlier escalation)
         w.answer(update.update_id, "ok", incident)
         return
+    if update.action in COMMANDS:
+        step = on_command(incident, update, loaded, site, tasks, w.report_within, w.clock())
+        if not step.changed:
+            w.answer(update.update_id, "conflict", _why_not(incident, update, tasks))
+            return
+        await w.apply(step)
+        w.answer(update.update_id, "ok", step)
+        return
     if update.action in ("set_level", "raise_level"):
         try:
             step = change_level(incident, update, loaded, site, tasks, w.clock())
@@ -66,6 +79,19 @@ async def handle(w: Whistle, update: IncidentUpdate, message) -> None:
             return
     await w.apply(step)
     w.answer(update.update_id, "ok", step.incident)
+
+
+def _why_not(incident: Incident, update: IncidentUpdate, tasks: list[Task]) -> str:
+    if incident.status == "closed":
+        return f"incident {incident.incident_id} is closed"
+    if update.action == "whistle":
+        return "every department named is called in already and has not finished"
+    task = next((t for t in tasks if t.task_id == update.task_id), None)
+    if task is None:
+        return f"no task {update.task_id}"
+    if task.replaced_by is not None:
+        return f"task {task.task_id} was re-assigned already (to {task.replaced_by})"
+    return f"task {task.task_id} is {task.status}"
 
 
 def register(w: Whistle) -> None:

@@ -1,16 +1,18 @@
 """Task-updates agent: `whistle.task-updates` -> the task's new snapshot on its department's
-topic and a timeline entry; the 督办 notices the answer settles are completed. The state
+topic and a timeline entry; the 督办 notices the answer settles are completed; a rejection
+(退回) sends the lead a notice to re-assign or cancel the task. The state
 machine is `taskstate`; this agent is its only writer of department answers."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from agents.logic.command import dispatched, rejection_notice
 from agents.logic.deadlines import cleared_notices
 from agents.logic.incidents import on_task_changed
 from agents.logic.taskstate import ENTRY_TYPE_OF, IllegalTransition, apply_update
 from agents.logic.timelines import entry
-from schemas import Incident, Task, TaskUpdate, topics
+from schemas import Incident, Task, TaskUpdate, TimelineEntry, topics
 from schemas.codec import dump
 
 if TYPE_CHECKING:
@@ -43,12 +45,20 @@ async def handle(w: Whistle, update: TaskUpdate, message) -> None:
     incident = Incident.model_validate(w.tables.incidents[task.incident_id])
     progress = update.action == "progress"  # a note on the way: it answers no deadline
     settled = [] if progress else cleared_notices(task, w.tasks_of(incident), update.at, names)
-    await w.publish(None, [task, *settled], [entry(
+    notice = (rejection_notice(incident, task, w.lead, names, update.at)
+              if update.action == "reject" else None)
+    told: list[TimelineEntry] = []
+    if notice is not None and notice.task_id not in incident.task_ids:  # 退回: the lead hears
+        settled.append(notice)
+        told.append(dispatched(notice, update.at, None, notice_of=notice.notice_of))
+        incident = incident.model_copy(update={
+            "task_ids": [*incident.task_ids, notice.task_id], "revision": incident.revision + 1})
+    await w.publish(incident if told else None, [task, *settled], [entry(
         task.incident_id, ENTRY_TYPE_OF[update.action], update.at, task_id=task.task_id,
         department=task.department, by=update.by, revision=task.revision,
         detail={"status": task.status, **({"note": update.note} if update.note else {}),
                 **({"outcome": task.outcome} if task.outcome else {})}),
-        *_settled_entries(settled)])
+        *told, *_settled_entries([n for n in settled if n is not notice])])
     w.answer(update.update_id, "ok", task)
     if not progress:
         await _follow_up(w, task)

@@ -302,6 +302,8 @@ def _escalation_targets(pb: Playbook) -> list[tuple[tuple, str]]:
     for loc, step in _steps(pb):
         found += [((*loc, "escalate", r, "notify", n), d)
                   for r, rule in enumerate(step.escalate or []) for n, d in enumerate(rule.notify)]
+    found += [(("whistle", r, "departments", n), d) for r, rule in enumerate(pb.whistle)
+              for n, d in enumerate(rule.departments)]
     return found
 
 

@@ -39,7 +39,8 @@ from schemas.common import DepartmentId, Duration, Identifier, Level, field_erro
 from schemas.site import SiteType
 
 __all__ = ["AttributeCondition", "Confirm", "EscalationRule", "HourWindow", "Playbook",
-           "PlaybookMatch", "PlaybookStep", "Slug", "StepUnits", "StepWhen", "WEEKDAYS", "Weekday"]
+           "PlaybookMatch", "PlaybookStep", "Slug", "StepUnits", "StepWhen", "WEEKDAYS", "Weekday",
+           "WhistleRule", "WhistleWhen"]
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -242,6 +243,37 @@ class Confirm(BaseModel):
         return self
 
 
+class WhistleWhen(BaseModel):
+    """When a playbook blows the whistle itself: the incident (confirmed) reaches a level, or
+    its tasks have missed `overdue` deadlines in all (each task's acknowledgement and completion
+    count once each; notices and summons do not count)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    level_at_least: Level | None = None
+    overdue: int | None = Field(default=None, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> WhistleWhen:
+        if (self.level_at_least is None) == (self.overdue is None):
+            raise field_error("level_at_least", "value_error",
+                              "give exactly one of level_at_least and overdue")
+        return self
+
+
+class WhistleRule(BaseModel):
+    """吹哨: call departments in (usually the district's) when `when` holds; each must report
+    for duty (报到) within `within`, else within its own `report_within` (departments.yaml).
+    A department already called in, and not yet done, is not called again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    when: WhistleWhen
+    departments: list[DepartmentId] = Field(min_length=1)
+    reason: str = Field(min_length=1, max_length=2000)
+    within: Duration | None = None
+
+
 class Playbook(BaseModel):
     """A contingency plan. Exactly one playbook in a set is the `fallback`, which matches
     everything no other playbook takes, so no alarm is ever dropped."""
@@ -263,6 +295,8 @@ class Playbook(BaseModel):
         default_factory=list, description="for every step that has no escalate of its own")
     confirm: Confirm | None = Field(
         default=None, description="hold the steps until the incident is confirmed")
+    whistle: list[WhistleRule] = Field(default_factory=list,
+                                       description="when to call departments in (吹哨)")
 
     @model_validator(mode="after")
     def _consistent(self) -> Playbook:

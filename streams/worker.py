@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import faust
@@ -19,8 +19,9 @@ from faust.types import RecordMetadata
 from faust.types.tables import GlobalTableT, TableT
 from pydantic import BaseModel
 
+from agents.logic.command import called_in
 from agents.logic.confirmation import pas_due
-from agents.logic.deadlines import OpenTaskIndex, next_due, rules_for
+from agents.logic.deadlines import OpenTaskIndex, next_due, rules_for, summons_rules
 from agents.logic.feedback import feedback_entry, feedback_for
 from agents.logic.health import DueIndex
 from agents.logic.incidents import IncidentStep
@@ -218,8 +219,30 @@ class Whistle:
             out += [(names.TIMELINE, incident_id, dump(e)) for e in new]
         return out
 
+    @property
+    def lead(self) -> str:
+        """The department that leads (统一指挥): told of rejections and unanswered whistles."""
+        return next((d.id for d in self.departments.values() if d.lead), "safety_office")
+
+    @property
+    def report_within(self) -> dict[str, timedelta]:
+        """Each department's 报到 deadline when the whistle calls it in."""
+        return {d: dept.report_within for d, dept in self.departments.items()}
+
+    def call_in(self, step: IncidentStep) -> None:
+        """Add to the step the summons its playbook's whistle rules call for now (吹哨)."""
+        loaded = self.library.version(step.incident.playbook)
+        if loaded is None or not loaded.playbook.whistle or step.incident.status == "closed":
+            return
+        changed = {t.task_id: t for t in step.changed_tasks}
+        tasks = [changed.get(t.task_id, t) for t in self.tasks_of(step.incident)]
+        called_in(step, loaded.playbook, tasks, self.report_within, self.clock())
+
     async def apply(self, step: IncidentStep) -> None:
-        """Publish an incident step, and send what it asks of other incidents and of triage."""
+        """Publish an incident step (with the summons its playbook's whistle rules call for),
+        and send what it asks of other incidents and of triage."""
+        if step.changed:
+            self.call_in(step)
         await self.publish(step.incident, [*step.new_tasks, *step.changed_tasks], step.entries)
         for task in step.new_tasks if step.changed else ():
             self.metrics.tasks.labels(department=task.department).inc()
@@ -273,6 +296,8 @@ class Whistle:
         """The escalation rules of the task's playbook step (none for a notice)."""
         if task is None or task.notice_of is not None:
             return []
+        if task.summons:
+            return summons_rules(self.lead)
         stored = self.tables.incidents.get(task.incident_id)
         loaded = self.library.version(PlaybookRef(**stored["playbook"])) if stored else None
         return rules_for(loaded.playbook if loaded else None, task.step)

@@ -36,7 +36,7 @@ from schemas.escalation import Overdue
 from schemas.playbook import EscalationRule
 
 __all__ = ["Escalated", "NOTICE_WITHIN", "OpenTaskIndex", "cleared_notices", "due_escalations",
-           "escalate", "next_due", "pending", "rules_for"]
+           "escalate", "next_due", "pending", "rules_for", "summons_rules"]
 
 NOTICE_WITHIN = timedelta(minutes=5)
 """A notice is to be acknowledged within this; notices are not escalated themselves."""
@@ -85,6 +85,13 @@ class OpenTaskIndex:
         counts = dict.fromkeys(departments, 0)
         counts.update((d, n) for d, n in self._open.items() if n)
         return counts
+
+
+def summons_rules(lead: str) -> list[EscalationRule]:
+    """A department called in by the whistle that does not report for duty (报到) in time:
+    the lead is told at once and every 10 minutes after, three times in all."""
+    return [EscalationRule(on_overdue="ack", notify=[lead], repeat=timedelta(minutes=10),
+                           times=3)]
 
 
 def rules_for(playbook: Playbook | None, step_id: str) -> list[EscalationRule]:
@@ -289,7 +296,8 @@ def cleared_notices(task: Task, tasks: list[Task], at: datetime, names: dict[str
     """The open notices about `task` that its new status settles, completed by Whistle."""
     done = []
     for notice in tasks:
-        if notice.notice_of != task.task_id or notice.status in FINAL_STATUSES:
+        if (notice.notice_of != task.task_id or notice.status in FINAL_STATUSES
+                or notice.notice_cause == "rejected"):  # settled by the lead's hand
             continue
         settled = (task.status in FINAL_STATUSES if notice.notice_cause == "complete_overdue"
                    else task.status != "dispatched")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from agents.logic.confirmation import judge, pas_expired, verdict_of
-from agents.logic.taskstate import cancel
+from agents.logic.taskstate import cancel, settled
 from agents.logic.timelines import entry
 from playbooks import Facts, LoadedPlaybook, PlaybookSet, match, plan_tasks
 from schemas import (
@@ -29,8 +29,14 @@ from schemas import (
     Triaged,
 )
 
-__all__ = ["IncidentStep", "SameLevel", "advance", "change_level", "facts_of", "on_task_changed",
-           "on_triaged", "on_update", "opening_entries"]
+__all__ = ["BY_HAND", "IncidentStep", "SameLevel", "advance", "by_hand", "change_level",
+           "close_if_done", "facts_of", "on_task_changed", "on_triaged", "on_update",
+           "opening_entries"]
+
+
+BY_HAND = "dispatch"
+"""The alarm attribute that carries what the duty officer chose for a report they entered;
+reserved: an alarm posted with it is refused."""
 
 
 @dataclass
@@ -76,13 +82,21 @@ def _dispatched(task: Task, at: datetime) -> TimelineEntry:
                          "complete_due": task.complete_due.isoformat()})
 
 
+def by_hand(alarm: Alarm) -> dict:
+    """What the duty officer said of a report they entered (`POST /api/v1/incidents`): who
+    (`by`), and the `level` and `playbook` they chose, if any; {} for any other alarm."""
+    hand = alarm.attributes.get(BY_HAND)
+    return hand if isinstance(hand, dict) else {}
+
+
 def opening_entries(incident: Incident, site: Site, loaded: LoadedPlaybook, why: str,
-                    tasks: list[Task], at: datetime) -> list[TimelineEntry]:
+                    tasks: list[Task], at: datetime, by: str | None = None
+                    ) -> list[TimelineEntry]:
     """incident_opened, playbook_matched and the first tasks' task_dispatched. Their ids come
     from the incident, so sending them again (after a restart) records nothing twice."""
     iid, pb = incident.incident_id, loaded.playbook
     return [
-        entry(iid, "incident_opened", at, detail={
+        entry(iid, "incident_opened", at, by=by, detail={
             "site_id": incident.site_id, "site_name": site.name, "site_type": site.type,
             "address": site.address, "level": incident.level, "kind": incident.kind}),
         entry(iid, "playbook_matched", at, detail={
@@ -98,7 +112,7 @@ def advance(incident: Incident, loaded: LoadedPlaybook, site: Site, tasks: list[
     the incident's revision: one event, one revision."""
     new = plan_tasks(incident, loaded.playbook, site, now,
                      planned={t.step for t in tasks},
-                     completed={t.step for t in tasks if t.status == "completed"})
+                     completed=done_steps(tasks))
     if not new:
         return IncidentStep(incident, changed=False)
     incident = incident.model_copy(update={
@@ -162,23 +176,30 @@ def _merge(step: IncidentStep, triaged: Triaged, now: datetime) -> IncidentStep:
 
 def _open(triaged: Triaged, playbooks: PlaybookSet, now: datetime) -> IncidentStep:
     alarm = triaged.alarm
-    result = match(playbooks, facts_of(alarm, triaged.site))
-    pb = result.winner.playbook
+    hand = by_hand(alarm)
+    picked = playbooks.by_id.get(hand.get("playbook") or "")
+    if picked is not None:
+        winner, matched = picked, f"picked by {hand.get('by')}"
+    else:
+        result = match(playbooks, facts_of(alarm, triaged.site))
+        winner, matched = result.winner, result.why
+    pb = winner.playbook
     confirmation, why = judge(pb, triaged.evidence)
+    level = hand.get("level") if hand.get("level") in LEVELS else pb.level
     incident = Incident(
-        incident_id=triaged.incident_id, status="open", level=pb.level,
+        incident_id=triaged.incident_id, status="open", level=level,
         site_id=triaged.site.site_id, kind=alarm.kind, hazard=triaged.hazard,
         family=triaged.family, confirmation=confirmation,
         confirmed_at=now if confirmation == "confirmed" else None, confirmed_by=why,
         evidence=triaged.evidence,
-        playbook=PlaybookRef(id=pb.id, version=pb.version,
-                             content_hash=result.winner.content_hash),
+        playbook=PlaybookRef(id=pb.id, version=pb.version, content_hash=winner.content_hash),
         alarm_ids=[alarm.alarm_id], task_ids=[], opened_at=now, last_alarm_at=alarm.occurred_at,
     )
     incident = _with_reporter(incident, alarm)
-    planned = advance(incident, result.winner, triaged.site, [], now)
+    planned = advance(incident, winner, triaged.site, [], now)
     entries = [_received(triaged, now), *opening_entries(
-        planned.incident, triaged.site, result.winner, result.why, planned.new_tasks, now)]
+        planned.incident, triaged.site, winner, matched, planned.new_tasks, now,
+        by=hand.get("by"))]
     return IncidentStep(planned.incident, changed=True, new_tasks=planned.new_tasks,
                         entries=entries)
 
@@ -206,10 +227,23 @@ def on_task_changed(incident: Incident, task: Task, loaded: LoadedPlaybook, site
         if verdict is not None:
             _confirm(step, verdict[1], now, by=task.by, task_id=task.task_id)
     step = _advance(step, loaded, site, tasks, now)
-    if (step.incident.status != "closed" and not step.new_tasks and tasks
-            and all(t.status == "completed" for t in tasks)):
-        _close(step, "completed", "every task is completed", now)
+    close_if_done(step, tasks, now)
     return _bumped(step, incident)
+
+
+def done_steps(tasks: list[Task]) -> set[str]:
+    """The steps the steps waiting `after` them no longer wait for: completed, or cancelled by
+    the duty officer (not needed); a step taken over waits for the task that took it."""
+    return {t.step for t in tasks if t.status == "completed"
+            or (t.status == "cancelled" and t.replaced_by is None)}
+
+
+def close_if_done(step: IncidentStep, tasks: list[Task], now: datetime) -> None:
+    """Close the incident when nothing is left to do: no step newly dispatched, every task
+    settled (completed, cancelled, or rejected and taken over) and at least one completed."""
+    if (step.incident.status != "closed" and not step.new_tasks and tasks
+            and all(settled(t) for t in tasks) and any(t.status == "completed" for t in tasks)):
+        _close(step, "completed", "every task is completed", now)
 
 
 def on_update(incident: Incident, update: IncidentUpdate, loaded: LoadedPlaybook, site: Site,

@@ -22,7 +22,7 @@ from datetime import datetime
 from schemas import FINAL_STATUSES, Task, TaskUpdate
 
 __all__ = ["ENTRY_TYPE_OF", "TRANSITIONS", "IllegalTransition", "apply_update", "cancel",
-           "next_status"]
+           "next_status", "settled"]
 
 TRANSITIONS: dict[str, dict[str, str]] = {
     "dispatched": {"ack": "acknowledged", "start": "in_progress", "reject": "rejected"},
@@ -77,3 +77,11 @@ def cancel(task: Task, at: datetime, by: str, why: str) -> Task | None:
         return None
     return task.model_copy(update={"status": "cancelled", "updated_at": at,
                                    "revision": task.revision + 1, "by": by, "note": why})
+
+
+def settled(task: Task) -> bool:
+    """Whether a task needs nothing more for its incident to close: completed, cancelled, or
+    rejected and taken over by another task (a rejection nobody took over keeps the incident
+    open: the lead must re-assign or cancel it)."""
+    return task.status in ("completed", "cancelled") or (task.status == "rejected"
+                                                         and task.replaced_by is not None)

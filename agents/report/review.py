@@ -32,6 +32,7 @@ ENTRY_NAMES: dict[str, str] = {
     "escalated": "督办升级", "level_changed": "调整级别", "incident_confirmed": "确认火情",
     "incident_merged": "合并事件", "incident_reopened": "重新打开", "incident_closed": "事件结案",
     "delivery_failed": "推送失败", "reporter_feedback": "反馈报警人",
+    "task_reassigned": "转派任务", "whistle_blown": "吹哨",
 }
 """Each timeline entry type in Chinese, as the CSV, Markdown and HTML forms name it."""
 
@@ -183,6 +184,11 @@ class Review:
         if department is None:
             return ""
         return self.names.get(department, department)
+
+    def is_summons(self, task_id: str | None) -> bool:
+        """Whether the task was a whistle's call to report for duty (its dispatch says so)."""
+        return any(e.type == "task_dispatched" and e.task_id == task_id
+                   and (e.detail or {}).get("summons") for e in self.entries)
 
     @property
     def alarms(self) -> list[TimelineEntry]:

@@ -192,7 +192,18 @@ def describe(e: TimelineEntry, review: Review) -> str:
     if e.type in ("task_acknowledged", "task_started", "task_completed", "task_rejected",
                   "task_progress", "task_cancelled"):
         outcome = {"confirmed": "现场确认有火情", "false_alarm": "现场核实为误报"}
-        return "；".join(filter(None, (outcome.get(str(d.get("outcome"))), d.get("note"))))
+        duty = "到岗报到" if e.type == "task_acknowledged" and review.is_summons(e.task_id) \
+            else None
+        return "；".join(filter(None, (duty, outcome.get(str(d.get("outcome"))),
+                                       d.get("note"))))
+    if e.type == "task_reassigned":
+        return "；".join(filter(None, (f"转派给 {review.name(d.get('department'))}"
+                                       f"（{d.get('to', '')}）", d.get("note"))))
+    if e.type == "whistle_blown":
+        due = "、".join(f"{review.name(dept)} {stamp(_time(at), review)} 前"
+                       for dept, at in (d.get("report_by") or {}).items())
+        rule = "（预案规则）" if d.get("rule") is not None else ""
+        return f"{d.get('reason', '')}{rule}；召集 {names(d.get('departments'))} 报到：{due}"
     if e.type == "task_overdue":
         deadline = str(d.get("deadline"))
         return (f"未在 {stamp(_time(d.get('due')), review)} 前"

@@ -2,7 +2,7 @@
 
     POST /api/v1/alarms                      -> 202 {"accepted": [...]} once the broker acked all
                                                 (JSON, or one CAP 1.2 alert as application/cap+xml)
-    GET  /api/v1/incidents[?status=&site_id=]
+    GET  /api/v1/incidents[?status=&site_id=...]    POST: a report by hand (streams.http.command)
     GET  /api/v1/incidents/{incident_id}[?format=cap]        (CAP 1.2 XML with format=cap)
     GET  /api/v1/incidents/{incident_id}/timeline?format=json|csv|md|html
     GET  /api/v1/tasks[?department=&status=&incident_id=]
@@ -30,6 +30,7 @@ from pydantic import ValidationError
 
 from agents.logic.correlation import SiteState
 from agents.logic.health import DeviceState
+from agents.logic.incidents import BY_HAND
 from agents.logic.taskstate import IllegalTransition, next_status
 from agents.logic.timelines import in_time_order
 from agents.report.wording import phones_masked
@@ -50,6 +51,7 @@ from schemas import (
 from schemas.cap import CAP_CONTENT_TYPE, CapError, alarm_from_cap, incident_to_cap
 from schemas.codec import dump, error_details
 from streams.http.auth import Caller
+from streams.http.command import open_by_hand
 from streams.http.errors import Refusal, problem
 from streams.http.listing import Found, incident_key, task_key
 from streams.http.views import ApiView, Route
@@ -77,6 +79,11 @@ def _parse_alarms(data: Any, w: Whistle) -> list[Alarm]:
             alarms.append(Alarm.model_validate(item, context={"now": now}))
         except ValidationError as exc:
             details += error_details(exc, (i,) if batch else ())
+            continue
+        if BY_HAND in alarms[-1].attributes:
+            details.append({"loc": [*((i,) if batch else ()), "attributes", BY_HAND],
+                            "msg": "reserved for reports the duty officer enters: POST "
+                                   "/api/v1/incidents"})
     if details:
         raise Refusal(422, "invalid alarm" + ("s" if batch else ""), details)
     return [a.model_copy(update={"received_at": now}) for a in alarms]
@@ -149,7 +156,10 @@ class Alarms(ApiView):
 
 
 class Incidents(ApiView):
-    rights = {"get": "read_incidents"}
+    rights = {"get": "read_incidents", "post": "change_incidents"}
+
+    async def post(self, request: Request) -> Response:
+        return await open_by_hand(self, request)
 
     async def get(self, request: Request) -> Response:
         w = self.whistle
