@@ -1,9 +1,11 @@
 """Registry files: the sites and devices a subdistrict registers, as YAML or as CSV.
 
-A YAML file is either a list of sites (the `--sites` file) or a mapping with `sites:` and
-`devices:`; a site may list its own devices under `devices:`. A CSV file, as Excel saves it,
-holds sites, or devices when its header has a `device_id` column; site files name overrides in
-columns such as `police.unit` and `police.contact`. Empty cells mean "not given".
+A YAML file is either a list of sites (the `--sites` file) or a mapping with `sites:`,
+`devices:` and `grids:` (the grids' outlines, for the duty officer's map: `id`, `name`,
+`outline` [[lat, lon], ...]); a site may list its own devices under `devices:`. A CSV file,
+as Excel saves it, holds sites, or devices when its header has a `device_id` column; site
+files name overrides in columns such as `police.unit` and `police.contact`. Empty cells mean
+"not given".
 
 Every problem comes back as `file:line: field: message` (for YAML the line of the field in the
 offending entry, or of the entry when the field is missing; for CSV the line of the row), and a
@@ -27,7 +29,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from schemas.site import Device, Site
+from schemas.site import Device, Grid, Site
 
 __all__ = ["DEVICE_COLUMNS", "SITE_COLUMNS", "RegistryError", "RegistryFile", "parse_registry",
            "read_registry"]
@@ -42,14 +44,17 @@ DEVICE_COLUMNS = ("device_id", "site_id", "kind", "name", "heartbeat")
 _REQUIRED = {"site": ("site_id", "name", "type"), "device": ("device_id", "site_id")}
 _OVERRIDE_COLUMN = re.compile(r"^([a-z][a-z0-9_]{0,62})\.(unit|contact)$")
 _SUFFIXES: dict[str, Format] = {".yaml": "yaml", ".yml": "yaml", ".csv": "csv"}
+SECTIONS = ("sites", "devices", "grids")
+"""The sections of a YAML registry that is a mapping."""
 
 
 @dataclass(frozen=True)
 class RegistryFile:
-    """The sites and devices one registry file declares, in file order."""
+    """The sites, devices and grids one registry file declares, in file order."""
 
     sites: list[Site] = field(default_factory=list)
     devices: list[Device] = field(default_factory=list)
+    grids: list[Grid] = field(default_factory=list)
 
 
 class RegistryError(ValueError):
@@ -103,16 +108,19 @@ def parse_registry(text: str, name: str, fmt: Format,
     With `known_sites` (the sites registered before), every device must name a site of this
     file or one of those; without it, devices are not checked against sites."""
     text = text.removeprefix("\ufeff")
+    grids: list[_Entry] = []
     if fmt == "yaml":
-        sites, devices, problems = _yaml_entries(text, name)
+        sites, devices, grids, problems = _yaml_entries(text, name)
     elif fmt == "csv":
         sites, devices, problems = _csv_entries(text, name)
     else:
         raise RegistryError([f"{name}:0: format: {fmt!r} is not a registry format (yaml or csv)"])
     valid_sites = _validated(Site, sites, name, problems)
     valid_devices = _validated(Device, devices, name, problems)
+    valid_grids = _validated(Grid, grids, name, problems)
     _unique("site_id", sites, name, problems)
     _unique("device_id", devices, name, problems)
+    _unique("id", grids, name, problems)
     if known_sites is not None:
         declared = {e.data.get("site_id") for e in sites
                     if isinstance(e.data.get("site_id"), str)} | set(known_sites)
@@ -121,7 +129,8 @@ def parse_registry(text: str, name: str, fmt: Format,
                      for entry, device in valid_devices if device.site_id not in declared]
     if problems:
         raise RegistryError([text for _, text in sorted(problems, key=lambda p: p[0])])
-    return RegistryFile([site for _, site in valid_sites], [device for _, device in valid_devices])
+    return RegistryFile([site for _, site in valid_sites], [device for _, device in valid_devices],
+                        [grid for _, grid in valid_grids])
 
 
 def _problem(name: str, entry: _Entry, loc: tuple, message: str) -> tuple[int, str]:
@@ -158,7 +167,8 @@ def _unique(key: str, entries: list[_Entry], name: str, problems: Problems) -> N
 
 # --- YAML -------------------------------------------------------------------------------------
 
-def _yaml_entries(text: str, name: str) -> tuple[list[_Entry], list[_Entry], Problems]:
+def _yaml_entries(text: str,
+                  name: str) -> tuple[list[_Entry], list[_Entry], list[_Entry], Problems]:
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -170,26 +180,25 @@ def _yaml_entries(text: str, name: str) -> tuple[list[_Entry], list[_Entry], Pro
     problems: Problems = _duplicate_keys(root, name)
     sites: list[_Entry] = []
     devices: list[_Entry] = []
+    grids: list[_Entry] = []
     if data is None:
-        return sites, devices, problems
-    site_items: tuple[Any, yaml.Node | None]  # (what was read, its node), per section
-    device_items: tuple[Any, yaml.Node | None]
+        return sites, devices, grids, problems
+    sections: dict[str, tuple[Any, yaml.Node | None]]  # (what was read, its node), per section
     if isinstance(data, list):
-        site_items, device_items = (data, root), ([], None)
+        sections = {"sites": (data, root)}
     elif isinstance(data, dict):
         assert isinstance(root, yaml.MappingNode)  # the node yaml read that dict from
         nodes = {k.value: v for k, v in root.value}
         for key in data:
-            if key not in ("sites", "devices"):
-                problems.append(_at(name, _node_line(root, (key,)), str(key),
-                                    "unknown section; a registry has sites: and devices:"))
-        site_items = (_list_or_empty(data.get("sites")), nodes.get("sites"))
-        device_items = (_list_or_empty(data.get("devices")), nodes.get("devices"))
+            if key not in SECTIONS:
+                problems.append(_at(name, _node_line(root, (key,)), str(key), "unknown "
+                                    "section; a registry has sites:, devices: and grids:"))
+        sections = {s: (_list_or_empty(data.get(s)), nodes.get(s)) for s in SECTIONS}
     else:
         problems.append(_at(name, 1, "registry", "a registry is a list of sites, or a mapping "
-                                                 "with sites: and devices:"))
-        return sites, devices, problems
-    for what, (items, node) in (("sites", site_items), ("devices", device_items)):
+                                                 "with sites:, devices: and grids:"))
+        return sites, devices, grids, problems
+    for what, (items, node) in sections.items():
         if not isinstance(items, list):
             problems.append(_at(name, _line(node), what, f"{what} is a list"))
             continue
@@ -198,16 +207,17 @@ def _yaml_entries(text: str, name: str) -> tuple[list[_Entry], list[_Entry], Pro
         for i, item in enumerate(items):
             item_node = node.value[i]
             if not isinstance(item, dict):
+                key = "id" if what == "grids" else f"{what[:-1]}_id"
                 problems.append(_at(name, _line(item_node), what[:-1],
-                                    f"each {what[:-1]} is a mapping ({what[:-1]}_id: ...)"))
-            elif what == "devices":
-                devices.append(_yaml_entry(item, item_node))
+                                    f"each {what[:-1]} is a mapping ({key}: ...)"))
+            elif what != "sites":
+                (devices if what == "devices" else grids).append(_yaml_entry(item, item_node))
             else:
                 site = dict(item)
                 nested = _list_or_empty(site.pop("devices", None))
                 sites.append(_yaml_entry(site, item_node))
                 devices += _nested_devices(site.get("site_id"), nested, item_node, name, problems)
-    return sites, devices, problems
+    return sites, devices, grids, problems
 
 
 def _nested_devices(site_id: Any, nested: Any, site_node: yaml.Node, name: str,

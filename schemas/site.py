@@ -8,13 +8,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator, model_validator
 
 from schemas.common import DepartmentId, Duration, Identifier
 
-__all__ = ["SITE_TYPES", "Device", "Site", "SiteOverride", "SiteRegistry", "SiteType"]
+__all__ = ["SITE_TYPES", "Device", "Grid", "Site", "SiteOverride", "SiteRegistry", "SiteType"]
 
 SiteType = Literal[
     "laboratory", "residential", "school", "hospital", "elderly_care", "small_venue",
@@ -77,6 +77,35 @@ class Device(BaseModel):
         if value < timedelta(minutes=1):
             raise ValueError("must be at least 1m: a detector is not expected to report "
                              "more often than once a minute")
+        return value
+
+
+Point = tuple[Annotated[float, Field(ge=-90, le=90)], Annotated[float, Field(ge=-180, le=180)]]
+"""[lat, lon] in degrees (WGS 84, as the sites' coordinates)."""
+
+
+class Grid(BaseModel):
+    """A grid (网格) of the subdistrict's grid management: the area one grid worker covers,
+    outlined for the duty officer's map. A site names its grid by this id (`Site.grid`).
+
+        >>> Grid.model_validate({"id": "JYH-G2", "name": "巨野河第二网格",
+        ...     "outline": [[36.686, 117.368], [36.686, 117.372], [36.689, 117.372]]}).name
+        '巨野河第二网格'
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=100, description="as sites name it in `grid`")
+    name: str = Field(default="", max_length=200)
+    outline: list[Point] = Field(min_length=3, max_length=10_000,
+                                 description="the polygon's corners, [lat, lon] each, in order "
+                                             "(closed implicitly: the last joins the first)")
+
+    @field_validator("outline")
+    @classmethod
+    def _an_area(cls, value: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        if len(set(value)) < 3:
+            raise ValueError("needs at least 3 different points ([lat, lon] each)")
         return value
 
 

@@ -25,8 +25,10 @@ from playbooks.coordinator import PlaybookLibrary
 from playbooks.departments import load_departments
 from schemas import topics as names
 from schemas import utc_now
-from streams.http import api, openapi, probes
+from streams.http import api, directory, openapi, probes
+from streams.http import command as command_views
 from streams.http import errors as http_errors
+from streams.http import handover as handover_views
 from streams.http import incidents as incident_views
 from streams.http import playbooks as playbook_views
 from streams.http.auth import Auth
@@ -35,7 +37,7 @@ from streams.http.limits import RateLimits
 from streams.http.routing import Routing
 from streams.http.views import Route, mount
 from streams.metrics import Metrics
-from streams.notify import console, feed, webhooks
+from streams.notify import board, board_stream, console, feed, webhooks
 from streams.runtime.lookahead import Lookahead
 from streams.runtime.registry import RegistryReader
 from streams.runtime.store import store_url
@@ -188,11 +190,16 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistl
                            settings.stream_history)
     webhooks.register(whistle)
     mount(app, [
+        *command_views.ROUTES,  # before the API's /api/v1/tasks/{task_id}/{action}
         *api.ROUTES,
         *incident_views.ROUTES,
+        *handover_views.ROUTES,
         *playbook_views.ROUTES,
         *probes.ROUTES,
         Route(feed.PATH, feed.DepartmentStream, {"feed": task_feed}),
+        *directory.ROUTES,
+        Route(board_stream.PATH, board_stream.BoardStream, {"feed": task_feed}),
+        *board.ROUTES,
         Route(console.PATH, console.Console),
         Route(openapi.PATH, openapi.OpenApi,
               {"body": openapi.body(list(departments), settings.max_batch)}),

@@ -82,6 +82,10 @@ class Settings(BaseSettings):
                                          description="JSON, over the file's")
     producer_batch_bytes: int = Field(16384, ge=1, description="the producer's largest batch "
                                       "(Kafka's batch.size)")
+    map_tiles: str = Field("", pattern=r"^$|^https?://[^\s\"'<>]+$", description="the duty "
+                           "officer's map (/board): an intranet tile server's URL template, "
+                           "e.g. http://tiles.example/{z}/{x}/{y}.png; empty: no tiles (grid "
+                           "outlines on a plain background)")
     max_body_bytes: int = 1024 * 1024
     max_batch: int = 1000
     log_level: str = "info"

@@ -61,7 +61,8 @@ def facts_of(alarm: Alarm, site: Site) -> Facts:
                  attributes=alarm.attributes)
 
 
-def _received(triaged: Triaged, now: datetime) -> TimelineEntry:
+def _received(triaged: Triaged, now: datetime,
+              type_: str = "alarm_received") -> TimelineEntry:
     alarm = triaged.alarm
     detail = {"kind": alarm.kind, "signal": alarm.signal, "site_id": triaged.site.site_id,
               "occurred_at": alarm.occurred_at.isoformat()}

@@ -37,6 +37,7 @@ from typing import Literal
 
 from schemas import Alarm, Device, Location, Site
 from schemas.registry import RegistryFile
+from schemas.site import Grid
 
 __all__ = ["CELL_DEG", "HOWS", "NEAR_M", "How", "Registry", "Resolved", "distance_m",
            "normalize", "registry_from", "resolve"]
@@ -102,9 +103,11 @@ class Registry:
     `len(registry)` is the number of sites.
     """
 
-    def __init__(self, sites: Iterable[Site] = (), devices: Iterable[Device] = ()) -> None:
+    def __init__(self, sites: Iterable[Site] = (), devices: Iterable[Device] = (),
+                 grids: Iterable[Grid] = ()) -> None:
         self._sites: dict[str, Site] = {}
         self._devices: dict[str, Device] = {}
+        self.grids: dict[str, Grid] = {g.id: g for g in grids}  # outlines, for the map only
         self._by_address: dict[str, set[str]] = {}
         self._by_name: dict[str, set[str]] = {}
         self._cells: dict[tuple[int, int], dict[str, tuple[float, float]]] = {}
@@ -119,6 +122,10 @@ class Registry:
 
     def site(self, site_id: str) -> Site | None:
         return self._sites.get(site_id)
+
+    def sites(self) -> Iterator[Site]:
+        """Every registered site, in the order they were added."""
+        return iter(self._sites.values())
 
     def device(self, device_id: str) -> Device | None:
         return self._devices.get(device_id)
@@ -215,7 +222,7 @@ class Registry:
 
 def registry_from(file: RegistryFile) -> Registry:
     """A registry holding what one registry file declares."""
-    return Registry(file.sites, file.devices)
+    return Registry(file.sites, file.devices, file.grids)
 
 
 def resolve(alarm: Alarm, registry: Registry) -> Resolved:

@@ -24,7 +24,8 @@ RAW=$((90 * DAY))            # raw alarms (mostly heartbeats) and dead letters: 
 INTERNAL=$((7 * DAY))        # stage-to-stage topics: only replays after a crash read them
 
 DEPARTMENTS="safety_office police power_supply enforcement fire_brigade grid_worker property
-medical gas_utility market_regulation community"
+medical gas_utility market_regulation community district_emergency district_fire district_housing
+district_urban district_market district_ecology"
 TABLES="alarms-seen sites devices incidents tasks timelines playbook-versions"
 
 topic() {  # topic NAME CONFIG...

@@ -10,6 +10,7 @@
     whistle playbooks check|explain|test|reload|schema   (see streams/cli/playbooks.py)
     whistle timeline INCIDENT_ID --format json|csv|md|html [-o FILE] [--from-topic]
     whistle report --from 2026-11-01 --to 2026-11-30 --format html|md|csv [-o FILE]
+    whistle handover --since 2026-12-06T08:00:00+08:00 [--until T] [--format md|html|json]
     whistle bench [--alarms 5000] [--rate 200] [--seconds 10] [--json FILE] [--svg FILE]
                   [--broker URL --url URL] [--skip-relay]    (see streams/bench/run.py)
 """
@@ -187,6 +188,23 @@ def cmd_report(args: argparse.Namespace) -> int:
     return _write(args, render_period(found, args.start, args.last, args.format, _names()))
 
 
+def cmd_handover(args: argparse.Namespace) -> int:
+    """The shift handover from a running Whistle (an admin token): exit 1 when it refuses,
+    2 when nothing answered."""
+    query = {"since": args.since, "format": args.format,
+             **({"until": args.until} if args.until else {})}
+    try:
+        answer = httpx.get(f"{args.url.rstrip('/')}/api/v1/handover", params=query,
+                           headers=_auth(args), timeout=30)
+    except httpx.HTTPError as exc:
+        print(f"whistle handover: {args.url} did not answer: {exc}", file=sys.stderr)
+        return 2
+    if answer.status_code != 200:
+        print(f"whistle handover: {answer.status_code} {answer.text}", file=sys.stderr)
+        return 1
+    return _write(args, answer.content)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from streams.bench.run import BenchOptions, run
 
@@ -268,6 +286,18 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("--from-topic", action="store_true", help="read the whistle.timeline "
                              "and whistle.incidents topics instead of asking a worker")
         command.add_argument("--broker", help="with --from-topic (default WHISTLE_BROKER)")
+
+    handover = sub.add_parser("handover", help="the shift handover (交接班): opened, closed, "
+                              "escalated, still open, overdue")
+    handover.add_argument("--since", required=True, help="when the shift began, RFC 3339 with "
+                          "offset, e.g. 2026-12-06T08:00:00+08:00")
+    handover.add_argument("--until", help="when it ended (default: now)")
+    handover.add_argument("--format", default="md", choices=("md", "html", "json"))
+    handover.add_argument("-o", "--output", type=Path, help="write here (default: stdout)")
+    handover.add_argument("--url", default=url, help="a running Whistle (default WHISTLE_URL "
+                          "or http://127.0.0.1:6066)")
+    handover.add_argument("--token", help="an admin's bearer token (or WHISTLE_TOKEN)")
+    handover.set_defaults(func=cmd_handover)
 
     playbook_cli.add_parser(sub, url)
 

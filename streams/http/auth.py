@@ -30,9 +30,12 @@ RIGHTS: dict[str, frozenset[str]] = {
     "read_tasks": frozenset({"department", "admin"}),       # a department: its own
     "change_tasks": frozenset({"department", "admin"}),     # a department: its own
     "stream_tasks": frozenset({"department", "admin"}),     # a department: its own
+    "stream_all": frozenset({"admin"}),                     # every department's (the board)
+    "read_departments": frozenset({"department", "admin"}),
     "read_registry": frozenset({"admin"}),
     "read_playbooks": frozenset({"admin"}),
     "change_playbooks": frozenset({"admin"}),
+    "read_handover": frozenset({"admin"}),                  # the shift handover (交接班)
 }
 """Which roles hold each right. A gateway only posts alarms; a department reads and changes
 only its own department's tasks; an admin reads and changes everything."""

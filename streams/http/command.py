@@ -77,10 +77,14 @@ def _task(view: ApiView, task_id: str) -> Task:
 
 
 async def _applied(view: ApiView, update: IncidentUpdate) -> IncidentStep:
-    """Submit the update; the agent answers with its step (or, for a replay, the incident)."""
+    """Submit the update; the agent answers with its step (a replay of an update applied
+    before answers with the incident only: 409, read it again)."""
     step = await view.submit(topics.INCIDENT_UPDATES, update.incident_id, update.update_id,
                              dump(update), "status", ("incident_id", update.incident_id))
-    return step if isinstance(step, IncidentStep) else IncidentStep(step, changed=False)
+    if not isinstance(step, IncidentStep):
+        raise Refusal(409, f"update {update.update_id} was applied before; read the incident "
+                           f"again", problem("update_id", update.update_id))
+    return step
 
 
 async def open_by_hand(view: ApiView, request: Request) -> Response:

@@ -9,6 +9,9 @@ views validate; `document` is a pure function of the departments and the version
 
 Every refusal is the contract's `Error`: `{"error": str, "details": [{"loc": [...], "msg":
 str}]}`. `tests/chaos/test_fuzz_api.py` runs schemathesis against the real stack with it.
+
+Why this module is long: it is one table, a path per entry with its answers and an example
+body; splitting it would only scatter what a reader compares side by side.
 """
 
 from __future__ import annotations
@@ -100,6 +103,8 @@ _PLAYBOOKS = _obj(("digest", "directory", "playbooks"), digest=_TEXT, directory=
                                         title=_TEXT, fallback={"type": "boolean"},
                                         source=_TEXT)))
 _CHECKS = ("topics", "consuming", "registry", "broker")
+_SECTIONS = ("opened", "closed", "escalated", "still_open", "overdue", "overdue_by_department")
+_INT = {"type": "integer"}
 _EXTRA = {
     "Error": _ERROR,
     "Accepted": _obj(("accepted",), accepted=_array({"type": "string"})),
@@ -201,6 +206,13 @@ def paths(departments: Sequence[str], max_batch: int = 1000) -> dict[str, dict]:
            "xml": {"name": "alert", "namespace": CAP_NS}}
     cursor = {"type": "string", "pattern": r"^\d+(-\d+)*$"}
     text = {"schema": {"type": "string"}}
+    resume = [_param("Last-Event-ID", "header", cursor, "resume after this cursor"),
+              _param("last_event_id", "query", cursor, "the same, for EventSource")]
+    stream = _ok("task, reset and ready events; ping comments", {"text/event-stream": text})
+    vendored = {**_ok("the file", {"text/javascript": text, "text/css": text, "text/plain": text,
+                                   "image/png": {"schema": {"type": "string",
+                                                            "format": "binary"}}}),
+                "304": {"description": "not modified (If-None-Match)"}, **_refused(404)}
     return {
         "/api/v1/alarms": {"post": _op(
             "postAlarms", f"Post one alarm, a batch of at most {max_batch}, or one CAP alert",
@@ -211,7 +223,38 @@ def paths(departments: Sequence[str], max_batch: int = 1000) -> dict[str, dict]:
             "listIncidents", "Incidents, newest first (a department: those it has a task in)",
             {**_ok("the incidents", _json(_ref("Incidents"))), **_refused(*_GUARDED, 422)},
             params=[_param("status", "query", _enum(INCIDENT_STATUSES), "only this status"),
-                    *_FOUND])},
+                    *_FOUND]), "post": _op(
+            "openIncident", "Open an incident from a call (社区派单), matched as any alarm",
+            {**_ok("the incident it opened or joined", _json(_ref("Incident")), 201),
+             **_ok("on the broker; the incident is held elsewhere or not yet applied",
+                   _json(_ref("Reported")), 202),
+             **_refused(*_GUARDED, *_BODY, 503)},
+            body=_json(_ref("OpenIncidentRequest"), {"site_id": "jb-wenshao-jiayuan",
+                                                     "description": "居民来电：楼道冒烟"}))},
+        "/api/v1/incidents/{incident_id}/tasks": {"post": _op(
+            "addTask", "Add a task for any department (加派)",
+            {**_ok("the new task", _json(_ref("Task")), 201),
+             **_refused(*_GUARDED, *_BODY, *_SUBMIT)},
+            params=[incident_id], body=_json(_ref("AddTaskRequest"), {
+                "department": "community", "action": "组织居民疏散", "ack_within": "5m"}))},
+        "/api/v1/incidents/{incident_id}/whistle": {"post": _op(
+            "blowWhistle", "Call departments in (吹哨): each must report for duty (报到)",
+            {**_ok("the summons", _json(_ref("Summoned")), 201),
+             **_refused(*_GUARDED, *_BODY, *_SUBMIT)},
+            params=[incident_id], body=_json(_ref("WhistleRequest"), {
+                "departments": ["district_emergency"], "reason": "实验室火灾，请区应急到场"}))},
+        "/api/v1/tasks/{task_id}/reassign": {"post": _op(
+            "reassignTask", "Re-assign a task (转派): a new task takes its step over",
+            {**_ok("the new task", _json(_ref("Task")), 201),
+             **_refused(*_GUARDED, *_BODY, *_SUBMIT)},
+            params=[_id("task_id", "the task")], body=_json(_ref("ReassignRequest"), {
+                "department": "enforcement", "note": "供电所无权处置"}))},
+        "/api/v1/tasks/{task_id}/cancel": {"post": _op(
+            "cancelTask", "Cancel a task that is not needed (the steps after it go on)",
+            {**_ok("the cancelled task", _json(_ref("Task"))),
+             **_refused(*_GUARDED, *_BODY, *_SUBMIT)},
+            params=[_id("task_id", "the task")],
+            body=_json(_ref("CancelTaskRequest"), {"note": "已由企业自行断电"}))},
         "/api/v1/incidents/{incident_id}": {"get": _op(
             "getIncident", "One incident, as JSON or as a CAP 1.2 alert",
             {**_ok("the incident", {**_json(_ref("Incident")), CAP_CONTENT_TYPE: text}),
@@ -243,6 +286,14 @@ def paths(departments: Sequence[str], max_batch: int = 1000) -> dict[str, dict]:
             {**_ok("the contained incident", _json(_ref("Incident"))),
              **_refused(*_GUARDED, *_BODY, *_SUBMIT)},
             params=[incident_id], body=_json(_ref("ContainRequest"), {"by": "值班员"}))},
+        "/api/v1/handover": {"get": _op(
+            "getHandover", "The shift handover (交接班): opened, closed, escalated in the shift; "
+                           "still open at its end; overdue now (admin)",
+            {**_ok("the handover", {**_json(_ref("Handover")), "text/markdown": text,
+                                    "text/html": text}), **_refused(*_GUARDED, 422)},
+            params=[_param("since", "query", _TIME, "shift began, with offset", required=True),
+                    _param("until", "query", _TIME, "shift ended, with offset (default now)"),
+                    _param("format", "query", _enum(HANDOVER_FORMATS), "default json")])},
         "/api/v1/tasks": {"get": _op(
             "listTasks", "Tasks (a department token: its own)",
             {**_ok("the tasks", _json(_ref("Tasks"))), **_refused(*_GUARDED, 422)},
@@ -273,15 +324,34 @@ def paths(departments: Sequence[str], max_batch: int = 1000) -> dict[str, dict]:
              **_refused(*_GUARDED, 422)})},
         "/api/v1/departments/{department}/stream": {"get": _op(
             "streamTasks", "Server-Sent Events: every task created or changed (never ends)",
-            {**_ok("task, reset and ready events; ping comments", {"text/event-stream": text}),
-             **_refused(*_GUARDED, 400, 404)},
-            params=[department,
-                    _param("Last-Event-ID", "header", cursor, "resume after this cursor"),
-                    _param("last_event_id", "query", cursor, "the same, for EventSource")])},
+            {**stream, **_refused(*_GUARDED, 400, 404)}, params=[department, *resume])},
         "/console/{department}": {"get": _op(
             "console", "The department console page (holds no data)",
             {**_ok("the page", {"text/html": text}), **_refused(404)},
             params=[department], public=True, tag="probes")},
+        "/api/v1/stream": {"get": _op(
+            "streamAll", "Server-Sent Events: every department's tasks, for the duty officer's "
+                         "board (admin; never ends)",
+            {**stream, **_refused(*_GUARDED, 400)}, params=resume)},
+        "/api/v1/departments": {"get": _op(
+            "listDepartments", "The departments, in their file's order (any token but a "
+                               "gateway's)",
+            {**_ok("the departments", _json(_ref("Departments"))), **_refused(*_GUARDED)})},
+        "/api/v1/sites": {"get": _op(
+            "listSites", "The registry's sites and grid outlines (admin); with q, the sites "
+                         "whose name, address, id or grid holds it (at most 50)",
+            {**_ok("the sites", _json(_ref("Sites"))), **_refused(*_GUARDED, 422)},
+            params=[_param("q", "query", {"type": "string", "maxLength": 200},
+                           "text to find (case and width folded)")])},
+        "/board": {"get": _op(
+            "board", "The duty officer's board page (值班台; holds no data)",
+            _ok("the page", {"text/html": text}), public=True, tag="probes")},
+        "/board/static/leaflet/{name}": {"get": _op(
+            "leafletFile", "The board's vendored Leaflet (leaflet.js, leaflet.css, LICENSE)",
+            vendored, params=[_id("name", "the file")], public=True, tag="probes")},
+        "/board/static/leaflet/images/{name}": {"get": _op(
+            "leafletImage", "The images Leaflet's style sheet names", vendored,
+            params=[_id("name", "the file")], public=True, tag="probes")},
         "/healthz": {"get": _op(
             "health", "Liveness", _ok("alive", _json(_obj(("status",), status=_enum(["ok"])))),
             public=True, tag="probes")},

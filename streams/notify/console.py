@@ -29,7 +29,8 @@ from schemas import Department
 from streams.http.errors import Refusal, problem
 from streams.http.views import ApiView
 
-__all__ = ["PAGE", "PATH", "Console", "config_json", "headers", "render", "template"]
+__all__ = ["PAGE", "PATH", "Console", "config_json", "headers", "page_template", "render",
+           "template"]
 
 PAGE = Path(__file__).parent / "console.html"
 
@@ -43,14 +44,19 @@ def config_json(value: Any) -> str:
 
 
 @functools.cache
-def template() -> jinja2.Template:
-    """The page's template (`console.html` beside this file), read and compiled once. Every
-    value is HTML-escaped (autoescape) unless a filter says what it is: `script_json` for
-    the config element."""
+def page_template(name: str) -> jinja2.Template:
+    """A page's template beside this file (`console.html`, `board.html`), read and compiled
+    once. Every value is HTML-escaped (autoescape) unless a filter says what it is:
+    `script_json` for the config element."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(PAGE.parent), autoescape=True,
                              undefined=jinja2.StrictUndefined)
     env.filters["script_json"] = lambda value: markupsafe.Markup(config_json(value))
-    return env.get_template(PAGE.name)
+    return env.get_template(name)
+
+
+def template() -> jinja2.Template:
+    """The console's template."""
+    return page_template(PAGE.name)
 
 
 def render(department: Department, departments: Mapping[str, Department], nonce: str,
@@ -65,12 +71,15 @@ def render(department: Department, departments: Mapping[str, Department], nonce:
                              config=config)
 
 
-def headers(nonce: str) -> dict[str, str]:
+def headers(nonce: str, styles: str = "", images: str = "") -> dict[str, str]:
     """No caching (the page is the same for everyone but its nonce is not), and a policy that
-    lets only the page's own nonce-bearing script and style run, and talk only to this origin."""
+    lets only the page's own nonce-bearing script and style run, and talk only to this origin
+    (`styles`, `images`: more sources, e.g. the board's own style sheet and map tiles)."""
     policy = "; ".join((
-        "default-src 'self'", f"script-src 'nonce-{nonce}'", f"style-src 'nonce-{nonce}'",
-        "connect-src 'self'", "img-src 'self' data:", "font-src 'none'", "object-src 'none'",
+        "default-src 'self'", f"script-src 'nonce-{nonce}'",
+        " ".join(filter(None, ("style-src", styles, f"'nonce-{nonce}'"))), "connect-src 'self'",
+        " ".join(filter(None, ("img-src 'self' data:", images))), "font-src 'none'",
+        "object-src 'none'",
         "base-uri 'none'", "form-action 'none'", "frame-ancestors 'none'"))
     return {"Cache-Control": "no-store", "Content-Security-Policy": policy,
             "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",

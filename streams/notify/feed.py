@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 from aiohttp import web
@@ -34,7 +34,8 @@ from streams.http.errors import Refusal, problem
 from streams.http.views import ApiView
 from streams.kafka.broker import bootstrap_servers
 
-__all__ = ["PATH", "Cursor", "DepartmentLog", "DepartmentStream", "TaskFeed", "sse", "start"]
+__all__ = ["PATH", "Cursor", "DepartmentLog", "DepartmentStream", "Event", "StreamView", "TaskFeed",
+           "TaskLog", "sse", "start"]
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,23 @@ class DepartmentLog:
                       key=lambda e: (e.created, e.task_id))
 
 
+class TaskLog(Protocol):
+    """What a stream reads: a `DepartmentLog`, or the board's view of all of them
+    (`streams.notify.board_stream.BoardLog`); `partitions` is the length of its cursor."""
+
+    partitions: int
+
+    @property
+    def head(self) -> Cursor: ...
+
+    @property
+    def listeners(self) -> Any: ...  # add(queue), discard(queue)
+
+    def after(self, cursor: Cursor) -> list[Event] | None: ...
+
+    def snapshot(self, now: datetime) -> list[Event]: ...
+
+
 class TaskFeed:
     """Reads every department's task topic into its `DepartmentLog`."""
 
@@ -216,7 +234,7 @@ def sse(event: str, data: Any, event_id: str | None = None) -> bytes:
     return f"{head}event: {event}\ndata: {body}\n\n".encode()
 
 
-async def stream(dept_log: DepartmentLog, last_event_id: str | None, now: datetime,
+async def stream(dept_log: TaskLog, last_event_id: str | None, now: datetime,
                  closing: asyncio.Event, ping: float) -> AsyncIterator[bytes]:
     """What one client receives, from its `Last-Event-ID` on, until it or the worker goes."""
     queue: asyncio.Queue = asyncio.Queue()
@@ -276,26 +294,20 @@ def start(app: faust.App, broker: str, departments: list[str], partitions: int,
 PATH = "/api/v1/departments/{department}/stream"
 
 
-class DepartmentStream(ApiView):
-    """`GET /api/v1/departments/{department}/stream`: the department's tasks as SSE."""
+class StreamView(ApiView):
+    """A view that streams a `TaskLog` as SSE, from the request's `Last-Event-ID` on."""
 
     feed: TaskFeed  # the worker's, set by `mount`
-    rights = {"get": "stream_tasks"}
     has_head = False
 
-    async def get(self, request: Any, department: str) -> Any:
+    async def serve(self, request: Any, log: TaskLog, label: str) -> Any:
+        """Stream `log` until the client or the worker goes; `label` is the metric's."""
         w, feed = self.whistle, self.feed
-        if department not in w.departments:
-            raise Refusal(404, f"no department {department}", problem("department",
-                                                                       "unknown"))
-        if not request["caller"].may_see(department):
-            raise Refusal(403, f"a {request['caller'].department} token streams only its "
-                               f"own tasks", problem("department", "not yours"))
         last = (request.headers.get("Last-Event-ID")
                 or request.query.get("last_event_id") or None)
         if last is not None:
             try:
-                Cursor.parse(last, w.settings.partitions)
+                Cursor.parse(last, log.partitions)
             except ValueError as exc:
                 raise Refusal(400, "bad Last-Event-ID", problem("Last-Event-ID",
                                                                 str(exc))) from None
@@ -303,10 +315,10 @@ class DepartmentStream(ApiView):
             "Content-Type": "text/event-stream; charset=utf-8",
             "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         await response.prepare(request)
-        gauge = w.metrics.stream_clients.labels(department=department)
+        gauge = w.metrics.stream_clients.labels(department=label)
         gauge.inc()
         try:
-            async for chunk in stream(feed.logs[department], last, w.clock(), feed.closing,
+            async for chunk in stream(log, last, w.clock(), feed.closing,
                                       w.settings.stream_ping):
                 await response.write(chunk)
         except ConnectionResetError:
@@ -314,3 +326,18 @@ class DepartmentStream(ApiView):
         finally:
             gauge.dec()
         return response
+
+
+class DepartmentStream(StreamView):
+    """`GET /api/v1/departments/{department}/stream`: the department's tasks as SSE."""
+
+    rights = {"get": "stream_tasks"}
+
+    async def get(self, request: Any, department: str) -> Any:
+        if department not in self.whistle.departments:
+            raise Refusal(404, f"no department {department}", problem("department",
+                                                                       "unknown"))
+        if not request["caller"].may_see(department):
+            raise Refusal(403, f"a {request['caller'].department} token streams only its "
+                               f"own tasks", problem("department", "not yours"))
+        return await self.serve(request, self.feed.logs[department], department)

@@ -1,10 +1,11 @@
 """The site and device registry on Kafka: a compacted topic every worker reads whole.
 
-`whistle sites import FILE` (and `whistle up --sites FILE`) writes one record per site and per
-device onto `whistle.registry` (key `site:<id>` or `device:<id>`, value the Site or Device as
-JSON; compacted, so the latest record per key stays). Every worker reads the whole topic into
-`agents.logic.locate`'s `Registry` (with its address, name and spatial indexes), record by record,
-at start and while running.
+`whistle sites import FILE` (and `whistle up --sites FILE`) writes one record per site, per
+device and per grid outline onto `whistle.registry` (key `site:<id>`, `device:<id>` or
+`grid:<id>`, value the Site, Device or Grid as JSON; compacted, so the latest record per key
+stays). Every worker reads the whole topic into `agents.logic.locate`'s `Registry` (with its
+address, name and spatial indexes; the grids' outlines only for the board's map), record by
+record, at start and while running.
 
     >>> records(read_registry("sites.yaml"))[0]
     (b'site:jyh-yinfeng-lab-3', b'{"site_id": ...}')
@@ -14,12 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Mapping
+from functools import partial
 
 from pydantic import ValidationError
 
 from agents.logic.locate import Registry
 from schemas import Device, Site, topics
 from schemas.registry import RegistryFile
+from schemas.site import Grid
 from streams.kafka.broker import bootstrap_servers, wait_for_leaders
 
 __all__ = ["RegistryReader", "apply_record", "publish", "records"]
@@ -28,11 +32,12 @@ log = logging.getLogger(__name__)
 
 
 def records(file: RegistryFile) -> list[tuple[bytes, bytes]]:
-    """The topic records for a registry file: sites first, then devices."""
+    """The topic records for a registry file: sites first, then devices, then grids."""
     out = [(f"site:{s.site_id}".encode(), s.model_dump_json(exclude_defaults=True).encode())
            for s in file.sites]
     out += [(f"device:{d.device_id}".encode(), d.model_dump_json().encode())
             for d in file.devices]
+    out += [(f"grid:{g.id}".encode(), g.model_dump_json().encode()) for g in file.grids]
     return out
 
 
@@ -51,8 +56,14 @@ def apply_record(registry: Registry, key: bytes | str, value: bytes | None) -> s
                 registry.remove_device(ident)
             else:
                 registry.put_device(Device.model_validate_json(value))
+        elif kind == "grid":
+            if value is None:
+                registry.grids.pop(ident, None)
+            else:
+                grid = Grid.model_validate_json(value)
+                registry.grids[grid.id] = grid
         else:
-            return f"key {name!r}: neither site:<id> nor device:<id>"
+            return f"key {name!r}: neither site:<id>, device:<id> nor grid:<id>"
     except ValidationError as exc:
         return f"key {name!r}: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}"
     except Exception as exc:  # whatever a record holds, the reader goes on (never stuck on it)
@@ -100,11 +111,18 @@ class RegistryReader:
     not ready before, so no alarm is resolved against a half-read registry.
 
     A Faust GlobalTable was the first choice, but on a one-worker group its partitions are
-    "active", read once at recovery and never again, so a later import would go unseen."""
+    "active", read once at recovery and never again, so a later import would go unseen.
 
-    def __init__(self, broker: str, registry: Registry) -> None:
+    `more` are other compacted topics every worker reads whole in the same way: each name and
+    the function applying one record (key, value) -> what is wrong with it, or None.
+    `caught_up` waits for them too."""
+
+    def __init__(self, broker: str, registry: Registry,
+                 more: Mapping[str, Callable[[bytes, bytes | None], str | None]] | None = None
+                 ) -> None:
         self.servers = bootstrap_servers(broker)
         self.registry = registry
+        self.appliers = {topics.REGISTRY: partial(apply_record, registry), **(more or {})}
         self.caught_up = asyncio.Event()
         self.applied = 0
         self.refused = 0
@@ -126,13 +144,15 @@ class RegistryReader:
                                     auto_offset_reset="earliest", fetch_max_wait_ms=200)
         await consumer.start()
         try:
-            parts: set[int] | None = None
-            while not parts:
-                await consumer._client.force_metadata_update()
-                parts = consumer.partitions_for_topic(topics.REGISTRY)
-                if not parts:
-                    await asyncio.sleep(0.2)
-            tps = [TopicPartition(topics.REGISTRY, p) for p in sorted(parts)]
+            tps: list[TopicPartition] = []
+            for topic in self.appliers:
+                parts: set[int] | None = None
+                while not parts:
+                    await consumer._client.force_metadata_update()
+                    parts = consumer.partitions_for_topic(topic)
+                    if not parts:
+                        await asyncio.sleep(0.2)
+                tps += [TopicPartition(topic, p) for p in sorted(parts)]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
             ends = await consumer.end_offsets(tps)
@@ -143,7 +163,7 @@ class RegistryReader:
                     log.info("registry read: %d records, %d refused", self.applied, self.refused)
                 batch = await consumer.getmany(*tps, timeout_ms=500)
                 for record in (r for rs in batch.values() for r in rs):
-                    problem = apply_record(self.registry, record.key or b"", record.value)
+                    problem = self.appliers[record.topic](record.key or b"", record.value)
                     self.applied += 1
                     if problem is not None:
                         self.refused += 1

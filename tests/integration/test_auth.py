@@ -92,6 +92,19 @@ def test_every_endpoint_answers_every_role_as_the_contract_says(secured):
          (401, 401, 403, 200, 403, 200)),
         (("POST", f"/api/v1/incidents/{inc}/contain", {"by": "值班员"}),
          (401, 401, 403, 403, 403, 200)),
+        # the duty officer's hand (issue 19): admin only
+        (("POST", "/api/v1/incidents", {"site_id": SITE, "description": "来电"}),
+         (401, 401, 403, 403, 403, 201)),
+        (("POST", f"/api/v1/incidents/{inc}/tasks", {"department": "grid_worker",
+                                                     "action": "巡查"}),
+         (401, 401, 403, 403, 403, 201)),
+        (("POST", f"/api/v1/tasks/{inc}.added-1/reassign", {"department": "property"}),
+         (401, 401, 403, 403, 403, 201)),
+        (("POST", f"/api/v1/tasks/{inc}.added-1.r2/cancel", {"note": "不需要了"}),
+         (401, 401, 403, 403, 403, 200)),
+        (("POST", f"/api/v1/incidents/{inc}/whistle", {"departments": ["district_emergency"],
+                                                       "reason": "区级支援"}),
+         (401, 401, 403, 403, 403, 201)),
         # a department may not close; the admin may, with what a close needs (a duplicate's of)
         (("POST", f"/api/v1/incidents/{inc}/close", {"reason": "duplicate", "by": "值班员"}),
          (401, 401, 403, 403, 403, 422)),
@@ -152,7 +165,9 @@ def test_every_method_on_every_route_is_decided_for_every_role(secured):
     task = police_task(secured)
     inc, tid = task["incident_id"], task["task_id"]
     routes = {  # path: the methods it answers
-        "/api/v1/alarms": {"POST"}, "/api/v1/incidents": {"GET"},
+        "/api/v1/alarms": {"POST"}, "/api/v1/incidents": {"GET", "POST"},
+        f"/api/v1/incidents/{inc}/tasks": {"POST"}, f"/api/v1/incidents/{inc}/whistle": {"POST"},
+        f"/api/v1/tasks/{tid}/reassign": {"POST"}, f"/api/v1/tasks/{tid}/cancel": {"POST"},
         f"/api/v1/incidents/{inc}": {"GET"}, f"/api/v1/incidents/{inc}/timeline": {"GET"},
         f"/api/v1/incidents/{inc}/level": {"POST"}, "/api/v1/tasks": {"GET"},
         f"/api/v1/incidents/{inc}/close": {"POST"}, f"/api/v1/incidents/{inc}/contain": {"POST"},

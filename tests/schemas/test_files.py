@@ -83,5 +83,6 @@ def test_shipped_files_validate():
     departments = DepartmentRegistry.model_validate(yaml.safe_load(DEPARTMENTS.read_text("utf-8")))
     assert {"safety_office", "police", "power_supply", "enforcement", "fire_brigade"} <= set(
         departments.by_id())
-    sites = SiteRegistry.model_validate(yaml.safe_load(DEMO_SITES.read_text("utf-8"))).by_id()
+    sites = SiteRegistry.model_validate(yaml.safe_load(DEMO_SITES.read_text("utf-8"))["sites"]
+                                        ).by_id()
     assert sites["jyh-yinfeng-lab-3"].type == "laboratory"

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from schemas import SiteRegistry
-from schemas.registry import RegistryError, parse_registry, read_registry
+from schemas.registry import RegistryError, RegistryFile, parse_registry, read_registry
 from streams.settings import DEMO_SITES
 
 
@@ -17,11 +17,16 @@ def problems(text: str, fmt: str, **kw) -> list[str]:
     return exc.value.problems
 
 
-def test_the_sites_file_of_today_reads_unchanged():
+def test_the_sites_file_of_today_reads_unchanged(tmp_path):
     read = read_registry(DEMO_SITES)
-    expected = SiteRegistry.model_validate(yaml.safe_load(DEMO_SITES.read_text("utf-8"))).root
+    listed = yaml.safe_load(DEMO_SITES.read_text("utf-8"))["sites"]  # the demo has grids too
+    expected = SiteRegistry.model_validate(listed).root
     assert read.sites == expected and read.devices == []
     assert read.sites[0].name == "银丰国际生物城 3号实验室"
+    assert [g.id for g in read.grids] == ["JYH-G1", "JYH-G2", "JYH-G3"]
+    as_list = tmp_path / "sites.yaml"  # a plain list of sites, as before
+    as_list.write_text(yaml.safe_dump(listed, allow_unicode=True), encoding="utf-8")
+    assert read_registry(as_list) == RegistryFile(expected)
 
 
 def test_a_mapping_holds_sites_their_devices_and_more_devices(tmp_path):

@@ -217,3 +217,22 @@ def test_an_update_names_what_each_command_needs():
                           ("add_task", "department"), ("whistle", "departments")):
         with pytest.raises(ValueError, match=field):
             IncidentUpdate(action=action, **base)
+
+
+def test_a_department_that_does_not_report_in_time_is_pressed_through_the_lead():
+    from agents.logic.deadlines import due_escalations, escalate, summons_rules
+
+    inc = Incident1()
+    step = inc.command("whistle", departments=["district_fire"], note="请区消防救援大队到场")
+    summons = step.new_tasks[0]
+    rules = summons_rules("safety_office")
+    late = summons.ack_due + timedelta(seconds=1)
+    due = due_escalations(summons, rules, late)
+    assert [e.escalation_id.split(":", 1)[1] for e in due] == ["ack:overdue", "ack:0:1"]
+    marked = escalate(inc.incident, summons, due[0], rules, {}, inc.tasks)
+    pressed = escalate(inc.incident, marked.task, due[1], rules, {}, inc.tasks)
+    [notice] = pressed.notices
+    assert (notice.department, notice.notice_of) == ("safety_office", summons.task_id)
+    assert marked.task.overdue == ["ack"]
+    later = due_escalations(pressed.task, rules, late + timedelta(minutes=25))
+    assert [e.n for e in later] == [2, 3]   # again every 10 minutes, three times in all

@@ -1,0 +1,337 @@
+"""The duty officer's board (值班台) in real headless Chromium, against the real `whistle up`.
+
+The page and its vendored Leaflet are served safely and hold no data; the board signs in with
+the duty officer's admin token (王值班 of the safety office). The laboratory fire reaches the
+board with its departments' chips within seconds, on a map of the grid outlines with no tile
+server (docs/board-wall.png at 1920x1080, docs/board-laptop.png at 1366x768). Then the load:
+500 open incidents at 500 ad-hoc sites, 6 tasks each (a fallback playbook of 6 steps), and
+the board's first paint of all 500 and the arrival of one acknowledgement are measured and
+printed (`pytest -s tests/integration/test_board.py`)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from playwright.sync_api import Browser, Page
+
+from playbooks import LIBRARY
+from streams.settings import DEMO_SITES
+
+from .conftest import Stack
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+TOKENS = {"admin": "admin-token-board-00001", "gateway": "gateway-token-board-0001",
+          "police": "police-token-board-00001", "district_fire": "district-fire-token-0001"}
+BEIJING = timezone(timedelta(hours=8))
+WALL = {"viewport": {"width": 1920, "height": 1080}}
+LAPTOP = {"viewport": {"width": 1366, "height": 768}}
+LOAD = 500
+STEPS = [("assess", "safety_office", "研判报警信息, 启动处置"),
+         ("check", "grid_worker", "网格员到场核实"), ("cordon", "police", "设置警戒, 疏导交通"),
+         ("fire", "fire_brigade", "出动核查火情"), ("power", "power_supply", "排查供电线路"),
+         ("residents", "community", "通知居民, 组织疏散")]
+
+
+@pytest.fixture(scope="module")
+def board_stack(tmp_path_factory):
+    """A secured stack whose fallback playbook (unregistered sites, kind `other`) has 6 steps."""
+    tmp = tmp_path_factory.mktemp("board")
+    books = tmp / "playbooks"
+    shutil.copytree(LIBRARY, books)
+    (books / "fallback.yaml").write_text(yaml.safe_dump({
+        "id": "fallback", "version": 1, "title": "兜底处置预案 (6 步)", "level": "IV",
+        "fallback": True, "steps": [
+            {"id": i, "department": d, "action": a, "ack_within": "1h", "complete_within": "4h"}
+            for i, d, a in STEPS]}, allow_unicode=True), encoding="utf-8")
+    config = tmp / "whistle.yaml"
+    config.write_text(yaml.safe_dump({"tokens": [
+        {"role": "admin", "token": TOKENS["admin"], "name": "王值班",
+         "department": "safety_office"},
+        {"role": "gateway", "token": TOKENS["gateway"]},
+        {"role": "department", "department": "police", "token": TOKENS["police"]},
+        {"role": "department", "department": "district_fire", "token": TOKENS["district_fire"]},
+    ]}, allow_unicode=True), encoding="utf-8")
+    s = Stack(tmp, None, "--config", str(config), "--playbooks", str(books))
+    yield s
+    s.stop()
+
+
+def auth(role: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKENS[role]}"}
+
+
+class Board:
+    """One browser tab on the board, signed in as the duty officer, and what went wrong."""
+
+    def __init__(self, browser: Browser, url: str, **context) -> None:
+        self.context = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai",
+                                           **context)
+        session = json.dumps({"token": TOKENS["admin"], "by": "王值班"})
+        self.context.add_init_script(f"sessionStorage.setItem('whistle.board', {session!r})")
+        self.page: Page = self.context.new_page()
+        self.page.set_default_timeout(15_000)
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
+        self.page.on("console", lambda m: self.errors.append(f"console: {m.text}")
+                     if "Content Security Policy" in m.text or m.type == "error" else None)
+        self.url = url
+
+    def open(self) -> None:
+        self.page.goto(f"{self.url}/board")
+        self.page.wait_for_selector('[data-testid="conn"][data-state="online"]')
+
+    def screenshot(self, path: Path) -> None:
+        self.page.screenshot(path=str(path), animations="disabled")
+
+    def close(self) -> None:
+        self.context.close()
+        assert self.errors == []
+
+
+def test_the_page_and_its_files_are_served_safely_and_the_api_asks_for_the_right_token(
+        board_stack):
+    url = board_stack.url
+    r = httpx.get(f"{url}/board")  # public: the page holds no data
+    assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
+    policy = r.headers["content-security-policy"]
+    nonce = re.search(r"script-src 'nonce-([\w-]+)'", policy).group(1)
+    assert "unsafe-inline" not in policy and "style-src 'self' 'nonce-" in policy
+    assert r.text.count(f'nonce="{nonce}"') == 3  # the style, Leaflet, the board's script
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", r.text), "no CDN"
+    script = re.search(r'<script nonce="[\w-]+" src="([^"]+)"', r.text).group(1)
+    js = httpx.get(url + script)
+    assert js.status_code == 200 and js.headers["content-type"] == "text/javascript; charset=utf-8"
+    assert "Leaflet 1.9.4" in js.text[:200] and "max-age" in js.headers["cache-control"]
+    again = httpx.get(url + script, headers={"If-None-Match": js.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+    css = httpx.get(f"{url}/board/static/leaflet/leaflet.css")
+    assert css.headers["content-type"] == "text/css; charset=utf-8"
+    assert httpx.get(f"{url}/board/static/leaflet/images/layers.png").headers[
+        "content-type"] == "image/png"
+    for bad in ("leaflet/nothing.js", "leaflet/images/leaflet.js", "leaflet/%2e%2e%2fboard.py",
+                "leaflet/images/..%2f..%2fboard.py", "board.html"):
+        assert httpx.get(f"{url}/board/static/{bad}").status_code == 404, bad
+
+    stream = f"{url}/api/v1/stream"
+    assert httpx.get(stream).status_code == 401
+    assert httpx.get(stream, headers=auth("police")).status_code == 403
+    bad = httpx.get(stream, headers={**auth("admin"), "Last-Event-ID": "1-2-3"})
+    assert bad.status_code == 400 and bad.json()["details"][0]["loc"] == ["Last-Event-ID"]
+    departments = httpx.get(f"{url}/api/v1/departments", headers=auth("police")).json()
+    lead = [d for d in departments["departments"] if d["lead"]]
+    assert [d["id"] for d in lead] == ["safety_office"]
+    assert {d["tier"] for d in departments["departments"]} == {"街道", "区"}
+    assert httpx.get(f"{url}/api/v1/sites", headers=auth("police")).status_code == 403
+    every = httpx.get(f"{url}/api/v1/sites", headers=auth("admin")).json()
+    assert len(every["sites"]) == len(yaml.safe_load(DEMO_SITES.read_text("utf-8"))["sites"])
+    assert [g["id"] for g in every["grids"]] == ["JYH-G1", "JYH-G2", "JYH-G3"]
+    found = httpx.get(f"{url}/api/v1/sites", params={"q": "实验室"}, headers=auth("admin")).json()
+    assert [s["site_id"] for s in found["sites"]] == ["jyh-yinfeng-lab-3"]
+    assert [g["id"] for g in found["grids"]] == ["JYH-G2"]
+
+
+def test_the_lab_fire_reaches_the_board_with_its_chips_on_the_grid_map(board_stack, browser):
+    wall = Board(browser, board_stack.url, **WALL)
+    wall.open()
+    page = wall.page
+    assert page.text_content('[data-testid="who-name"]') == "王值班"
+    page.wait_for_selector("path.grid-outline", state="attached")
+    alarms = (DEMO_SITES.parent / "lab-fire.json").read_bytes()
+    r = board_stack.http.post("/api/v1/alarms", content=alarms, headers={
+        **auth("gateway"), "Content-Type": "application/json"})
+    assert r.status_code == 202, r.text
+    answered = time.monotonic()
+    row = page.wait_for_selector('[data-testid^="incident-inc-"]')
+    took = time.monotonic() - answered
+    iid = row.get_attribute("data-testid").removeprefix("incident-")
+    page.wait_for_function("""id => document.querySelectorAll(
+        `[data-testid="incident-${id}"] .chip`).length >= 5""", arg=iid)
+    print(f"\nboard: the lab fire appeared {took * 1000:.0f} ms after the 202")
+    assert took < 5.0
+    text = row.inner_text()
+    assert "银丰国际生物城 3号实验室" in text and "派出所" in text and "待接收" in text
+    assert row.get_attribute("data-level") == "II"
+    assert page.eval_on_selector_all("path.grid-outline", "e => e.length") == 3
+    page.wait_for_selector("path.incident-dot.level-II", state="attached")
+
+    # a police rejection: the incident comes first, flagged, its chip red
+    tasks = board_stack.http.get("/api/v1/tasks", params={"incident_id": iid},
+                                 headers=auth("admin")).json()["tasks"]
+    cordon = next(t for t in tasks if t["department"] == "police")
+    r = board_stack.http.post(f"/api/v1/tasks/{cordon['task_id']}/reject",
+                              json={"note": "警力已全部出警, 请转派", "by": "张警官"},
+                              headers=auth("police"))
+    assert r.status_code == 200, r.text
+    page.wait_for_selector(f'[data-testid="chip-{cordon["task_id"]}"][data-status="rejected"]')
+    page.wait_for_selector(f'[data-testid="incident-{iid}"][data-flag="rejected"]')
+    assert page.text_content('[data-testid="count-rejected"] b') == "1"
+
+    alert = page.wait_for_selector('li[data-testid^="alert-"]')
+    assert "派出所 退回任务" in alert.inner_text() and "警力已全部出警" in alert.inner_text()
+
+    page.click(f'[data-testid="incident-{iid}"]')
+    page.wait_for_selector('#timeline li[data-type="task_rejected"]')
+    assert page.is_visible(f'[data-testid="task-{cordon["task_id"]}"] '
+                           '[data-testid="action-reassign"]')
+
+    # 吹哨: the district's fire brigade and emergency bureau are called in; one reports (报到)
+    page.click('[data-testid="action-whistle"]')
+    page.check('[data-testid="whistle-dept-district_fire"]')
+    page.check('[data-testid="whistle-dept-district_emergency"]')
+    page.fill('[data-testid="whistle-reason"]', "实验室火势蔓延, 请求区级力量支援")
+    page.click('[data-testid="whistle-submit"]')
+    page.wait_for_selector('[data-testid="form-whistle"]', state="hidden")
+    page.wait_for_selector(f'[data-testid="summons-{iid}"]')
+    called = [t for t in tasks_of(board_stack, iid) if t["summons"]]
+    assert sorted(t["department"] for t in called) == ["district_emergency", "district_fire"]
+    brigade = next(t for t in called if t["department"] == "district_fire")
+    r = board_stack.http.post(f"/api/v1/tasks/{brigade['task_id']}/ack", json={"by": "刘队长"},
+                              headers=auth("district_fire"))
+    assert r.status_code == 200, r.text
+    reported = page.wait_for_selector(f'[data-testid="report-{brigade["task_id"]}"]'
+                                      '[data-reported="1"]')
+    assert "已报到 刘队长" in reported.inner_text()
+    assert "吹哨报到" in page.inner_text(f'[data-testid="summons-{iid}"]')
+
+    # 接报: a resident's call, the site found by its name, opened by hand
+    page.click('[data-testid="action-new-report"]')
+    page.fill('[data-testid="report-q"]', "黄金谷")
+    page.click('[data-testid="report-site-jyh-huangjingu-b7"]')
+    page.fill('[data-testid="report-description"]', "7号楼3单元楼道冒烟, 有焦糊味")
+    page.fill('[data-testid="report-name"]', "李女士")
+    page.fill('[data-testid="report-phone"]', "13800000000")
+    page.click('[data-testid="report-submit"]')
+    result = page.wait_for_selector('[data-testid="report-result"]:has-text("已立案")')
+    opened = result.inner_text().split()[-1]
+    page.click('[data-testid="dialog-cancel"]')
+    row = page.wait_for_selector(f'[data-testid="incident-{opened}"]')
+    assert "黄金谷安置区 7号楼" in row.inner_text()
+    page.click('[data-testid="detail-close"]')
+    page.wait_for_selector(f'[data-testid="incident-{opened}"] .chip')
+    wall.screenshot(DOCS / "board-wall.png")
+    wall.close()
+
+    laptop = Board(browser, board_stack.url, **LAPTOP)
+    laptop.open()
+    laptop.page.wait_for_selector(f'[data-testid="incident-{iid}"] .chip')
+    laptop.page.wait_for_selector("path.grid-outline", state="attached")
+    laptop.page.click(f'[data-testid="incident-{iid}"]')
+    laptop.page.wait_for_selector('#timeline li[data-type="task_rejected"]')
+    laptop.screenshot(DOCS / "board-laptop.png")
+    laptop.close()
+
+
+def tasks_of(stack: Stack, incident_id: str) -> list[dict]:
+    return stack.http.get("/api/v1/tasks", params={"incident_id": incident_id},
+                          headers=auth("admin")).json()["tasks"]
+
+
+def test_the_duty_officer_reassigns_the_rejected_task_and_closes_the_incident(board_stack,
+                                                                               browser):
+    """The rest of the story on the board: the rejection is re-assigned from its alert, the
+    incident closed with its reason; each recorded as the duty officer's (the token's 王值班)."""
+    (lab,) = board_stack.http.get("/api/v1/incidents", params={
+        "site_id": "jyh-yinfeng-lab-3", "status": "open"}, headers=auth("admin")).json()[
+        "incidents"]
+    iid = lab["incident_id"]
+    rejected = next(t for t in tasks_of(board_stack, iid) if t["status"] == "rejected")
+    tab = Board(browser, board_stack.url, **WALL)
+    tab.open()
+    page = tab.page
+    alert = page.wait_for_selector('li[data-testid^="alert-"]')
+    alert.query_selector('[data-testid="alert-reassign"]').click()
+    page.wait_for_selector('[data-testid="form-reassign"]')
+    assert "派出所" in page.inner_text('[data-testid="reassign-task"]')
+    page.select_option('[data-testid="reassign-dept"]', "enforcement")
+    page.fill('[data-testid="reassign-note"]', "派出所警力不足, 由综合行政执法维持秩序")
+    page.click('[data-testid="reassign-submit"]')
+    page.wait_for_selector('[data-testid="form-reassign"]', state="hidden")
+    taken = next(t for t in tasks_of(board_stack, iid) if t["replaces"] == rejected["task_id"])
+    assert (taken["department"], taken["status"]) == ("enforcement", "dispatched")
+    page.wait_for_selector(f'[data-testid="chip-{taken["task_id"]}"]')
+    page.wait_for_selector('li[data-testid^="alert-"]', state="detached")
+    page.wait_for_selector(f'[data-testid="incident-{iid}"][data-flag=""]')
+
+    page.click('[data-testid="action-close"]')
+    page.select_option('[data-testid="close-reason"]', "handled")
+    page.fill('[data-testid="close-note"]', "明火已扑灭, 现场移交")
+    page.click('[data-testid="close-submit"]')
+    page.wait_for_selector(f'[data-testid="incident-{iid}"]', state="detached")
+    closed = board_stack.http.get(f"/api/v1/incidents/{iid}/timeline",
+                                  headers=auth("admin")).json()
+    assert closed["incident"]["status"] == "closed"
+    done = [e for e in closed["entries"] if e["type"] == "incident_closed"]
+    assert done and done[-1]["by"] == "王值班"
+    tab.close()
+
+
+def wait(probe, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while not (value := probe()):
+        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
+        time.sleep(0.5)
+    return value
+
+
+def test_500_open_incidents_and_3000_tasks_first_paint_and_an_update(board_stack, browser):
+    http = board_stack.http
+    before = len(http.get("/api/v1/incidents", params={"status": "open"},
+                          headers=auth("admin")).json()["incidents"])
+    at = datetime.now(BEIJING).isoformat(timespec="seconds")
+    alarms = [{"alarm_id": f"load:{n:03}", "kind": "other", "site_id": f"load-site-{n:03}",
+               "occurred_at": at, "description": f"负载测试 {n}"} for n in range(LOAD)]
+    t0 = time.monotonic()
+    for start in range(0, LOAD, 100):
+        r = http.post("/api/v1/alarms", json=alarms[start:start + 100], headers=auth("gateway"))
+        assert r.status_code == 202, r.text
+
+    def tasks_out() -> int:
+        got = http.get("/api/v1/tasks", params={"status": "dispatched"}, headers=auth("admin"),
+                       timeout=30).json()["tasks"]
+        return sum(t["site_id"].startswith("load-site-") for t in got) >= LOAD * len(STEPS)
+
+    wait(tasks_out, 90, f"{LOAD * len(STEPS)} tasks")
+    processed = time.monotonic() - t0
+    incidents = http.get("/api/v1/incidents", params={"status": "open"},
+                         headers=auth("admin")).json()["incidents"]
+    assert len(incidents) == before + LOAD
+
+    tab = Board(browser, board_stack.url, **WALL)
+    page = tab.page
+    page.goto(f"{board_stack.url}/board")
+    painted = page.wait_for_function(f"""() => document.querySelectorAll(
+        '#incidents > [data-testid^="incident-"]').length >= {before + LOAD}
+        && performance.now()""", polling="raf", timeout=60_000).json_value()
+    chips = page.evaluate("document.querySelectorAll('#incidents .chip').length")
+    assert chips >= LOAD * len(STEPS)
+
+    task = next(t for t in http.get("/api/v1/tasks", params={"department": "police",
+                                                              "status": "dispatched"},
+                                    headers=auth("admin")).json()["tasks"]
+                if t["site_id"] == "load-site-250")
+    chip = f'[data-testid="chip-{task["task_id"]}"]'
+    page.wait_for_selector(f'{chip}[data-status="dispatched"]', state="attached")
+    page.wait_for_timeout(1000)  # the board settled (its first countdown tick)
+    sent = time.monotonic()
+    r = http.post(f"/api/v1/tasks/{task['task_id']}/ack", json={"note": "收到", "by": "李警官"},
+                  headers=auth("police"))
+    answered = time.monotonic()
+    assert r.status_code == 200, r.text
+    page.wait_for_selector(f'{chip}[data-status="acknowledged"]', state="attached")
+    arrived = time.monotonic() - sent
+    print(f"\nboard load: {LOAD} alarms -> {LOAD} incidents, {LOAD * len(STEPS)} tasks processed "
+          f"in {processed:.1f} s; the board held {before + LOAD} incidents and {chips} chips")
+    print(f"board load: first paint of all {before + LOAD} incidents {painted:.0f} ms after "
+          f"navigation")
+    print(f"board load: an acknowledgement reached its chip {arrived * 1000:.0f} ms after it "
+          f"was sent (the API answered in {(answered - sent) * 1000:.0f} ms)")
+    assert painted < 15_000 and arrived < 5.0
+    tab.close()
