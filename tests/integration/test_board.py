@@ -29,7 +29,10 @@ from .conftest import Stack
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 TOKENS = {"admin": "admin-token-board-00001", "gateway": "gateway-token-board-0001",
-          "police": "police-token-board-00001", "district_fire": "district-fire-token-0001"}
+          "police": "police-token-board-00001", "district_fire": "district-fire-token-0001",
+          "power_supply": "power-token-board-000001",
+          "district_emergency": "emergency-token-board-01"}
+PEOPLE = {"police": "张警官", "power_supply": "赵电工", "district_emergency": "孙科长"}
 BEIJING = timezone(timedelta(hours=8))
 WALL = {"viewport": {"width": 1920, "height": 1080}}
 LAPTOP = {"viewport": {"width": 1366, "height": 768}}
@@ -56,8 +59,9 @@ def board_stack(tmp_path_factory):
         {"role": "admin", "token": TOKENS["admin"], "name": "王值班",
          "department": "safety_office"},
         {"role": "gateway", "token": TOKENS["gateway"]},
-        {"role": "department", "department": "police", "token": TOKENS["police"]},
         {"role": "department", "department": "district_fire", "token": TOKENS["district_fire"]},
+        *({"role": "department", "department": d, "token": TOKENS[d], "name": name}
+          for d, name in PEOPLE.items()),
     ]}, allow_unicode=True), encoding="utf-8")
     s = Stack(tmp, None, "--config", str(config), "--playbooks", str(books))
     yield s
@@ -162,27 +166,27 @@ def test_the_lab_fire_reaches_the_board_with_its_chips_on_the_grid_map(board_sta
     assert page.eval_on_selector_all("path.grid-outline", "e => e.length") == 3
     page.wait_for_selector("path.incident-dot.level-II", state="attached")
 
-    # a police rejection: the incident comes first, flagged, its chip red
+    # the power supply station rejects: the incident comes first, flagged, its chip red
     tasks = board_stack.http.get("/api/v1/tasks", params={"incident_id": iid},
                                  headers=auth("admin")).json()["tasks"]
-    cordon = next(t for t in tasks if t["department"] == "police")
+    cordon = next(t for t in tasks if t["department"] == "power_supply")
     r = board_stack.http.post(f"/api/v1/tasks/{cordon['task_id']}/reject",
-                              json={"note": "警力已全部出警, 请转派", "by": "张警官"},
-                              headers=auth("police"))
-    assert r.status_code == 200, r.text
+                              json={"note": "实验楼为专线供电, 不归本所, 请转派"},
+                              headers=auth("power_supply"))
+    assert r.status_code == 200 and r.json()["by"] == "赵电工", r.text
     page.wait_for_selector(f'[data-testid="chip-{cordon["task_id"]}"][data-status="rejected"]')
     page.wait_for_selector(f'[data-testid="incident-{iid}"][data-flag="rejected"]')
     assert page.text_content('[data-testid="count-rejected"] b') == "1"
 
     alert = page.wait_for_selector('li[data-testid^="alert-"]')
-    assert "派出所 退回任务" in alert.inner_text() and "警力已全部出警" in alert.inner_text()
+    assert "供电所 退回任务" in alert.inner_text() and "专线供电" in alert.inner_text()
 
     page.click(f'[data-testid="incident-{iid}"]')
     page.wait_for_selector('#timeline li[data-type="task_rejected"]')
     assert page.is_visible(f'[data-testid="task-{cordon["task_id"]}"] '
                            '[data-testid="action-reassign"]')
 
-    # 吹哨: the district's fire brigade and emergency bureau are called in; one reports (报到)
+    # 吹哨: the district's fire brigade and emergency bureau are called in; they report (报到)
     page.click('[data-testid="action-whistle"]')
     page.check('[data-testid="whistle-dept-district_fire"]')
     page.check('[data-testid="whistle-dept-district_emergency"]')
@@ -196,6 +200,19 @@ def test_the_lab_fire_reaches_the_board_with_its_chips_on_the_grid_map(board_sta
     r = board_stack.http.post(f"/api/v1/tasks/{brigade['task_id']}/ack", json={"by": "刘队长"},
                               headers=auth("district_fire"))
     assert r.status_code == 200, r.text
+    bureau = next(t for t in called if t["department"] == "district_emergency")
+    r = board_stack.http.post(f"/api/v1/tasks/{bureau['task_id']}/ack", json={},
+                              headers=auth("district_emergency"))   # as its token's 孙科长
+    assert r.status_code == 200 and r.json()["by"] == "孙科长", r.text
+    page.wait_for_selector(f'[data-testid="report-{bureau["task_id"]}"][data-reported="1"]')
+
+    # 续报: the police post a progress note on their cordon
+    police = next(t for t in tasks if t["department"] == "police")
+    for action, body in (("ack", {}), ("progress", {"note": "警戒线已设置, 疏散师生40人"})):
+        r = board_stack.http.post(f"/api/v1/tasks/{police['task_id']}/{action}", json=body,
+                                  headers=auth("police"))
+        assert r.status_code == 200 and r.json()["by"] == "张警官", r.text
+    page.wait_for_selector('#timeline li[data-type="task_progress"]')
     reported = page.wait_for_selector(f'[data-testid="report-{brigade["task_id"]}"]'
                                       '[data-reported="1"]')
     assert "已报到 刘队长" in reported.inner_text()
@@ -237,7 +254,8 @@ def tasks_of(stack: Stack, incident_id: str) -> list[dict]:
 def test_the_duty_officer_reassigns_the_rejected_task_and_closes_the_incident(board_stack,
                                                                                browser):
     """The rest of the story on the board: the rejection is re-assigned from its alert, the
-    incident closed with its reason; each recorded as the duty officer's (the token's 王值班)."""
+    incident closed with its reason; each step recorded with its person (the duty officer is
+    the token's 王值班), on the timeline and in the HTML report."""
     (lab,) = board_stack.http.get("/api/v1/incidents", params={
         "site_id": "jyh-yinfeng-lab-3", "status": "open"}, headers=auth("admin")).json()[
         "incidents"]
@@ -249,9 +267,9 @@ def test_the_duty_officer_reassigns_the_rejected_task_and_closes_the_incident(bo
     alert = page.wait_for_selector('li[data-testid^="alert-"]')
     alert.query_selector('[data-testid="alert-reassign"]').click()
     page.wait_for_selector('[data-testid="form-reassign"]')
-    assert "派出所" in page.inner_text('[data-testid="reassign-task"]')
+    assert "供电所" in page.inner_text('[data-testid="reassign-task"]')
     page.select_option('[data-testid="reassign-dept"]', "enforcement")
-    page.fill('[data-testid="reassign-note"]', "派出所警力不足, 由综合行政执法维持秩序")
+    page.fill('[data-testid="reassign-note"]', "由综合行政执法联系产权单位断电")
     page.click('[data-testid="reassign-submit"]')
     page.wait_for_selector('[data-testid="form-reassign"]', state="hidden")
     taken = next(t for t in tasks_of(board_stack, iid) if t["replaces"] == rejected["task_id"])
@@ -270,6 +288,18 @@ def test_the_duty_officer_reassigns_the_rejected_task_and_closes_the_incident(bo
     assert closed["incident"]["status"] == "closed"
     done = [e for e in closed["entries"] if e["type"] == "incident_closed"]
     assert done and done[-1]["by"] == "王值班"
+    # every step of the story on the timeline, with its person, and in the HTML report
+    by = {}
+    for e in closed["entries"]:
+        by.setdefault(e["type"], set()).add(e.get("by"))
+    assert "赵电工" in by["task_rejected"] and "王值班" in by["task_reassigned"]
+    assert by["whistle_blown"] == {"王值班"} and "孙科长" in by["task_acknowledged"]
+    assert by["task_progress"] == {"张警官"}
+    page = board_stack.http.get(f"/api/v1/incidents/{iid}/timeline", params={"format": "html"},
+                                headers=auth("admin")).text
+    for words in ("退回任务", "赵电工", "转派任务", "吹哨", "到岗报到", "孙科长", "续报", "张警官",
+                  "事件结案", "王值班"):
+        assert words in page, words
     tab.close()
 
 
