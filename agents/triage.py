@@ -53,7 +53,6 @@ async def handle(w: Whistle, alarm: Alarm, message) -> None:
                                 result=decision.action).inc()
     if decision.action == "record" or decision.incident_id is None:
         return  # nothing for an incident: on the device only
-    target, broke = decision.incident_id, None
     if decision.action == "duplicate":
         if recorded[1] != position:  # a retry, or the other lane's copy: decided already
             return

@@ -61,8 +61,7 @@ def facts_of(alarm: Alarm, site: Site) -> Facts:
                  attributes=alarm.attributes)
 
 
-def _received(triaged: Triaged, now: datetime,
-              type_: str = "alarm_received") -> TimelineEntry:
+def _received(triaged: Triaged, now: datetime) -> TimelineEntry:
     alarm = triaged.alarm
     detail = {"kind": alarm.kind, "signal": alarm.signal, "site_id": triaged.site.site_id,
               "occurred_at": alarm.occurred_at.isoformat()}

@@ -22,21 +22,27 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
+from agents.report.handover_report import FORMATS as HANDOVER_FORMATS
 from schemas import (
     INCIDENT_STATUSES,
     LEVELS,
     TASK_ACTIONS,
     TASK_STATUSES,
+    AddTaskRequest,
     Alarm,
+    CancelTaskRequest,
     CloseRequest,
     ContainRequest,
     Device,
     Incident,
     LevelRequest,
+    OpenIncidentRequest,
+    ReassignRequest,
     Site,
     Task,
     TaskUpdateRequest,
     Timeline,
+    WhistleRequest,
 )
 from schemas.cap import CAP_CONTENT_TYPE, CAP_NS
 from schemas.codec import json_bytes
@@ -49,7 +55,9 @@ __all__ = ["PATH", "OpenApi", "body", "document"]
 PATH = "/api/v1/openapi.json"
 REF = "#/components/schemas/{model}"
 
-_REQUESTS = (Alarm, TaskUpdateRequest, LevelRequest, CloseRequest, ContainRequest)
+_REQUESTS = (Alarm, TaskUpdateRequest, LevelRequest, CloseRequest, ContainRequest,
+             OpenIncidentRequest, AddTaskRequest, ReassignRequest, CancelTaskRequest,
+             WhistleRequest)
 _ANSWERS = (Incident, Task, Timeline, Site, Device)
 
 _REFUSALS = {
@@ -122,6 +130,22 @@ _EXTRA = {
                         last_signal=_NULLABLE_TEXT, offline_due=_NULLABLE_TEXT,
                         reported_offline={"type": "boolean"}, false_alarms={"type": "integer"}),
     "Playbooks": _PLAYBOOKS,
+    "Departments": _obj(("departments",), departments=_array(_obj(
+        ("id", "name", "name_en", "tier", "report_within", "report_within_seconds", "lead"),
+        id=_TEXT, name=_TEXT, name_en=_TEXT, tier={"type": "string", "enum": ["街道", "区"]},
+        report_within=_TEXT, report_within_seconds=_INT, lead={"type": "boolean"}))),
+    "Sites": _obj(("sites", "grids"), sites=_array(_obj(
+        ("site_id", "name", "type", "address", "grid", "lat", "lon"), site_id=_TEXT, name=_TEXT,
+        type=_TEXT, address=_TEXT, grid=_TEXT, lat={"type": ["number", "null"]},
+        lon={"type": ["number", "null"]})), grids=_array(_obj(
+            ("id", "name", "outline"), id=_TEXT, name=_TEXT,
+            outline=_array(_array({"type": "number"}, minItems=2, maxItems=2), minItems=3)))),
+    "Summoned": _obj(("incident", "tasks"), incident=_ref("Incident"),
+                     tasks=_array(_ref("Task"))),
+    "Reported": _obj(("alarm_id", "incident_id"), alarm_id=_TEXT, incident_id={"type": "null"}),
+    "Handover": _obj(("since", "until", "now", "counts", *_SECTIONS), since=_TEXT, until=_TEXT,
+                     now=_TEXT, counts={"type": "object", "additionalProperties": _INT},
+                     **{name: _array({"type": "object"}) for name in _SECTIONS}),
     "Readiness": _obj(("ready", *_CHECKS),
                       **{name: {"type": "boolean"} for name in ("ready", *_CHECKS)}),
 }
