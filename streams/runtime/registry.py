@@ -122,7 +122,8 @@ class RegistryReader:
                  ) -> None:
         self.servers = bootstrap_servers(broker)
         self.registry = registry
-        self.appliers = {topics.REGISTRY: partial(apply_record, registry), **(more or {})}
+        self.appliers: dict[str, Callable[[bytes, bytes | None], str | None]] = {
+            topics.REGISTRY: partial(apply_record, registry), **(more or {})}
         self.caught_up = asyncio.Event()
         self.applied = 0
         self.refused = 0
