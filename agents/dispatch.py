@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from agents.logic.incidents import on_triaged, opening_entries
+from agents.logic.incidents import on_triaged, opening_entries, silenced_entry
 from playbooks.coordinator import PlaybookLibrary
 from schemas import Incident, Triaged
 
@@ -23,6 +23,9 @@ _END_OF_TIME = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 async def handle(w: Whistle, triaged: Triaged, message) -> None:
+    if triaged.action == "silenced":  # held back: on the silence's timeline, nothing else
+        await w.record([silenced_entry(triaged, w.clock())])
+        return
     stored = w.tables.incidents.get(triaged.incident_id)
     current = Incident.model_validate(stored) if stored else None
     now = w.clock()

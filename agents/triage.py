@@ -1,7 +1,8 @@
 """Triage agent: `whistle.alarms` -> `whistle.triaged`, and the device table.
 
 Resolves where the alarm is (`locate`), notes the device's sign of life (`health`),
-deduplicates by alarm_id and correlates into incidents per site (`correlation`).
+deduplicates by alarm_id and correlates into incidents per site (`correlation`). A maintenance
+silence may hold the alarm back to the silence's own timeline (`silences`).
 
 A gateway's retry (the same alarm_id in a later message) stops here. The *same message* seen
 again (a replay after a crash, before its offset was committed) is forwarded again, because
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from agents.logic.correlation import SiteState, decide, hazard_of
 from agents.logic.health import DeviceState, seen
+from agents.logic.silences import check
 from schemas import Alarm, Evidence, Triaged, topics
 from schemas.codec import dump
 from schemas.topics import ORIGIN
@@ -53,6 +55,7 @@ async def handle(w: Whistle, alarm: Alarm, message) -> None:
                                 result=decision.action).inc()
     if decision.action == "record" or decision.incident_id is None:
         return  # nothing for an incident: on the device only
+    target, broke = decision.incident_id, None
     if decision.action == "duplicate":
         if recorded[1] != position:  # a retry, or the other lane's copy: decided already
             return
@@ -62,12 +65,19 @@ async def handle(w: Whistle, alarm: Alarm, message) -> None:
     else:
         action, merges = decision.action, list(decision.merges)
         evidence = decision.evidence or Evidence()
+        # a maintenance silence (检修屏蔽): held back to the silence's timeline, or broken
+        held = check(w.silences.values(), alarm, site, decision, state,
+                     alarm.received_at or w.clock())
+        if held is not None and held.muted:
+            action, target = "silenced", held.silence_id
+        elif held is not None:
+            broke = held.silence_id
         w.tables.sites[key] = state.to_json()
-        w.tables.alarms_seen[alarm.alarm_id] = [decision.incident_id, position, action, merges]
-    await w.send(topics.TRIAGED_URGENT if urgent else topics.TRIAGED, decision.incident_id,
-                 dump(Triaged(
-        alarm=alarm, incident_id=decision.incident_id, action=action, hazard=hazard_of(alarm.kind),
-        family=decision.family, merges=merges, evidence=evidence, site=site)))
+        w.tables.alarms_seen[alarm.alarm_id] = [target, position, action, merges]
+    await w.send(topics.TRIAGED_URGENT if urgent else topics.TRIAGED, target, dump(Triaged(
+        alarm=alarm, incident_id=target, action=action, hazard=hazard_of(alarm.kind),
+        family=decision.family, merges=merges, evidence=evidence, site=site,
+        broke_silence=broke)))
 
 
 def origin(message) -> str | None:

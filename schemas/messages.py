@@ -21,18 +21,23 @@ class Triaged(BaseModel):
 
     `open` a new incident, `join` one (after merging `merges` into it), or `attach` a restore
     signal to it (recorded, changes nothing). `evidence` is everything triage has seen of the
-    incident so far, for the confirmation rules. Deterministic: a replay is harmless."""
+    incident so far, for the confirmation rules. Deterministic: a replay is harmless.
+
+    `silenced`: a maintenance silence held the alarm back; `incident_id` is then the silence's
+    id, whose timeline records it (`agents.logic.silences`). `broke_silence` names the silence
+    an alarm broke through."""
 
     model_config = ConfigDict(extra="forbid")
 
     alarm: Alarm
     incident_id: str
-    action: Literal["open", "join", "attach"]
+    action: Literal["open", "join", "attach", "silenced"]
     hazard: str
     family: str
     merges: list[str] = Field(default_factory=list)
     evidence: Evidence = Field(default_factory=lambda: Evidence())
     site: Site
+    broke_silence: str | None = None
 
     @property
     def opens(self) -> bool:

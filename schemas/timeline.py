@@ -17,7 +17,7 @@ EntryType = Literal[
     "task_cancelled", "task_overdue", "incident_contained",
     "escalated", "level_changed", "incident_confirmed", "incident_merged", "incident_reopened",
     "incident_closed", "delivery_failed", "reporter_feedback", "task_reassigned",
-    "whistle_blown",
+    "whistle_blown", "alarm_silenced",
 ]
 ENTRY_TYPES: tuple[str, ...] = EntryType.__args__  # type: ignore[attr-defined]
 

@@ -13,6 +13,7 @@ import asyncio
 import gc
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import faust
@@ -20,6 +21,7 @@ from faust.types.tables import TableT
 
 from agents import dispatch, escalation, incident_updates, site_events, task_updates, timers, triage
 from agents.logic.locate import Registry
+from agents.logic.silences import apply_record as apply_silence
 from playbooks import PlaybookError
 from playbooks.coordinator import PlaybookLibrary
 from playbooks.departments import load_departments
@@ -31,6 +33,7 @@ from streams.http import errors as http_errors
 from streams.http import handover as handover_views
 from streams.http import incidents as incident_views
 from streams.http import playbooks as playbook_views
+from streams.http import silences as silence_views
 from streams.http.auth import Auth
 from streams.http.gate import BrokerProbe, Gate
 from streams.http.limits import RateLimits
@@ -115,6 +118,7 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistl
         escalations=topic(names.ESCALATIONS), deliveries=topic(names.DELIVERIES),
         feedback=topic(names.FEEDBACK),
         registry=topic(names.REGISTRY, compacting=True),
+        silences=topic(names.SILENCES, compacting=True),
         tasks={d: topic(names.task_topic(d)) for d in departments},
     )
 
@@ -135,7 +139,8 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistl
                       departments=departments, metrics=Metrics(), access=access, clock=clock)
 
     whistle.metrics.open_tasks.count = lambda: whistle.open_tasks.counts(departments)
-    reader = whistle.registry_reader = RegistryReader(settings.broker, registry)
+    reader = whistle.registry_reader = RegistryReader(
+        settings.broker, registry, {names.SILENCES: partial(apply_silence, whistle.silences)})
     gate = Gate(Auth(access.tokens), Routing(app), BrokerProbe(app))
     if not gate.auth.open:
         gate.limits = RateLimits(settings.rate_limit, settings.rate_burst)
@@ -195,6 +200,7 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistl
         *incident_views.ROUTES,
         *handover_views.ROUTES,
         *playbook_views.ROUTES,
+        *silence_views.ROUTES,
         *probes.ROUTES,
         Route(feed.PATH, feed.DepartmentStream, {"feed": task_feed}),
         *directory.ROUTES,

@@ -41,6 +41,7 @@ from schemas import (
 )
 from schemas import topics as names
 from schemas.codec import Rejected, decode, dump
+from schemas.silence import Silence
 from streams.metrics import Metrics
 from streams.runtime.lookahead import Lookahead
 from streams.runtime.registry import RegistryReader
@@ -76,13 +77,14 @@ class Topics:
     deliveries: faust.TopicT
     feedback: faust.TopicT
     registry: faust.TopicT
+    silences: faust.TopicT
     tasks: dict[str, faust.TopicT]
 
     def all(self) -> list[faust.TopicT]:
         return [self.alarms, self.dlq, self.triaged, self.alarms_urgent, self.triaged_urgent,
                 self.incidents, self.task_updates,
                 self.incident_updates, self.timeline, self.site_events, self.escalations,
-                self.deliveries, self.feedback, self.registry,
+                self.deliveries, self.feedback, self.registry, self.silences,
                 *self.tasks.values()]
 
 
@@ -121,6 +123,7 @@ class Whistle:
     topics_declared: bool = False
     registry_reader: RegistryReader | None = None
     lookahead: Lookahead | None = None  # the urgent lane's read-ahead (build() sets it)
+    silences: dict[str, Silence] = field(default_factory=dict)  # whistle.silences, read whole
 
     async def send(self, topic: str, key: str, value: bytes,
                    headers: list[tuple[str, bytes]] | None = None) -> Awaitable[RecordMetadata]:

@@ -89,6 +89,7 @@ class Cluster:
     last_at: datetime
     devices: list[str] = field(default_factory=list)
     people: bool = False
+    muted: str | None = None  # the silence that held it back: no incident holds it (yet)
 
     def covers(self, at: datetime, window: timedelta) -> bool:
         return is_maintenance(self.family) or self.first_at - window <= at <= self.last_at + window
@@ -119,13 +120,14 @@ class Cluster:
     def to_json(self) -> dict:
         return {"incident_id": self.incident_id, "family": self.family,
                 "first_at": self.first_at.isoformat(), "last_at": self.last_at.isoformat(),
-                "devices": self.devices, "people": self.people}
+                "devices": self.devices, "people": self.people,
+                **({"muted": self.muted} if self.muted else {})}
 
     @classmethod
     def from_json(cls, data: dict) -> Cluster:
         return cls(data["incident_id"], data["family"], datetime.fromisoformat(data["first_at"]),
                    datetime.fromisoformat(data["last_at"]), list(data["devices"]),
-                   data["people"])
+                   data["people"], data.get("muted"))
 
 
 @dataclass
@@ -209,7 +211,9 @@ def _restore(alarm: Alarm, state: SiteState, window: timedelta) -> Decision:
     hazard = hazard_of(alarm.kind)
     for family in (by_device, hazard):
         for c in state.clusters:
-            if family and c.family == family and c.covers(alarm.occurred_at, window):
+            # a muted cluster is no incident: its restore is recorded on the device only
+            if family and c.family == family and not c.muted and c.covers(alarm.occurred_at,
+                                                                          window):
                 return Decision("attach", c.incident_id, c.family)
     return Decision("record", None, family_of(alarm))
 

@@ -31,7 +31,7 @@ from schemas import (
 
 __all__ = ["BY_HAND", "IncidentStep", "SameLevel", "advance", "by_hand", "change_level",
            "close_if_done", "facts_of", "on_task_changed", "on_triaged", "on_update",
-           "opening_entries"]
+           "opening_entries", "silenced_entry"]
 
 
 BY_HAND = "dispatch"
@@ -61,7 +61,8 @@ def facts_of(alarm: Alarm, site: Site) -> Facts:
                  attributes=alarm.attributes)
 
 
-def _received(triaged: Triaged, now: datetime) -> TimelineEntry:
+def _received(triaged: Triaged, now: datetime,
+              type_: str = "alarm_received") -> TimelineEntry:
     alarm = triaged.alarm
     detail = {"kind": alarm.kind, "signal": alarm.signal, "site_id": triaged.site.site_id,
               "occurred_at": alarm.occurred_at.isoformat()}
@@ -70,8 +71,15 @@ def _received(triaged: Triaged, now: datetime) -> TimelineEntry:
             detail[name] = getattr(alarm, name)
     if alarm.reporter and alarm.reporter.name:
         detail["reporter"] = alarm.reporter.name
-    return entry(triaged.incident_id, "alarm_received", now, alarm_id=alarm.alarm_id,
-                 detail=detail)
+    if triaged.broke_silence:
+        detail["broke_silence"] = triaged.broke_silence
+    return entry(triaged.incident_id, type_, now, alarm_id=alarm.alarm_id, detail=detail)
+
+
+def silenced_entry(triaged: Triaged, now: datetime) -> TimelineEntry:
+    """What a silence's timeline records of an alarm it held back (`alarm_silenced`): what
+    `alarm_received` would have said on an incident."""
+    return _received(triaged, now, "alarm_silenced")
 
 
 def _dispatched(task: Task, at: datetime) -> TimelineEntry:

@@ -32,7 +32,7 @@ ENTRY_NAMES: dict[str, str] = {
     "escalated": "督办升级", "level_changed": "调整级别", "incident_confirmed": "确认火情",
     "incident_merged": "合并事件", "incident_reopened": "重新打开", "incident_closed": "事件结案",
     "delivery_failed": "推送失败", "reporter_feedback": "反馈报警人",
-    "task_reassigned": "转派任务", "whistle_blown": "吹哨",
+    "task_reassigned": "转派任务", "whistle_blown": "吹哨", "alarm_silenced": "检修屏蔽",
 }
 """Each timeline entry type in Chinese, as the CSV, Markdown and HTML forms name it."""
 

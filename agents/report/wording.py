@@ -166,7 +166,7 @@ def describe(e: TimelineEntry, review: Review) -> str:
     """What an entry's detail says, in a sentence of Chinese."""
     d: dict[str, Any] = e.detail or {}
     names = lambda ids: "、".join(review.name(i) for i in ids or [])  # noqa: E731
-    if e.type == "alarm_received":
+    if e.type in ("alarm_received", "alarm_silenced"):
         kind = str(d.get("kind", ""))
         parts = [KIND_NAMES.get(kind, kind)]
         if d.get("signal") not in (None, "alarm"):
@@ -177,6 +177,10 @@ def describe(e: TimelineEntry, review: Review) -> str:
             parts.append(f"报警人 {d['reporter']}")
         if d.get("description"):
             parts.append(f"“{d['description']}”")
+        if d.get("broke_silence"):
+            parts.append(f"突破检修屏蔽 {d['broke_silence']}")
+        if e.type == "alarm_silenced":
+            parts.append("检修屏蔽中，未派发任务")
         return " · ".join(p for p in parts if p)
     if e.type == "incident_opened":
         kind = str(d.get("kind", ""))

@@ -62,6 +62,7 @@ topic whistle.alarms.urgent   "cleanup.policy=delete" "retention.ms=$INTERNAL"
 topic whistle.triaged.urgent  "cleanup.policy=delete" "retention.ms=$INTERNAL"
 # state: the latest value per key is the truth, kept for ever
 topic whistle.registry        "cleanup.policy=compact"
+topic whistle.silences        "cleanup.policy=compact"
 for t in $TABLES; do
     # small segments (6 h, 64 MiB): compaction keeps up, and a worker taking a partition over
     # replays little more than the live state

@@ -8,6 +8,7 @@
     whistle send --file streams/demo/lab-fire.json
     whistle sites import FILE [--broker URL]   # YAML or CSV sites/devices -> whistle.registry
     whistle playbooks check|explain|test|reload|schema   (see streams/cli/playbooks.py)
+    whistle silence add|list|expire     # maintenance silences (see streams/cli/silences.py)
     whistle timeline INCIDENT_ID --format json|csv|md|html [-o FILE] [--from-topic]
     whistle report --from 2026-11-01 --to 2026-11-30 --format html|md|csv [-o FILE]
     whistle handover --since 2026-12-06T08:00:00+08:00 [--until T] [--format md|html|json]
@@ -31,6 +32,7 @@ from pydantic import ValidationError
 
 from schemas import SIGNALS, utc_now
 from streams.cli import playbooks as playbook_cli
+from streams.cli import silences as silence_cli
 from streams.settings import ConfigError, Settings
 
 __all__ = ["main"]
@@ -300,6 +302,7 @@ def parser() -> argparse.ArgumentParser:
     handover.set_defaults(func=cmd_handover)
 
     playbook_cli.add_parser(sub, url)
+    silence_cli.add_parser(sub, url)
 
     bench = sub.add_parser("bench", help="throughput and alarm-to-task latency, beside a plain "
                            "aiokafka relay (default: a fresh embedded broker and worker)")

@@ -337,7 +337,7 @@ class OneSite(ApiView):
             raise Refusal(404, f"no site {site_id}", problem("site_id", "unknown"))
         return self.reply({
             "site": site.model_dump(mode="json") if site else None,
-            "open_incidents": [c.incident_id for c in state.clusters],
+            "open_incidents": [c.incident_id for c in state.clusters if not c.muted],
             "false_alarms": {day: len(ids) for day, ids in state.false_alarms.items()},
             "flagged": state.flagged})
 

@@ -36,6 +36,8 @@ RIGHTS: dict[str, frozenset[str]] = {
     "read_playbooks": frozenset({"admin"}),
     "change_playbooks": frozenset({"admin"}),
     "read_handover": frozenset({"admin"}),                  # the shift handover (交接班)
+    "read_silences": frozenset({"admin"}),                  # maintenance silences (检修屏蔽)
+    "change_silences": frozenset({"admin"}),
 }
 """Which roles hold each right. A gateway only posts alarms; a department reads and changes
 only its own department's tasks; an admin reads and changes everything."""

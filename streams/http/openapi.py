@@ -46,6 +46,7 @@ from schemas import (
 )
 from schemas.cap import CAP_CONTENT_TYPE, CAP_NS
 from schemas.codec import json_bytes
+from schemas.silence import SILENCE_STATES, ExpireRequest, SilenceAnswer, SilenceRequest
 from streams.http.listing import MAX_LIMIT
 from streams.http.views import JSON, ApiView
 from streams.reports import FORMATS
@@ -57,8 +58,8 @@ REF = "#/components/schemas/{model}"
 
 _REQUESTS = (Alarm, TaskUpdateRequest, LevelRequest, CloseRequest, ContainRequest,
              OpenIncidentRequest, AddTaskRequest, ReassignRequest, CancelTaskRequest,
-             WhistleRequest)
-_ANSWERS = (Incident, Task, Timeline, Site, Device)
+             WhistleRequest, SilenceRequest, ExpireRequest)
+_ANSWERS = (Incident, Task, Timeline, Site, Device, SilenceAnswer)
 
 _REFUSALS = {
     400: "the body is not JSON (or the Last-Event-ID is malformed)",
@@ -146,6 +147,7 @@ _EXTRA = {
     "Handover": _obj(("since", "until", "now", "counts", *_SECTIONS), since=_TEXT, until=_TEXT,
                      now=_TEXT, counts={"type": "object", "additionalProperties": _INT},
                      **{name: _array({"type": "object"}) for name in _SECTIONS}),
+    "Silences": _obj(("silences",), silences=_array(_ref("SilenceAnswer"))),
     "Readiness": _obj(("ready", *_CHECKS),
                       **{name: {"type": "boolean"} for name in ("ready", *_CHECKS)}),
 }
@@ -339,6 +341,27 @@ def paths(departments: Sequence[str], max_batch: int = 1000) -> dict[str, dict]:
             "getDevice", "A device: the registry's entry and its signs of life",
             {**_ok("the device", _json(_ref("DeviceState"))), **_refused(*_GUARDED, 404)},
             params=[_id("device_id", "the device")])},
+        "/api/v1/silences": {"get": _op(
+            "listSilences", "Maintenance silences (检修屏蔽), newest first (admin)",
+            {**_ok("the silences", _json(_ref("Silences"))), **_refused(*_GUARDED, 422)},
+            params=[_param("state", "query", _enum(SILENCE_STATES), "only this state")]),
+            "post": _op(
+            "addSilence", "Silence a site, device, grid or site type's maintenance noise; a "
+                          "person's report, a call point or two detectors break through",
+            {**_ok("the silence", _json(_ref("SilenceAnswer")), 201),
+             **_refused(*_GUARDED, *_BODY, 503)},
+            body=_json(_ref("SilenceRequest"), {
+                "matchers": {"grid": "YS-01"}, "reason": "烟感年检",
+                "ends_at": "2099-12-06T12:00:00+08:00"}))},
+        "/api/v1/silences/{silence_id}": {"get": _op(
+            "getSilence", "One silence and the alarms it held back (admin)",
+            {**_ok("the silence", _json(_ref("SilenceAnswer"))), **_refused(*_GUARDED, 404)},
+            params=[_id("silence_id", "the silence")])},
+        "/api/v1/silences/{silence_id}/expire": {"post": _op(
+            "expireSilence", "End a silence now (admin)",
+            {**_ok("the expired silence", _json(_ref("SilenceAnswer"))),
+             **_refused(*_GUARDED, *_BODY, 404, 409, 503)},
+            params=[_id("silence_id", "the silence")], body=_json(_ref("ExpireRequest"), {}))},
         "/api/v1/playbooks": {"get": _op(
             "listPlaybooks", "The playbook set in force",
             {**_ok("the set", _json(_ref("Playbooks"))), **_refused(*_GUARDED)})},

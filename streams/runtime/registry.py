@@ -30,6 +30,9 @@ __all__ = ["RegistryReader", "apply_record", "publish", "records"]
 
 log = logging.getLogger(__name__)
 
+Apply = Callable[[bytes, bytes | None], str | None]
+"""Applies one record (key, value; None: removed); returns what is wrong with it, or None."""
+
 
 def records(file: RegistryFile) -> list[tuple[bytes, bytes]]:
     """The topic records for a registry file: sites first, then devices, then grids."""
@@ -113,17 +116,16 @@ class RegistryReader:
     A Faust GlobalTable was the first choice, but on a one-worker group its partitions are
     "active", read once at recovery and never again, so a later import would go unseen.
 
-    `more` are other compacted topics every worker reads whole in the same way: each name and
-    the function applying one record (key, value) -> what is wrong with it, or None.
-    `caught_up` waits for them too."""
+    `more` are other compacted topics every worker reads whole in the same way (the
+    maintenance silences): each name and the function applying one record (key, value) ->
+    what is wrong with it, or None. `caught_up` waits for them too."""
 
     def __init__(self, broker: str, registry: Registry,
-                 more: Mapping[str, Callable[[bytes, bytes | None], str | None]] | None = None
-                 ) -> None:
+                 more: Mapping[str, Apply] | None = None) -> None:
         self.servers = bootstrap_servers(broker)
         self.registry = registry
-        self.appliers: dict[str, Callable[[bytes, bytes | None], str | None]] = {
-            topics.REGISTRY: partial(apply_record, registry), **(more or {})}
+        self.appliers: dict[str, Apply] = {topics.REGISTRY: partial(apply_record, registry),
+                                           **(more or {})}
         self.caught_up = asyncio.Event()
         self.applied = 0
         self.refused = 0

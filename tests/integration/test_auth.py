@@ -16,6 +16,7 @@ TOKENS = {"gateway": "gateway-token-0000001", "police": "police-token-00000001",
           "community": "community-token-00001", "admin": "admin-token-000000001"}
 ROLES = ("none", "unknown", "gateway", "police", "community", "admin")
 SITE, DEVICE = "jyh-yinfeng-lab-3", "mcp-lab3-01"
+QUIET = "ps-wenhui-community"  # silenced in the matrix: no test here alarms there
 
 
 def headers(role: str) -> dict[str, str]:
@@ -74,6 +75,11 @@ def test_every_endpoint_answers_every_role_as_the_contract_says(secured):
     task = police_task(secured)
     inc, tid = task["incident_id"], task["task_id"]
     anyone = (200,) * len(ROLES)
+    quiet = {"matchers": {"site_id": QUIET}, "ends_at": datetime.now(UTC).replace(
+        year=2099).isoformat(), "reason": "检修"}
+    made = secured.http.post("/api/v1/silences", json=quiet, headers=headers("admin"))
+    assert made.status_code == 201, made.text
+    sid = made.json()["silence_id"]
     matrix = [  # (method, path, body), then: none unknown gateway police community admin
         (("POST", "/api/v1/alarms", "alarm"), (401, 401, 202, 403, 403, 202)),
         (("GET", "/api/v1/incidents", None), (401, 401, 403, 200, 200, 200)),
@@ -115,6 +121,11 @@ def test_every_endpoint_answers_every_role_as_the_contract_says(secured):
         (("GET", f"/api/v1/devices/{DEVICE}", None), (401, 401, 403, 403, 403, 200)),
         (("GET", "/api/v1/playbooks", None), (401, 401, 403, 403, 403, 200)),
         (("POST", "/api/v1/playbooks/reload", {}), (401, 401, 403, 403, 403, 200)),
+        # maintenance silences (issue 20): admin only
+        (("POST", "/api/v1/silences", quiet), (401, 401, 403, 403, 403, 201)),
+        (("GET", "/api/v1/silences", None), (401, 401, 403, 403, 403, 200)),
+        (("GET", f"/api/v1/silences/{sid}", None), (401, 401, 403, 403, 403, 200)),
+        (("POST", f"/api/v1/silences/{sid}/expire", {}), (401, 401, 403, 403, 403, 200)),
         (("GET", "/console/police", None), anyone),
         (("GET", "/healthz", None), anyone),
         (("GET", "/readyz", None), anyone),
@@ -174,6 +185,8 @@ def test_every_method_on_every_route_is_decided_for_every_role(secured):
         f"/api/v1/tasks/{tid}/ack": {"POST"}, "/api/v1/departments/police/stream": {"GET"},
         f"/api/v1/sites/{SITE}": {"GET"}, f"/api/v1/devices/{DEVICE}": {"GET"},
         "/api/v1/playbooks": {"GET"}, "/api/v1/playbooks/reload": {"POST"},
+        "/api/v1/silences": {"GET", "POST"}, "/api/v1/silences/sil-none": {"GET"},
+        "/api/v1/silences/sil-none/expire": {"POST"},
         "/api/v1/openapi.json": {"GET"}, "/console/police": {"GET"}, "/healthz": {"GET"},
         "/readyz": {"GET"}, "/metrics": {"GET"}}
     wrong = []
