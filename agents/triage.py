@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from agents.logic.correlation import SiteState, decide, hazard_of
-from agents.logic.health import DeviceState, seen
+from agents.logic.health import DeviceState, battery_alarm, seen
 from agents.logic.silences import check
 from schemas import Alarm, Evidence, Triaged, topics
 from schemas.codec import dump
@@ -36,7 +36,10 @@ async def handle(w: Whistle, alarm: Alarm, message) -> None:
     site = w.locate(alarm).site
     key = site.site_id
     if alarm.device_id:
-        _note_device(w, alarm, key)
+        low = _note_device(w, alarm, key)
+        if low is not None:  # its own trouble alarm: a maintenance task, once per low period
+            await w.send(topics.ALARMS, key, dump(low.model_copy(update={
+                "received_at": alarm.received_at or w.clock()})))
     urgent = message.topic == topics.ALARMS_URGENT
     if urgent:  # a copy: the original's position, marked
         position = f"u:{origin(message) or f'{message.partition}:{message.offset}'}"
@@ -88,17 +91,20 @@ def origin(message) -> str | None:
     return None
 
 
-def _note_device(w: Whistle, alarm: Alarm, site_id: str) -> None:
+def _note_device(w: Whistle, alarm: Alarm, site_id: str) -> Alarm | None:
     device_id = alarm.device_id
     assert device_id is not None
     registered = w.registry.device(device_id)
     silence = registered.heartbeat if registered else w.settings.device_silence
     state = seen(DeviceState.from_json(w.tables.devices.get(device_id)), alarm,
                  site_id=site_id, silence=silence)
-    if state is not None:
-        w.tables.devices[device_id] = state.to_json()
-        if state.reported < state.last_seen:
-            w.due.schedule(device_id, state.due)
+    if state is None:
+        return None
+    low = battery_alarm(device_id, state, w.settings.low_battery)
+    w.tables.devices[device_id] = state.to_json()
+    if state.reported < state.last_seen:
+        w.due.schedule(device_id, state.due)
+    return low
 
 
 def register(w: Whistle) -> None:

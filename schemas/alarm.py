@@ -45,6 +45,12 @@ MAX_FUTURE_SKEW = timedelta(minutes=5)
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 """No alarm occurred before this: an earlier time is a gateway's clock fault."""
 
+READINGS: dict[str, tuple[float, float, str]] = {
+    "battery": (0, 100, "the battery in percent, from 0 to 100"),
+    "signal": (-150, 0, "the signal strength (RSSI) in dBm, from -150 to 0"),
+}
+"""The attributes a device's fleet view reads: numbers in these ranges, or refused."""
+
 
 class Location(BaseModel):
     """Where a person says the fire is, when there is no site id (or in addition to it)."""
@@ -124,6 +130,16 @@ class Alarm(BaseModel):
         if self.site_id is None and self.location is None and self.device_id is None:
             raise field_error("site_id", "missing",
                               "Field required unless location or device_id is given")
+        return self
+
+    @model_validator(mode="after")
+    def _readings(self) -> Alarm:
+        for name, (low, high, what) in READINGS.items():
+            value = self.attributes.get(name)
+            if name in self.attributes and (isinstance(value, bool)
+                                            or not isinstance(value, (int, float))
+                                            or not low <= value <= high):
+                raise field_error(("attributes", name), "reading", f"must be a number: {what}")
         return self
 
     @property

@@ -29,6 +29,7 @@ from schemas import topics as names
 from schemas import utc_now
 from streams.http import api, directory, openapi, probes
 from streams.http import command as command_views
+from streams.http import devices as device_views
 from streams.http import errors as http_errors
 from streams.http import handover as handover_views
 from streams.http import incidents as incident_views
@@ -197,6 +198,7 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistl
     mount(app, [
         *command_views.ROUTES,  # before the API's /api/v1/tasks/{task_id}/{action}
         *api.ROUTES,
+        *device_views.ROUTES,
         *incident_views.ROUTES,
         *handover_views.ROUTES,
         *playbook_views.ROUTES,

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     device_silence: Duration = Field(timedelta(hours=24), description="how long a device not in "
                                      "the registry may stay silent before it counts as offline")
     offline_check: float = Field(60.0, gt=0, description="seconds between offline checks")
+    low_battery: float = Field(20.0, ge=0, le=100, description="percent: a battery at or below "
+                               "this opens one maintenance task (battery fault)")
     pas_check: float = Field(1.0, gt=0, description="seconds between looks at verification "
                              "deadlines (positive alarm sequence)")
     ingest_timeout: float = Field(5.0, gt=0, description="seconds to wait for the broker's ack")

@@ -24,8 +24,12 @@ from agents.logic.correlation import SiteState
 from schemas import Alarm, SiteEvent
 from schemas.common import format_duration
 
-__all__ = ["FALSE_ALARMS_PER_DAY", "DeviceState", "DueIndex", "count_false_alarm",
-           "false_alarm_flag", "is_offline_report", "offline_alarm", "seen"]
+__all__ = ["FALSE_ALARMS_PER_DAY", "HYSTERESIS", "DeviceState", "DueIndex", "battery_alarm",
+           "count_false_alarm", "false_alarm_flag", "is_battery_report", "is_offline_report",
+           "offline_alarm", "seen"]
+
+HYSTERESIS = 5.0
+"""Percent above the low-battery threshold a battery must reach to end its low period."""
 
 FALSE_ALARMS_PER_DAY = 5
 """GB 50440: a site with more false alarms than this in one day is flagged."""
@@ -46,6 +50,10 @@ class DeviceState:
     reported: int = 0     # the last_seen for which it was reported offline
     false_alarms: int = 0
     last_signal: str = "alarm"
+    battery: float | None = None   # percent, the newest reading
+    signal: float | None = None    # RSSI in dBm, the newest reading
+    low_since: int = 0             # epoch of the reading that began the low period (0: none)
+    battery_reported: int = 0      # the low_since whose battery alarm triage has seen
 
     @property
     def due(self) -> int:
@@ -53,7 +61,8 @@ class DeviceState:
 
     def to_json(self) -> list:
         return [self.site_id, self.kind, self.last_seen, self.silence, self.reported,
-                self.false_alarms, self.last_signal]
+                self.false_alarms, self.last_signal, self.battery, self.signal,
+                self.low_since, self.battery_reported]
 
     @classmethod
     def from_json(cls, data: list | None) -> DeviceState | None:
@@ -63,6 +72,23 @@ class DeviceState:
 def is_offline_report(alarm: Alarm) -> bool:
     return alarm.signal == "trouble" and alarm.attributes.get("trouble") == "offline" \
         and alarm.alarm_id.startswith("offline:")
+
+
+def is_battery_report(alarm: Alarm) -> bool:
+    return alarm.signal == "trouble" and alarm.attributes.get("trouble") == "battery" \
+        and alarm.alarm_id.startswith("battery:")
+
+
+def _readings(state: DeviceState, alarm: Alarm) -> bool:
+    """Take the battery and signal an alarm carries (checked numbers: `schemas.alarm`):
+    whether either changed."""
+    changed = False
+    for name in ("battery", "signal"):
+        value = alarm.attributes.get(name)
+        if value is not None and getattr(state, name) != float(value):
+            setattr(state, name, float(value))
+            changed = True
+    return changed
 
 
 def seen(state: DeviceState | None, alarm: Alarm, *, site_id: str,
@@ -76,12 +102,24 @@ def seen(state: DeviceState | None, alarm: Alarm, *, site_id: str,
             return None
         state.reported = int(alarm.attributes["last_seen_epoch"])
         return state
+    if is_battery_report(alarm):
+        since = int(alarm.attributes.get("low_since_epoch", 0))
+        if state is None or state.battery_reported >= since:
+            return None
+        state.battery_reported = since
+        return state
     if state is None:
-        return DeviceState(site_id, alarm.kind, at, secs, last_signal=alarm.signal)
-    if at <= state.last_seen and (state.site_id, state.silence) == (site_id, secs):
+        state = DeviceState(site_id, alarm.kind, at, secs, last_signal=alarm.signal)
+        _readings(state, alarm)
+        return state
+    # readings of the same second (last_seen is whole seconds) are newer ones
+    fresh = at == state.last_seen and _readings(state, alarm)
+    if at <= state.last_seen and (state.site_id, state.silence) == (site_id, secs) \
+            and not fresh:
         return None
     if at > state.last_seen:
         state.last_seen, state.last_signal = at, alarm.signal
+        _readings(state, alarm)
     state.site_id, state.silence = site_id, secs
     return state
 
@@ -98,6 +136,28 @@ def offline_alarm(device_id: str, state: DeviceState) -> Alarm:
                     f"(last heard {last.astimezone(_CHINA).isoformat()})",
         attributes={"trouble": "offline", "last_seen": last.isoformat(),
                     "last_seen_epoch": state.last_seen, "silent_for": format_duration(silent)})
+
+
+def battery_alarm(device_id: str, state: DeviceState, threshold: float) -> Alarm | None:
+    """Move the device's low period by its newest battery reading (a low one begins it at
+    `last_seen`, one above `threshold + HYSTERESIS` ends it) and give the period's trouble
+    alarm while triage has not seen it: deterministic, so sending it again opens nothing."""
+    if state.battery is None:
+        return None
+    if state.low_since and state.battery > threshold + HYSTERESIS:
+        state.low_since = 0
+    elif not state.low_since and state.battery <= threshold:
+        state.low_since = state.last_seen
+    if not state.low_since or state.battery_reported >= state.low_since:
+        return None
+    since = datetime.fromtimestamp(state.low_since, UTC)
+    return Alarm(
+        alarm_id=f"battery:{device_id}:{state.low_since}", kind=state.kind, signal="trouble",
+        site_id=state.site_id, device_id=device_id, occurred_at=since,
+        description=f"设备电量低: {device_id} 电量 {state.battery:g}% (阈值 {threshold:g}%), "
+                    f"请更换电池 (GB 20517 电池故障)",
+        attributes={"trouble": "battery", "battery": state.battery, "threshold": threshold,
+                    "low_since": since.isoformat(), "low_since_epoch": state.low_since})
 
 
 class DueIndex:

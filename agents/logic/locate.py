@@ -130,6 +130,9 @@ class Registry:
     def device(self, device_id: str) -> Device | None:
         return self._devices.get(device_id)
 
+    def devices(self) -> Iterator[Device]:
+        return iter(self._devices.values())
+
     def put_device(self, device: Device) -> None:
         """Add a device, or replace the one with its id."""
         self._devices[device.device_id] = device

@@ -23,7 +23,8 @@ from typing import Any
 from schemas import LEVELS, Site
 from streams.http.errors import Refusal
 
-__all__ = ["MAX_LIMIT", "Found", "decode_cursor", "encode_cursor", "incident_key", "task_key"]
+__all__ = ["MAX_LIMIT", "Found", "Key", "decode_cursor", "encode_cursor", "incident_key",
+           "task_key"]
 
 MAX_LIMIT = 1000
 """The most items one page holds."""

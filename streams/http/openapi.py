@@ -47,6 +47,7 @@ from schemas import (
 from schemas.cap import CAP_CONTENT_TYPE, CAP_NS
 from schemas.codec import json_bytes
 from schemas.silence import SILENCE_STATES, ExpireRequest, SilenceAnswer, SilenceRequest
+from streams.http.devices import DEVICE_STATUSES
 from streams.http.listing import MAX_LIMIT
 from streams.http.views import JSON, ApiView
 from streams.reports import FORMATS
@@ -130,6 +131,15 @@ _EXTRA = {
                         site_id=_NULLABLE_TEXT, last_seen=_NULLABLE_TEXT,
                         last_signal=_NULLABLE_TEXT, offline_due=_NULLABLE_TEXT,
                         reported_offline={"type": "boolean"}, false_alarms={"type": "integer"}),
+    "Devices": _obj(("devices",), devices=_array(_obj(
+        ("device_id", "site_id", "grid", "kind", "name", "registered", "last_seen",
+         "last_signal", "battery", "signal", "status"), device_id=_TEXT, site_id=_TEXT,
+        grid=_TEXT, kind=_NULLABLE_TEXT, name=_TEXT, registered={"type": "boolean"},
+        last_seen=_NULLABLE_TEXT, last_signal=_NULLABLE_TEXT,
+        battery={"type": ["number", "null"], "description": "percent, the newest reading"},
+        signal={"type": ["number", "null"], "description": "RSSI in dBm, the newest reading"},
+        status=_array({"type": "string", "enum": list(DEVICE_STATUSES)}))),
+        next_cursor=_CURSOR),
     "Playbooks": _PLAYBOOKS,
     "Departments": _obj(("departments",), departments=_array(_obj(
         ("id", "name", "name_en", "tier", "report_within", "report_within_seconds", "lead"),
@@ -337,6 +347,12 @@ def paths(departments: Sequence[str], max_batch: int = 1000) -> dict[str, dict]:
             "getSite", "A site: the registry's entry and triage's state",
             {**_ok("the site", _json(_ref("SiteState"))), **_refused(*_GUARDED, 404)},
             params=[_id("site_id", "the site")])},
+        "/api/v1/devices": {"get": _op(
+            "listDevices", "The device fleet: readings and status, in id order (admin)",
+            {**_ok("the devices", _json(_ref("Devices"))), **_refused(*_GUARDED, 422)},
+            params=[_FOUND[2], _FOUND[3],
+                    _param("status", "query", _enum(DEVICE_STATUSES), "only devices with it"),
+                    _FOUND[8], _FOUND[9]])},
         "/api/v1/devices/{device_id}": {"get": _op(
             "getDevice", "A device: the registry's entry and its signs of life",
             {**_ok("the device", _json(_ref("DeviceState"))), **_refused(*_GUARDED, 404)},

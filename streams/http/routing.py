@@ -69,11 +69,14 @@ class Routing:
         """Where the incident's partition is held, if not here (None: here, or not known yet,
         which answers here). The partition is the one of `whistle.triaged` (the raw incident
         id, as the stages send it), whose number the incident tables share."""
+        return self.holder(topics.TRIAGED, incident_id, "incidents")
+
+    def holder(self, topic: str, key: str, table: str) -> URL | None:
+        """Where the partition of `table` that `key` has on `topic` is held, if not here."""
         app = self.app
         try:
-            partition = app.producer.key_partition(topics.TRIAGED,
-                                                   incident_id.encode("utf-8")).partition
-            held = app.router.table_metadata("incidents")
+            partition = app.producer.key_partition(topic, key.encode("utf-8")).partition
+            held = app.router.table_metadata(table)
         except Exception:  # no metadata or assignment yet
             return None
         for url, by_topic in held.items():

@@ -119,6 +119,7 @@ def test_every_endpoint_answers_every_role_as_the_contract_says(secured):
          (401, 401, 403, 403, 200, 200)),
         (("GET", f"/api/v1/sites/{SITE}", None), (401, 401, 403, 403, 403, 200)),
         (("GET", f"/api/v1/devices/{DEVICE}", None), (401, 401, 403, 403, 403, 200)),
+        (("GET", "/api/v1/devices", None), (401, 401, 403, 403, 403, 200)),
         (("GET", "/api/v1/playbooks", None), (401, 401, 403, 403, 403, 200)),
         (("POST", "/api/v1/playbooks/reload", {}), (401, 401, 403, 403, 403, 200)),
         # maintenance silences (issue 20): admin only
@@ -184,6 +185,7 @@ def test_every_method_on_every_route_is_decided_for_every_role(secured):
         f"/api/v1/incidents/{inc}/close": {"POST"}, f"/api/v1/incidents/{inc}/contain": {"POST"},
         f"/api/v1/tasks/{tid}/ack": {"POST"}, "/api/v1/departments/police/stream": {"GET"},
         f"/api/v1/sites/{SITE}": {"GET"}, f"/api/v1/devices/{DEVICE}": {"GET"},
+        "/api/v1/devices": {"GET"},
         "/api/v1/playbooks": {"GET"}, "/api/v1/playbooks/reload": {"POST"},
         "/api/v1/silences": {"GET", "POST"}, "/api/v1/silences/sil-none": {"GET"},
         "/api/v1/silences/sil-none/expire": {"POST"},

@@ -370,6 +370,25 @@ def test_the_duty_officer_silences_a_site_and_a_grid_for_maintenance_and_ends_th
     assert ended[sid]["expired_by"] == "王值班" and grid["silence_id"] in ended
     tab.close()
 
+def test_the_board_counts_devices_with_a_low_battery(board_stack, browser):
+    """设备 on the board: a device reporting a low battery is counted and listed."""
+    answer = board_stack.http.post("/api/v1/alarms", headers=auth("admin"), json={
+        "alarm_id": "board-battery-1", "kind": "smoke", "signal": "test",
+        "site_id": "jyh-huangjingu-b7", "device_id": "smk-board-bat",
+        "occurred_at": datetime.now(BEIJING).isoformat(), "attributes": {"battery": 9}})
+    assert answer.status_code == 202, answer.text
+    wait(lambda: board_stack.http.get("/api/v1/devices", headers=auth("admin"), params={
+        "status": "low_battery"}).json()["devices"], 20, "the low battery")
+    tab = Board(browser, board_stack.url, **WALL)
+    tab.open()
+    page = tab.page
+    page.wait_for_selector('[data-testid="count-devices-battery"] b:text-is("1")')
+    page.click('[data-testid="count-devices-battery"]')
+    row = page.wait_for_selector('[data-testid="device-smk-board-bat"]')
+    assert "low_battery" in row.get_attribute("data-status") and "9%" in row.inner_text()
+    tab.close()
+
+
 def wait(probe, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while not (value := probe()):

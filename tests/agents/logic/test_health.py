@@ -9,10 +9,14 @@ import pytest
 from agents.logic.correlation import SiteState
 from agents.logic.health import (
     FALSE_ALARMS_PER_DAY,
+    HYSTERESIS,
     DeviceState,
     DueIndex,
+    battery_alarm,
     count_false_alarm,
     false_alarm_flag,
+    is_battery_report,
+    is_offline_report,
     offline_alarm,
     seen,
 )
@@ -272,3 +276,86 @@ def test_faults_go_to_maintenance_and_alarms_never_do(site, kind, signal):
 def test_the_offline_report_goes_to_maintenance():
     report = offline_alarm("smk-1", first_state())
     assert match(PLAYBOOKS, facts_of(report, LAB)).winner.playbook.id == "device-maintenance"
+
+
+# battery: readings kept, one maintenance alarm per low period (GB 20517 battery fault)
+
+def beat(state: DeviceState | None, hours: float, battery: float | None = None,
+         **attributes) -> DeviceState:
+    if battery is not None:
+        attributes["battery"] = battery
+    got = seen(state, alarm(T0 + timedelta(hours=hours), signal="test", attributes=attributes),
+               site_id="lab-3", silence=DAY)
+    assert got is not None
+    return got
+
+
+def test_readings_are_kept_from_the_newest_message():
+    state = beat(None, 0, 80, signal=-71)
+    assert (state.battery, state.signal) == (80.0, -71.0)
+    state = beat(state, 1)  # a message without readings keeps the last ones
+    assert (state.battery, state.signal) == (80.0, -71.0)
+    assert seen(state, alarm(T0, signal="test", attributes={"battery": 5}), site_id="lab-3",
+                silence=DAY) is None  # an older message changes nothing
+    assert state.battery == 80.0
+
+
+def test_a_low_battery_raises_one_maintenance_alarm_per_low_period():
+    state = beat(None, 0, 80)
+    assert battery_alarm("smk-1", state, 20) is None
+    state = beat(state, 1, 20)  # at the threshold: low
+    low = battery_alarm("smk-1", state, 20)
+    assert low is not None and low.alarm_id == f"battery:smk-1:{EPOCH + 3600}"
+    assert (low.signal, low.attributes["trouble"], low.attributes["battery"]) == \
+        ("trouble", "battery", 20.0)
+    assert is_battery_report(low) and not is_offline_report(low)
+    state = beat(state, 2, 14)  # still low, not reported yet: the same alarm again
+    assert battery_alarm("smk-1", state, 20).alarm_id == low.alarm_id
+    reported = seen(state, low, site_id="lab-3", silence=DAY)  # triage sees it: not a beat
+    assert reported is not None and reported.battery_reported == EPOCH + 3600
+    assert reported.last_seen == EPOCH + 7200
+    assert seen(reported, low, site_id="lab-3", silence=DAY) is None  # a replay
+    state = beat(reported, 3, 12)
+    assert battery_alarm("smk-1", state, 20) is None
+
+
+def test_a_battery_must_recover_past_the_hysteresis_to_rearm():
+    state = beat(None, 0, 15)
+    low = battery_alarm("smk-1", state, 20)
+    assert low is not None
+    state = seen(state, low, site_id="lab-3", silence=DAY)
+    assert state is not None
+    state = beat(state, 1, 20 + HYSTERESIS)  # wavering about the threshold: the same period
+    assert battery_alarm("smk-1", state, 20) is None and state.low_since == EPOCH
+    state = beat(state, 2, 18)
+    assert battery_alarm("smk-1", state, 20) is None
+    state = beat(state, 3, 90)  # a new battery
+    assert battery_alarm("smk-1", state, 20) is None and state.low_since == 0
+    state = beat(state, 4, 10)  # a second low period: a second alarm
+    again = battery_alarm("smk-1", state, 20)
+    assert again is not None and again.alarm_id == f"battery:smk-1:{EPOCH + 4 * 3600}"
+
+
+def test_the_battery_alarm_goes_to_maintenance_never_a_fire_playbook():
+    state = beat(None, 0, 10)
+    low = battery_alarm("smk-1", state, 20)
+    assert low is not None
+    for site in (LAB, HOME, ROAD):
+        assert match(PLAYBOOKS, facts_of(low, site)).winner.playbook.id == "device-maintenance"
+
+
+def test_an_old_stored_state_loads_without_readings():
+    old = ["lab-3", "smoke", EPOCH, 86400, 0, 2, "test"]  # as stored before readings
+    state = DeviceState.from_json(old)
+    assert state is not None and (state.battery, state.signal, state.low_since) == (None, None, 0)
+    assert battery_alarm("smk-1", state, 20) is None
+    assert DeviceState.from_json(state.to_json()) == state
+
+
+def test_a_reading_of_the_same_second_is_taken():
+    state = beat(None, 0, 80)
+    same = seen(state, alarm(T0, signal="test", attributes={"battery": 15}), site_id="lab-3",
+                silence=DAY)
+    assert same is not None and same.battery == 15.0
+    assert seen(same, alarm(T0, signal="test", attributes={"battery": 15}), site_id="lab-3",
+                silence=DAY) is None
