@@ -47,9 +47,5 @@ class DepartmentRegistry(RootModel[list[Department]]):
             raise ValueError("at most one department leads (lead: true)")
         return self
 
-    def lead(self) -> str:
-        """The department that leads: the one marked `lead`, else the safety office."""
-        return next((d.id for d in self.root if d.lead), "safety_office")
-
     def by_id(self) -> dict[str, Department]:
         return {d.id: d for d in self.root}

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
+from agents.logic.deadlines import NOTICE_WITHIN
 from agents.logic.incidents import IncidentStep, advance, close_if_done
 from agents.logic.timelines import entry
 from playbooks import LoadedPlaybook, task_id_for
@@ -36,12 +37,10 @@ __all__ = ["DEFAULT_REPORT_WITHIN", "SUMMONS_COMPLETE_WITHIN", "add_task", "call
            "summons_rule_due", "whistle"]
 
 DEFAULT_REPORT_WITHIN = timedelta(minutes=30)
-"""報到 deadline for a department the departments file gives none."""
+"""The 报到 deadline for a department the departments file gives none."""
 
 SUMMONS_COMPLETE_WITHIN = timedelta(hours=24)
 """A department called in is done (离场) within this of reporting."""
-
-NOTICE_WITHIN = timedelta(minutes=5)
 
 
 def on_command(incident: Incident, update: IncidentUpdate, loaded: LoadedPlaybook, site: Site,
