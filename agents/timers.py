@@ -100,7 +100,7 @@ async def check_offline(w: Whistle) -> None:
             continue
         alarm = offline_alarm(device_id, state).model_copy(update={"received_at": now})
         w.metrics.devices_offline.inc()
-        await w.send(topics.ALARMS, state.site_id, dump(alarm))
+        await w.send(topics.ALARMS, w.site(state.site_id).triage_key, dump(alarm))
 
 
 def register(w: Whistle) -> None:

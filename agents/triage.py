@@ -1,7 +1,8 @@
 """Triage agent: `whistle.alarms` -> `whistle.triaged`, and the device table.
 
 Resolves where the alarm is (`locate`), notes the device's sign of life (`health`),
-deduplicates by alarm_id and correlates into incidents per site (`correlation`). A maintenance
+deduplicates by alarm_id and correlates into incidents per site, or per building for sites
+that share one (`correlation`, keyed by `Site.triage_key`). A maintenance
 silence may hold the alarm back to the silence's own timeline (`silences`).
 
 A gateway's retry (the same alarm_id in a later message) stops here. The *same message* seen
@@ -34,7 +35,7 @@ __all__ = ["origin", "register"]
 async def handle(w: Whistle, alarm: Alarm, message) -> None:
     await w.registry_read()  # never resolve against a half-read registry
     site = w.locate(alarm).site
-    key = site.site_id
+    key = site.triage_key  # one building, one state: its units' alarms correlate
     if alarm.device_id:
         low = _note_device(w, alarm, key)
         if low is not None:  # its own trouble alarm: a maintenance task, once per low period

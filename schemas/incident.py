@@ -67,6 +67,9 @@ class Incident(BaseModel):
     status: IncidentStatus = "open"
     level: Level
     site_id: Identifier
+    sites: list[Identifier] | None = Field(
+        default=None, description="the other sites of its building whose alarms joined it "
+                                  "(the units a fire spread to), in the order they did")
     kind: str
     hazard: str
     family: str = ""

@@ -46,7 +46,8 @@ class Triaged(BaseModel):
 
 class SiteEvent(BaseModel):
     """What the incident stages tell triage about a site, on `whistle.site-events` (key: the
-    site id): an incident closed, so its family starts afresh and false alarms are counted."""
+    site's `triage_key`: its building's, if it shares one): an incident closed, so its family
+    starts afresh and false alarms are counted."""
 
     model_config = ConfigDict(extra="forbid")
 

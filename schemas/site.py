@@ -43,9 +43,26 @@ class Site(BaseModel):
     type: SiteType
     address: str = Field(default="", max_length=500)
     grid: str = Field(default="", max_length=100)
+    building: str | None = Field(
+        default=None, min_length=1, max_length=100, pattern=r"^\S+$",
+        description="sites with the same building id are one building (the units of a "
+                    "high-rise, shops under a residence): their alarms correlate into one "
+                    "incident")
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
     overrides: dict[DepartmentId, SiteOverride] = Field(default_factory=dict)
+
+    @property
+    def triage_key(self) -> str:
+        """The key of this site's alarms on `whistle.alarms` and of triage's state: its
+        building's when it shares one (so a fire spreading upward is one incident), else its own
+        id.
+
+            >>> Site(site_id="a-301", name="3单元301", type="residential",
+            ...      building="a-block").triage_key
+            'building:a-block'
+        """
+        return f"building:{self.building}" if self.building else self.site_id
 
     @classmethod
     def ad_hoc(cls, site_id: str, address: str | None = None) -> Site:

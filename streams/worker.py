@@ -252,7 +252,7 @@ class Whistle:
         for update in step.updates:
             await self.send(names.INCIDENT_UPDATES, update.incident_id, dump(update))
         for event in step.site_events:
-            await self.send(names.SITE_EVENTS, event.site_id, dump(event))
+            await self.send(names.SITE_EVENTS, self.site(event.site_id).triage_key, dump(event))
         if any(e.type == "incident_closed" for e in step.entries):
             await self.give_feedback(step.incident)
 

@@ -90,6 +90,13 @@ def _dispatched(task: Task, at: datetime) -> TimelineEntry:
                          "complete_due": task.complete_due.isoformat()})
 
 
+def _with_site(incident: Incident, site_id: str) -> Incident:
+    """Another unit of the incident's building alarmed: it joins `sites`."""
+    if site_id == incident.site_id or site_id in (incident.sites or ()):
+        return incident
+    return incident.model_copy(update={"sites": [*(incident.sites or ()), site_id]})
+
+
 def by_hand(alarm: Alarm) -> dict:
     """What the duty officer said of a report they entered (`POST /api/v1/incidents`): who
     (`by`), and the `level` and `playbook` they chose, if any; {} for any other alarm."""
@@ -147,7 +154,8 @@ def on_triaged(current: Incident | None, triaged: Triaged, playbooks: PlaybookSe
     if alarm.alarm_id in current.alarm_ids:  # a replay: record nothing new
         return IncidentStep(current, changed=False, entries=[_received(triaged, now)])
 
-    incident = _with_reporter(current.with_alarm(alarm.alarm_id, alarm.occurred_at), alarm)
+    incident = _with_site(_with_reporter(current.with_alarm(alarm.alarm_id, alarm.occurred_at),
+                                         alarm), triaged.site.site_id)
     entries = [_received(triaged, now)]
     if triaged.action == "attach" or incident.merged_into is not None or loaded is None:
         return IncidentStep(incident, changed=True, entries=entries)

@@ -21,15 +21,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp.web import Request
 from faust.web import Response
 from pydantic import ValidationError
 
-from agents.logic.correlation import SiteState
-from agents.logic.health import DeviceState
 from agents.logic.incidents import BY_HAND
 from agents.logic.taskstate import IllegalTransition, next_status
 from agents.logic.timelines import in_time_order
@@ -119,10 +116,6 @@ def _check_outcome(task: Task, action: str, outcome: str | None) -> None:
                       problem("outcome", "not allowed here"))
 
 
-def _iso(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat()
-
-
 class Alarms(ApiView):
     rights = {"post": "post_alarms"}
 
@@ -133,7 +126,7 @@ class Alarms(ApiView):
                 alarms = [_parse_cap(await self.read_body(request, (CAP_CONTENT_TYPE,)), w)]
             else:
                 alarms = _parse_alarms(await self.read_json(request, ALARM_TYPES), w)
-            records = [(w.locate(a).site.site_id, _written(a, i, len(alarms)))
+            records = [(w.locate(a).site.triage_key, _written(a, i, len(alarms)))
                        for i, a in enumerate(alarms)]
         except Refusal as exc:
             w.metrics.rejected.labels(status=str(exc.status)).inc()
@@ -326,45 +319,6 @@ class TaskAction(ApiView):
         return self.reply(task.model_dump(mode="json"))
 
 
-class OneSite(ApiView):
-    rights = {"get": "read_registry"}
-
-    async def get(self, request: Request, site_id: str) -> Response:
-        w = self.whistle
-        site = w.registry.site(site_id)
-        state = SiteState.from_json(w.tables.sites.get(site_id))
-        if site is None and w.tables.sites.get(site_id) is None:
-            raise Refusal(404, f"no site {site_id}", problem("site_id", "unknown"))
-        return self.reply({
-            "site": site.model_dump(mode="json") if site else None,
-            "open_incidents": [c.incident_id for c in state.clusters if not c.muted],
-            "false_alarms": {day: len(ids) for day, ids in state.false_alarms.items()},
-            "flagged": state.flagged})
-
-
-class OneDevice(ApiView):
-    rights = {"get": "read_registry"}
-
-    async def get(self, request: Request, device_id: str) -> Response:
-        w = self.whistle
-        device = w.registry.device(device_id)
-        state = DeviceState.from_json(w.tables.devices.get(device_id))
-        if state is not None:
-            site_id = state.site_id
-        elif device is not None:
-            site_id = device.site_id
-        else:
-            raise Refusal(404, f"no device {device_id}", problem("device_id", "unknown"))
-        return self.reply({
-            "device": device.model_dump(mode="json") if device else None,
-            "site_id": site_id,
-            "last_seen": _iso(state.last_seen) if state else None,
-            "last_signal": state.last_signal if state else None,
-            "offline_due": _iso(state.due) if state else None,
-            "reported_offline": bool(state and state.reported >= state.last_seen),
-            "false_alarms": state.false_alarms if state else 0})
-
-
 class IncidentLevel(ApiView):
     rights = {"post": "change_incidents"}
     routed_by = "incident_id"
@@ -392,8 +346,6 @@ ROUTES: list[Route] = [
     Route("/api/v1/incidents/{incident_id}/timeline", IncidentTimeline),
     Route("/api/v1/tasks", Tasks),
     Route("/api/v1/tasks/{task_id}/{action}", TaskAction),
-    Route("/api/v1/sites/{site_id}", OneSite),
-    Route("/api/v1/devices/{device_id}", OneDevice),
     Route("/api/v1/incidents/{incident_id}/level", IncidentLevel),
 ]
 """The API's paths and their views (`streams.app` mounts them, with the others')."""

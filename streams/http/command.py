@@ -118,8 +118,8 @@ async def open_by_hand(view: ApiView, request: Request) -> Response:
     waiter = asyncio.get_running_loop().create_future()
     w.waiters[key] = waiter
     try:
-        await asyncio.wait_for(w.send_and_wait(topics.ALARMS, body.site_id, dump(alarm)),
-                               w.settings.ingest_timeout)
+        await asyncio.wait_for(w.send_and_wait(topics.ALARMS, w.site(body.site_id).triage_key,
+                                               dump(alarm)), w.settings.ingest_timeout)
     except Exception as exc:
         w.waiters.pop(key, None)
         raise Refusal(503, "the broker did not acknowledge the report; retry",

@@ -32,6 +32,7 @@ from agents.logic.correlation import SiteState
 from agents.logic.health import DeviceState
 from agents.logic.silences import active
 from schemas import Device, Site, topics
+from streams.http.errors import Refusal, problem
 from streams.http.listing import Found, Key
 from streams.http.views import ApiView, Route
 from streams.worker import Whistle
@@ -61,7 +62,7 @@ def described(w: Whistle, device_id: str, device: Device | None, state: DeviceSt
     if state is not None and state.low_since:
         flags.append("low_battery")
     family = f"maintenance:{device_id}"
-    clusters = SiteState.from_json(w.tables.sites.get(site_id)).clusters
+    clusters = SiteState.from_json(w.tables.sites.get(site.triage_key)).clusters
     if (state is not None and state.last_signal in ("trouble", "supervisory")) or any(
             c.family == family and not c.muted for c in clusters):
         flags.append("trouble")
@@ -89,7 +90,8 @@ class Devices(ApiView):
         listed = [described(w, k, w.registry.device(k), s, now) for k, s in states.items()]
         listed += [described(w, d.device_id, d, None, now) for d in w.registry.devices()
                    if d.device_id not in states
-                   and self.gate.routing.holder(topics.ALARMS, d.site_id, "devices") is None]
+                   and self.gate.routing.holder(topics.ALARMS, w.site(d.site_id).triage_key,
+                                                    "devices") is None]
         found = [d for d in listed if (site_id is None or d["site_id"] == site_id)
                  and (grid is None or d["grid"] == grid)
                  and (status is None or status in d["status"])]
@@ -109,5 +111,31 @@ def _one_each(devices: list[dict]) -> list[dict]:
     return list(kept.values())
 
 
-ROUTES: list[Route] = [Route("/api/v1/devices", Devices)]
+class OneDevice(ApiView):
+    rights = {"get": "read_registry"}
+
+    async def get(self, request: Request, device_id: str) -> Response:
+        w = self.whistle
+        device = w.registry.device(device_id)
+        state = DeviceState.from_json(w.tables.devices.get(device_id))
+        if state is not None:
+            site_id = state.site_id
+        elif device is not None:
+            site_id = device.site_id
+        else:
+            raise Refusal(404, f"no device {device_id}", problem("device_id", "unknown"))
+        shown = described(w, device_id, device, state, w.clock())
+        return self.reply({
+            "device": device.model_dump(mode="json") if device else None,
+            "site_id": site_id, "grid": shown["grid"],
+            "last_seen": _iso(state.last_seen) if state else None,
+            "last_signal": state.last_signal if state else None,
+            "battery": shown["battery"], "signal": shown["signal"], "status": shown["status"],
+            "offline_due": _iso(state.due) if state else None,
+            "reported_offline": bool(state and state.reported >= state.last_seen),
+            "false_alarms": state.false_alarms if state else 0})
+
+
+ROUTES: list[Route] = [Route("/api/v1/devices", Devices),
+                       Route("/api/v1/devices/{device_id}", OneDevice)]
 """Mounted with the API's (`/api/v1/devices/{device_id}` is `streams.http.api`)."""

@@ -23,11 +23,13 @@ from typing import Any
 from aiohttp.web import Request
 from faust.web import Response
 
+from agents.logic.correlation import SiteState
 from agents.logic.locate import normalize
 from schemas import Department, Site
 from schemas.site import Grid
-from streams.http.errors import Refusal
+from streams.http.errors import Refusal, problem
 from streams.http.views import ApiView, Route
+from streams.worker import Whistle
 
 __all__ = ["ROUTES", "SEARCH_LIMIT", "department_json", "grids_for", "search", "site_json"]
 
@@ -106,7 +108,32 @@ class Sites(ApiView):
                                      for g in grids_for(registry.grids, found, q)]})
 
 
+class OneSite(ApiView):
+    rights = {"get": "read_registry"}
+
+    async def get(self, request: Request, site_id: str) -> Response:
+        w = self.whistle
+        site = w.registry.site(site_id)
+        state = SiteState.from_json(w.tables.sites.get(site_id))  # its false alarms
+        if site is None and w.tables.sites.get(site_id) is None:
+            raise Refusal(404, f"no site {site_id}", problem("site_id", "unknown"))
+        return self.reply({
+            "site": site.model_dump(mode="json") if site else None,
+            "open_incidents": [c.incident_id for c in _place(w, site, state).clusters
+                               if not c.muted],
+            "false_alarms": {day: len(ids) for day, ids in state.false_alarms.items()},
+            "flagged": state.flagged})
+
+
+def _place(w: Whistle, site: Site | None, state: SiteState) -> SiteState:
+    """Triage's state of the site's building (its open incidents), if it shares one."""
+    if site is None or site.triage_key == site.site_id:
+        return state
+    return SiteState.from_json(w.tables.sites.get(site.triage_key))
+
+
 ROUTES: list[Route] = [
     Route("/api/v1/departments", Departments),
     Route("/api/v1/sites", Sites),
+    Route("/api/v1/sites/{site_id}", OneSite),
 ]

@@ -142,7 +142,8 @@ class Found:
             return False
         if self.kind is not None and incident.get("kind") != self.kind:
             return False
-        if self.site_id is not None and incident.get("site_id") != self.site_id:
+        if self.site_id is not None and incident.get("site_id") != self.site_id and (
+                self.site_id not in (incident.get("sites") or ())):  # a unit of its building
             return False
         if self.grid is not None and (site is None or site.grid != self.grid):
             return False

@@ -361,3 +361,41 @@ def test_rocksdb_tables_take_their_sizes_from_the_settings(tmp_path):
         assert (sizes.write_buffer_size, sizes.max_write_buffer_number) == (2 * 2**20, 2)
         assert sizes.block_cache_size == 3 * 2**20
         sizes.as_options()  # what opening a partition's database builds: rocksdict accepts it
+
+
+async def test_units_of_one_building_correlate_into_one_incident(whistle):
+    from schemas import Site, SiteEvent
+
+    for site_id, building in (("b7-shop", "b7"), ("b7-1501", "b7"), ("b8-101", "b8")):
+        whistle.registry.put_site(Site(site_id=site_id, name=site_id, type="residential",
+                                       building=building))
+    later = (T0 + timedelta(minutes=3)).isoformat()
+    async with agent(whistle, "triage").test_context() as triage:
+        for alarm_id, site, device, at in (("a1", "b7-shop", "smk-s", T0.isoformat()),
+                                           ("a2", "b7-1501", "smk-15", later),
+                                           ("a3", "b8-101", "smk-8", later)):
+            await triage.put(json.dumps(alarm_data(alarm_id=alarm_id, site_id=site,
+                                                   device_id=device, occurred_at=at)).encode(),
+                             key=b"building:b7")
+    decided = {v["alarm"]["alarm_id"]: (k, v["action"], v["site"]["site_id"], v["evidence"])
+               for _, k, v in whistle.sent}
+    shop, upstairs, next_door = decided["a1"], decided["a2"], decided["a3"]
+    assert shop[:3] == (shop[0], "open", "b7-shop")
+    # the 15th floor joins the shop's fire: one incident, two detectors confirm it
+    assert upstairs[:3] == (shop[0], "join", "b7-1501")
+    assert upstairs[3] == {"devices": ["smk-s", "smk-15"], "people": False}
+    assert next_door[1] == "open" and next_door[0] != shop[0]       # another building
+    assert [c["incident_id"] for c in whistle.tables.sites["building:b7"]["clusters"]] == [
+        shop[0]]
+    assert whistle.tables.sites.get("b7-shop") is None             # the building's state only
+
+    whistle.sent.clear()
+    closed = SiteEvent(event_id="e1", site_id="b7-1501", type="incident_closed",
+                       incident_id=shop[0], family="fire", reason="false_alarm",
+                       at=T0 + timedelta(minutes=9))
+    async with agent(whistle, "site-events").test_context() as events:
+        await events.put(closed.model_dump_json().encode(), key=b"building:b7")
+    assert whistle.tables.sites["building:b7"]["clusters"] == []    # the next fire is new
+    # a false alarm counts for the site that had it, not for the whole building
+    assert whistle.tables.sites["b7-1501"]["false_alarms"] == {"2023-05-16": [shop[0]]}
+    assert whistle.tables.sites["building:b7"]["false_alarms"] == {}

@@ -204,3 +204,25 @@ def test_an_unacknowledged_verification_confirms_by_the_positive_alarm_sequence(
         f"/api/v1/incidents/{incident['incident_id']}/timeline").json()["entries"]
         if e["type"] == "incident_confirmed"), None), what="incident_confirmed on the timeline")
     assert entry["by"] == "whistle" and "positive alarm sequence" in entry["detail"]["why"]
+
+
+def test_units_of_one_building_join_one_incident(stack):
+    """The demo's 黄金谷安置区 7号楼: a fire in the shop below spreads to the 15th floor. (An
+    earlier test's fire in the same building may still be open: then both join that one.)"""
+    shop, upstairs = "jyh-huangjingu-b7-shop", "jyh-huangjingu-b7-1501"
+    incident = one_detector(stack, shop, "bldg:1", "smk-shop-1")
+    iid = incident["incident_id"]
+    assert stack.http.post("/api/v1/alarms", json={
+        "alarm_id": "bldg:2", "kind": "smoke", "site_id": upstairs, "device_id": "smk-1501",
+        "occurred_at": now_iso(seconds=40)}).status_code == 202
+    joined = stack.wait_for(lambda: (i := stack.http.get(f"/api/v1/incidents/{iid}").json())[
+        "alarm_ids"][-2:] == ["bldg:1", "bldg:2"] and i,
+        what="the 15th floor's alarm joining the shop's incident")
+    units = [joined["site_id"], *joined["sites"]]
+    assert shop in units and upstairs in units and len(set(units)) == len(units)
+    assert joined["confirmation"] == "confirmed"               # two detectors, two units
+    assert [i["incident_id"] for i in incidents_at(stack, upstairs)] == [iid]
+    assert iid in stack.http.get(f"/api/v1/sites/{upstairs}").json()["open_incidents"]
+    timeline = stack.http.get(f"/api/v1/incidents/{iid}/timeline").json()
+    assert [e["detail"]["site_id"] for e in timeline["entries"] if e["type"] == "alarm_received"
+            and e["alarm_id"].startswith("bldg:")] == [shop, upstairs]
