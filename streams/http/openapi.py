@@ -115,6 +115,10 @@ _PLAYBOOKS = _obj(("digest", "directory", "playbooks"), digest=_TEXT, directory=
 _CHECKS = ("topics", "consuming", "registry", "broker")
 _SECTIONS = ("opened", "closed", "escalated", "still_open", "overdue", "overdue_by_department")
 _INT = {"type": "integer"}
+_READINGS = {
+    "battery": {"type": ["number", "null"], "description": "percent, the newest reading"},
+    "signal": {"type": ["number", "null"], "description": "RSSI in dBm, the newest reading"},
+    "status": _array({"type": "string", "enum": list(DEVICE_STATUSES)})}
 _EXTRA = {
     "Error": _ERROR,
     "Accepted": _obj(("accepted",), accepted=_array({"type": "string"})),
@@ -125,20 +129,17 @@ _EXTRA = {
                       open_incidents=_array(_TEXT),
                       false_alarms={"type": "object", "additionalProperties": {"type": "integer"}},
                       flagged=_NULLABLE_TEXT),
-    "DeviceState": _obj(("device", "site_id", "last_seen", "last_signal", "offline_due",
-                         "reported_offline", "false_alarms"),
+    "DeviceState": _obj(("device", "site_id", "grid", "last_seen", "last_signal", "battery",
+                         "signal", "status", "offline_due", "reported_offline", "false_alarms"),
                         device={"anyOf": [_ref("Device"), {"type": "null"}]},
-                        site_id=_NULLABLE_TEXT, last_seen=_NULLABLE_TEXT,
-                        last_signal=_NULLABLE_TEXT, offline_due=_NULLABLE_TEXT,
+                        site_id=_NULLABLE_TEXT, grid=_TEXT, last_seen=_NULLABLE_TEXT,
+                        last_signal=_NULLABLE_TEXT, **_READINGS, offline_due=_NULLABLE_TEXT,
                         reported_offline={"type": "boolean"}, false_alarms={"type": "integer"}),
     "Devices": _obj(("devices",), devices=_array(_obj(
         ("device_id", "site_id", "grid", "kind", "name", "registered", "last_seen",
          "last_signal", "battery", "signal", "status"), device_id=_TEXT, site_id=_TEXT,
         grid=_TEXT, kind=_NULLABLE_TEXT, name=_TEXT, registered={"type": "boolean"},
-        last_seen=_NULLABLE_TEXT, last_signal=_NULLABLE_TEXT,
-        battery={"type": ["number", "null"], "description": "percent, the newest reading"},
-        signal={"type": ["number", "null"], "description": "RSSI in dBm, the newest reading"},
-        status=_array({"type": "string", "enum": list(DEVICE_STATUSES)}))),
+        last_seen=_NULLABLE_TEXT, last_signal=_NULLABLE_TEXT, **_READINGS)),
         next_cursor=_CURSOR),
     "Playbooks": _PLAYBOOKS,
     "Departments": _obj(("departments",), departments=_array(_obj(
