@@ -1,6 +1,24 @@
 """The vocabulary of Whistle: pydantic models for every message and file. No I/O, no Faust."""
 
 from schemas.alarm import KINDS, SIGNALS, Alarm, Location, Reporter, Signal
+from schemas.campaign import (
+    CAMPAIGN_OUTCOMES,
+    Campaign,
+    CampaignCommand,
+    CampaignEnd,
+    CampaignFinding,
+    CampaignMessage,
+    CampaignOutcome,
+    CampaignPlaybook,
+    CampaignProgress,
+    CampaignSite,
+    CampaignStart,
+    CampaignStep,
+    CampaignTask,
+    EndCampaignRequest,
+    FindingRequest,
+    StartCampaignRequest,
+)
 from schemas.command import (
     AddTaskRequest,
     CancelTaskRequest,
@@ -63,4 +81,8 @@ __all__ = [
     "Feedback", "FeedbackItem", "Grant", "Overdue", "ROLES", "Role", "Webhook", "token_digest",
     "AddTaskRequest", "CancelTaskRequest", "OpenIncidentRequest", "ReassignRequest",
     "WhistleRequest",
+    "CAMPAIGN_OUTCOMES", "Campaign", "CampaignCommand", "CampaignEnd", "CampaignFinding",
+    "CampaignMessage", "CampaignOutcome", "CampaignPlaybook", "CampaignProgress", "CampaignSite",
+    "CampaignStart", "CampaignStep", "CampaignTask", "EndCampaignRequest", "FindingRequest",
+    "StartCampaignRequest",
 ]
