@@ -28,7 +28,7 @@ async def handle(w: Whistle, event: SiteEvent, message) -> None:
     counts = state if key == event.site_id else SiteState.from_json(
         w.tables.sites.get(event.site_id))
     flag = None
-    if event.reason == "false_alarm":
+    if event.reason == "false_alarm" and not event.family.startswith("drill:"):
         counted, flag = count_false_alarm(counts, event)
         if counted:
             w.metrics.false_alarms.inc()

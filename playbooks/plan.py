@@ -63,7 +63,8 @@ def plan_tasks(incident: Incident, playbook: Playbook, site: Site, now: datetime
              incident_id=incident.incident_id, department=step.department, step=step.id,
              action=step.action, status="dispatched", ack_due=now + step.ack_within,
              complete_due=now + step.complete_within, created_at=now, updated_at=now,
-             site_id=incident.site_id, level=incident.level, unit=unit_for(step, site),
+             site_id=incident.site_id, level=incident.level, drill=incident.drill,
+             unit=unit_for(step, site),
              site_name=site.name, address=site.address or "",
              verification=playbook.confirm is not None and step is playbook.confirm.verify)
         for step in ready_steps(playbook, level=incident.level, confirmed=incident.confirmed,

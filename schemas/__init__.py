@@ -22,6 +22,7 @@ from schemas.campaign import (
 from schemas.command import (
     AddTaskRequest,
     CancelTaskRequest,
+    DrillRequest,
     OpenIncidentRequest,
     ReassignRequest,
     WhistleRequest,
@@ -79,7 +80,7 @@ __all__ = [
     "Triaged", "parse_duration", "utc_now", "CONFIRMATIONS", "Confirmation", "Evidence",
     "SiteEvent", "CAUSES", "Cause", "Config", "DeliveryAttempt", "Escalation", "FEEDBACK_TARGET",
     "Feedback", "FeedbackItem", "Grant", "Overdue", "ROLES", "Role", "Webhook", "token_digest",
-    "AddTaskRequest", "CancelTaskRequest", "OpenIncidentRequest", "ReassignRequest",
+    "AddTaskRequest", "CancelTaskRequest", "DrillRequest", "OpenIncidentRequest", "ReassignRequest",
     "WhistleRequest",
     "CAMPAIGN_OUTCOMES", "Campaign", "CampaignCommand", "CampaignEnd", "CampaignFinding",
     "CampaignMessage", "CampaignOutcome", "CampaignPlaybook", "CampaignProgress", "CampaignSite",

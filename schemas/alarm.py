@@ -106,6 +106,10 @@ class Alarm(BaseModel):
     reporter: Reporter | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
     received_at: Timestamp | None = None
+    drill: bool | None = Field(
+        default=None, description="演练: an exercise, not a real event. It runs the real "
+                                  "pipeline, never joins a real incident, and its incident and "
+                                  "tasks carry the mark")
 
     @field_validator("attributes")
     @classmethod

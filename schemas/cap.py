@@ -22,8 +22,10 @@ Reading: a CAP alert becomes an Alarm. Only the first <info> and its first <area
 |                                         | characters, else "cap:" + sha256("sender|identifier") |
 |                                         | cut to 32 hex digits                                  |
 | status + msgType                        | signal: Actual Alert/Update -> alarm, Actual Cancel  |
-|                                         | -> restore, Test/Exercise -> test. System, Draft, Ack |
-|                                         | and Error are refused                                 |
+|                                         | -> restore, Exercise Alert/Update -> a drill's alarm  |
+|                                         | (drill: true, 演练), Exercise Cancel -> the drill's |
+|                                         | restore, Test -> test. System, Draft, Ack and Error   |
+|                                         | are refused                                           |
 | info/eventCode whistle:kind (or kind)   | kind; without it, from the first info/category:      |
 |                                         | Fire fire_report, CBRNE hazmat, Infra power_trip,     |
 |                                         | any other category other                              |
@@ -53,8 +55,8 @@ Writing: an Incident becomes a CAP alert. Each revision is a new message.
 | revision                     | msgType Alert for revision 1. Otherwise Update, and references |
 |                              | "<sender>,<incident_id>-r1,<opened_at>" (opened_at stands for |
 |                              | the first message's sent time)                                 |
-|                              | status Actual; scope Restricted; restriction to the           |
-|                              | subdistrict departments                                        |
+|                              | status Actual (Exercise for a drill); scope Restricted;       |
+|                              | restriction to the subdistrict departments                     |
 | hazard                       | info/category: fire, electrical Fire; gas, hazmat CBRNE;      |
 |                              | power, water Infra; structural Safety; anything else Other    |
 | title (argument)             | info/event; info/headline "<title> — <site name>"             |
@@ -106,8 +108,9 @@ _CHOICES = {  # the CAP 1.2 code lists Whistle reads
 }
 _SIGNAL = {
     ("Actual", "Alert"): "alarm", ("Actual", "Update"): "alarm", ("Actual", "Cancel"): "restore",
-    **{(status, kind): "test" for status in ("Test", "Exercise")
-       for kind in ("Alert", "Update", "Cancel")},
+    ("Exercise", "Alert"): "alarm", ("Exercise", "Update"): "alarm",
+    ("Exercise", "Cancel"): "restore",
+    **{("Test", kind): "test" for kind in ("Alert", "Update", "Cancel")},
 }
 _KIND_OF_CATEGORY = {"Fire": "fire_report", "CBRNE": "hazmat", "Infra": "power_trip"}
 _CATEGORY_OF_HAZARD = {"fire": "Fire", "electrical": "Fire", "gas": "CBRNE", "hazmat": "CBRNE",
@@ -169,6 +172,8 @@ def alarm_from_cap(xml: bytes, now: datetime | None = None) -> Alarm:
     origin: dict[tuple, str] = {("alarm_id",): "alert/identifier", ("signal",): "alert/msgType"}
     data: dict[str, Any] = {"alarm_id": _alarm_id(sender, identifier),
                             "signal": _SIGNAL[(status, msg_type)]}
+    if status == "Exercise":  # 演练: the real pipeline, marked as a drill everywhere
+        data["drill"] = True
 
     codes = _pairs(info, at, "eventCode")
     kind = next((value for name, value in codes if name in _KIND_CODES and value), None)
@@ -236,7 +241,7 @@ def incident_to_cap(incident: Incident, *, site: Site, title: str, confirmed: bo
     _add(alert, "identifier", f"{incident.incident_id}-r{incident.revision}")
     _add(alert, "sender", sender)
     _add(alert, "sent", _cap_time(sent))
-    _add(alert, "status", "Actual")
+    _add(alert, "status", "Exercise" if incident.drill else "Actual")  # 演练 stays a drill
     _add(alert, "msgType", "Alert" if incident.revision == 1 else "Update")
     _add(alert, "scope", "Restricted")
     _add(alert, "restriction", RESTRICTION)

@@ -40,6 +40,24 @@ class OpenIncidentRequest(BaseModel):
     by: str = person_field()
 
 
+class DrillRequest(BaseModel):
+    """The body of `POST /api/v1/drills` (演练): run a playbook as an exercise on a site. The
+    real pipeline runs, every task is marked as a drill, and nobody who reported is told."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    site_id: Identifier = Field(description="a registered site (find it with GET "
+                                            "/api/v1/sites?q=)")
+    playbook: str | None = Field(default=None, max_length=64,
+                                 description="the plan to practise; default: matched as an "
+                                             "alarm of `kind` at the site would be")
+    kind: str = Field(default="fire_report", min_length=1, max_length=64)
+    level: Level | None = Field(default=None, description="default: the playbook's")
+    description: str = Field(default="", max_length=4000,
+                             description="the scenario (演练脚本), as the tasks will read it")
+    by: str = person_field()
+
+
 class AddTaskRequest(BaseModel):
     """The body of `POST /api/v1/incidents/{incident_id}/tasks` (加派)."""
 

@@ -86,6 +86,9 @@ class Incident(BaseModel):
     merged: list[str] = Field(default_factory=list)
     merged_into: str | None = None
     last_alarm_at: Timestamp
+    drill: bool | None = Field(default=None, description="演练: opened by a drill's alarm; "
+                               "its tasks carry the mark, nobody who reported is told, the "
+                               "period report keeps it apart")
     reporters: list[Reporter] = Field(default_factory=list,
                                       description="people who reported it, for the feedback")
     revision: int = 1

@@ -73,6 +73,9 @@ class Task(BaseModel):
                           "rejected"] | None = Field(
         default=None, description="why the notice: a deadline missed, a delivery failed, or "
                                   "(to the lead) the task was rejected")
+    drill: bool | None = Field(default=None, description="演练: a drill's task, not a real "
+                                                         "one (consoles, webhooks and streams "
+                                                         "say so)")
     summons: bool = Field(default=False, description="a whistle's call (吹哨) to report for "
                                                      "duty (报到): acknowledging it is reporting")
     replaces: str | None = Field(default=None, description="re-assigned (转派): the task this "

@@ -80,7 +80,7 @@ def _new_task(incident: Incident, like: Task | None, *, task_id: str, step: str,
     return Task(task_id=task_id, incident_id=incident.incident_id, department=department,
                 step=step, action=action, status="dispatched", ack_due=now + ack_within,
                 complete_due=now + complete_within, created_at=now, updated_at=now,
-                site_id=incident.site_id, level=incident.level,
+                site_id=incident.site_id, level=incident.level, drill=incident.drill,
                 site_name=like.site_name if like else "", address=like.address if like else "",
                 **extra)
 
@@ -198,7 +198,8 @@ def rejection_notice(incident: Incident, task: Task, lead: str, names: Mapping[s
                        f"请转派或撤销。",
                 status="dispatched", ack_due=at + NOTICE_WITHIN,
                 complete_due=at + NOTICE_WITHIN * 6, created_at=at, updated_at=at,
-                site_id=incident.site_id, level=incident.level, site_name=task.site_name,
+                site_id=incident.site_id, level=incident.level, drill=incident.drill,
+                site_name=task.site_name,
                 address=task.address, notice_of=task.task_id, notice_cause="rejected")
 
 

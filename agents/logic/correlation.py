@@ -66,6 +66,8 @@ def family_of(alarm: Alarm) -> str:
     """What an alarm correlates by (see the module docstring)."""
     if alarm.signal in ("trouble", "supervisory"):
         return f"maintenance:{alarm.device_id or alarm.kind}"
+    if alarm.drill:  # an exercise never joins a real incident, nor a real alarm a drill
+        return f"drill:{hazard_of(alarm.kind)}"
     return hazard_of(alarm.kind)
 
 
@@ -208,7 +210,7 @@ def decide(alarm: Alarm, state: SiteState, seen: str | None | bool, window: time
 
 def _restore(alarm: Alarm, state: SiteState, window: timedelta) -> Decision:
     by_device = f"maintenance:{alarm.device_id}" if alarm.device_id else None
-    hazard = hazard_of(alarm.kind)
+    hazard = family_of(alarm)  # a drill's restore looks among the drills
     for family in (by_device, hazard):
         for c in state.clusters:
             # a muted cluster is no incident: its restore is recorded on the device only

@@ -286,7 +286,8 @@ def _notice(incident: Incident, task: Task | None, esc: Escalation, dept: str,
                 ack_due=esc.at + NOTICE_WITHIN,
                 complete_due=max(esc.at + NOTICE_WITHIN, task.complete_due if task else esc.at),
                 created_at=esc.at, updated_at=esc.at, site_id=incident.site_id,
-                level=incident.level, site_name=task.site_name if task else "",
+                level=incident.level, drill=incident.drill,
+                site_name=task.site_name if task else "",
                 address=task.address if task else "", escalations=[esc.escalation_id],
                 notice_of=task.task_id if task else None, notice_cause=esc.cause)
 

@@ -22,9 +22,10 @@ _REASON = {"completed": "已处置完毕", "false_alarm": "经现场核查为误
 
 def feedback_for(incident: Incident, tasks: list[Task], site: Site,
                  names: dict[str, str]) -> Feedback | None:
-    """The feedback for a closed incident that people reported; None if nobody did, or if
-    it was merged into another incident (which gives the feedback)."""
-    if (incident.status != "closed" or not incident.reporters
+    """The feedback for a closed incident that people reported; None if nobody did, if it
+    was merged into another incident (which gives the feedback), or if it was a drill (演练:
+    nobody real is told of an exercise)."""
+    if (incident.status != "closed" or not incident.reporters or incident.drill
             or incident.close_reason not in _REASON or incident.closed_at is None):
         return None
     done = [FeedbackItem(department=t.department, department_name=names.get(t.department,

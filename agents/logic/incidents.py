@@ -210,6 +210,7 @@ def _open(triaged: Triaged, playbooks: PlaybookSet, now: datetime) -> IncidentSt
         evidence=triaged.evidence,
         playbook=PlaybookRef(id=pb.id, version=pb.version, content_hash=winner.content_hash),
         alarm_ids=[alarm.alarm_id], task_ids=[], opened_at=now, last_alarm_at=alarm.occurred_at,
+        drill=alarm.drill or None,
     )
     incident = _with_reporter(incident, alarm)
     planned = advance(incident, winner, triaged.site, [], now)

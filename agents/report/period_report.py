@@ -29,7 +29,8 @@ def rows(stats: PeriodStats, names: dict[str, str]) -> dict[str, list[list[str]]
     return {
         "summary": [["measure", "value"],
                     ["incidents", str(stats.incidents)], ["closed", str(stats.closed)],
-                    ["alarms", str(stats.alarms)], ["escalations", str(stats.escalations)]],
+                    ["alarms", str(stats.alarms)], ["escalations", str(stats.escalations)],
+                    ["drills 演练 (not in these figures)", str(stats.drills)]],
         "by_kind": [["kind", "incidents"], *([k, str(n)] for k, n in stats.by_kind.most_common())],
         "by_site_type": [["site_type", "incidents"],
                          *([k, str(n)] for k, n in stats.by_site_type.most_common())],

@@ -21,6 +21,7 @@ import json
 import re
 from typing import Any
 
+from agents.report.drill import drill_scores
 from agents.report.report_html import report
 from agents.report.review import ENTRY_NAMES, LOCAL, Review, format_duration
 from agents.report.wording import (
@@ -97,13 +98,19 @@ def to_markdown(review: Review) -> str:
     """Title, the facts, the key durations, each department's tasks, and the event log."""
     inc = review.incident
     title = md_cell(review.site_name or inc.site_id)
-    out = [f"# 事后倒查报告：{title}", "",
+    out = [f"# {'【演练】' if inc.drill else ''}事后倒查报告：{title}", "",
            f"事件 {md_cell(inc.incident_id)} · 时间均为北京时间（Asia/Shanghai）", "",
            "## 基本情况", ""]
     out += _table(["项目", "内容"], [[label, text] for _, label, text in facts(review)])
     out += ["## 关键时长", ""]
     out += _table(["项目", "部门", "用时 / 数量"],
                   [[label, dept, value] for _, label, dept, value in duration_rows(review)])
+    if inc.drill:
+        out += ["## 演练评分", ""]
+        out += _table(["部门", "任务", "按时接收", "按时完成", "得分", "未达要求"],
+                      [[s.name, s.tasks, f"{s.ack_met}/{s.tasks}", f"{s.complete_met}/{s.tasks}",
+                        "—" if s.score is None else s.score, "、".join(s.missed) or "—"]
+                       for s in drill_scores(review)])
     out += ["## 各部门处置情况", ""]
     rows = []
     for lane in review.lanes:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import jinja2
 
+from agents.report.drill import drill_scores
 from agents.report.review import ENTRY_NAMES, LOCAL, Bar, Mark, Review, format_duration
 from agents.report.wording import (
     DEADLINE_NAMES,
@@ -394,4 +395,5 @@ def report(review: Review) -> str:
         facts=fact_rows(review), chart=chart(review),
         durations=[(key, label, dept, value, key in late)
                    for key, label, dept, value in duration_rows(review)],
-        tasks=task_rows(review), log=log_rows(review))
+        tasks=task_rows(review), log=log_rows(review),
+        drill=drill_scores(review) if inc.drill else None)

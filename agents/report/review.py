@@ -78,6 +78,8 @@ class Bar:
     completed_at: datetime | None = None
     rejected_at: datetime | None = None
     cancelled_at: datetime | None = None
+    ack_due: datetime | None = None
+    complete_due: datetime | None = None
     by: str | None = None
     overdue: list[Stretch] = field(default_factory=list)
     escalations: list[Mark] = field(default_factory=list)
@@ -268,9 +270,17 @@ def _record(bars: dict[str, Bar], e: TimelineEntry, task_id: str, incident_id: s
         bar.step = detail.get("step")
         bar.notice_of = detail.get("notice_of")
         bar.notice = bar.notice or is_notice(task_id, incident_id, detail)
+        bar.ack_due, bar.complete_due = _due(detail, "ack_due"), _due(detail, "complete_due")
     elif e.type in _WHEN and getattr(bar, _WHEN[e.type]) is None:
         setattr(bar, _WHEN[e.type], e.at)
         bar.by = e.by or bar.by
+
+
+def _due(detail: dict[str, Any], name: str) -> datetime | None:
+    try:
+        return parse_timestamp(detail[name])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _overdue(bar: Bar, e: TimelineEntry, end: datetime) -> None:

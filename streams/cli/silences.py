@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any
 
-import httpx
-
 from schemas import SITE_TYPES, parse_duration, utc_now
 from schemas.silence import SILENCE_STATES
+from streams.cli.client import add_connection, call
 
 __all__ = ["add_parser"]
 
@@ -29,17 +27,9 @@ _MATCHERS = (("site", "site_id"), ("device", "device_id"), ("grid", "grid"),
 
 
 def _call(args: argparse.Namespace, method: str, path: str, **kw: Any) -> int:
-    token = args.token or os.environ.get("WHISTLE_TOKEN")
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        answer = httpx.request(method, f"{args.url.rstrip('/')}{path}", headers=headers,
-                               timeout=15, **kw)
-    except httpx.HTTPError as exc:
-        print(f"whistle silence: {args.url} did not answer: {exc}", file=sys.stderr)
-        return 2
-    if answer.status_code >= 300:
-        print(f"whistle silence: {answer.status_code} {answer.text}", file=sys.stderr)
-        return 1
+    answer = call(args, "whistle silence", method, path, **kw)
+    if isinstance(answer, int):
+        return answer
     print(_lines(answer.json()) if args.command_name == "list" and not args.json
           else json.dumps(answer.json(), ensure_ascii=False, indent=2))
     return 0
@@ -109,6 +99,4 @@ def add_parser(sub: Any, default_url: str) -> None:
     expire.set_defaults(func=cmd_expire, command_name="expire")
     for command in (add, listed, expire):
         command.add_argument("--by", help="who, when the token names nobody")
-        command.add_argument("--url", default=default_url, help="a running Whistle (default "
-                             "WHISTLE_URL or http://127.0.0.1:6066)")
-        command.add_argument("--token", help="an admin's bearer token (or WHISTLE_TOKEN)")
+        add_connection(command, default_url, "an admin's bearer token")

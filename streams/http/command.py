@@ -9,6 +9,8 @@ a call (社区派单), add a task (加派), re-assign (转派) or cancel a task,
     POST /api/v1/tasks/{task_id}/cancel           {"note"} -> 200 the task, cancelled
     POST /api/v1/incidents/{incident_id}/whistle  {"departments": [...], "reason", "within"?}
                                                    -> 201 {"incident", "tasks": [summons]}
+    POST /api/v1/drills                           {"site_id", "playbook", "kind", "level",
+                                                   "description"} -> 201 the drill's incident
 
 Each is checked here first (404 unknown, 409 closed or finished, 422 naming the field), then
 applied by the incident-updates agent (`agents.logic.command`), which answers with what it
@@ -33,6 +35,7 @@ from schemas import (
     AddTaskRequest,
     Alarm,
     CancelTaskRequest,
+    DrillRequest,
     Incident,
     IncidentUpdate,
     OpenIncidentRequest,
@@ -87,14 +90,19 @@ async def _applied(view: ApiView, update: IncidentUpdate) -> IncidentStep:
     return step
 
 
-async def open_by_hand(view: ApiView, request: Request) -> Response:
+async def open_by_hand(view: ApiView, request: Request, drill: bool = False) -> Response:
     """社区派单: a report by phone, a grid worker or the community becomes an alarm on
     `whistle.alarms` (kind, site, description, reporter; what the officer chose under
     `attributes.dispatch`), triaged and matched as any alarm is. 201 with the incident it
     opened or joined, once this worker has it; 202 with the alarm's id when the incident is
-    held by another worker or not applied within WHISTLE_UPDATE_TIMEOUT."""
+    held by another worker or not applied within WHISTLE_UPDATE_TIMEOUT.
+
+    A drill (演练, `POST /api/v1/drills`) is the same with `drill: true` on the alarm: it
+    opens an incident of its own, never a real one's."""
     w = view.whistle
-    body = await view.read_model(request, OpenIncidentRequest, "report")
+    body: OpenIncidentRequest | DrillRequest = (
+        await view.read_model(request, DrillRequest, "drill") if drill
+        else await view.read_model(request, OpenIncidentRequest, "report"))
     by = view.person(request, body.by)
     if w.registry.site(body.site_id) is None:
         raise Refusal(422, f"no site {body.site_id}; find it with GET /api/v1/sites?q=",
@@ -103,15 +111,19 @@ async def open_by_hand(view: ApiView, request: Request) -> Response:
         raise Refusal(422, f"no playbook {body.playbook}", [{"loc": ["playbook"],
                                                              "msg": "unknown"}])
     now = w.clock()
+    reporter = body.reporter if isinstance(body, OpenIncidentRequest) else None
     chosen = {"by": by, **({"level": body.level} if body.level else {}),
               **({"playbook": body.playbook} if body.playbook else {})}
     try:
         alarm = Alarm.model_validate({
-            "alarm_id": f"call-{uuid.uuid4().hex[:16]}", "kind": body.kind,
-            "site_id": body.site_id, "occurred_at": body.occurred_at or now,
+            "alarm_id": f"{'drill' if drill else 'call'}-{uuid.uuid4().hex[:16]}",
+            "kind": body.kind, "site_id": body.site_id,
+            "occurred_at": getattr(body, "occurred_at", None) or now,
             "description": body.description or None,
-            "reporter": body.reporter.model_dump() if body.reporter else {"name": by},
-            "attributes": {BY_HAND: chosen}, "received_at": now}, context={"now": now})
+            "reporter": (reporter.model_dump() if reporter  # a drill has no one to tell
+                         else None if drill else {"name": by}),
+            "attributes": {BY_HAND: chosen}, "received_at": now,
+            **({"drill": True} if drill else {})}, context={"now": now})
     except ValidationError as exc:
         raise Refusal(422, "invalid report", error_details(exc)) from None
     key = f"alarm:{alarm.alarm_id}"
@@ -208,7 +220,15 @@ class BlowWhistle(ApiView):
                           status=201)
 
 
+class Drills(ApiView):
+    rights = {"post": "change_incidents"}
+
+    async def post(self, request: Request) -> Response:
+        return await open_by_hand(self, request, drill=True)
+
+
 ROUTES: list[Route] = [
+    Route("/api/v1/drills", Drills),
     Route("/api/v1/incidents/{incident_id}/tasks", AddTask),
     Route("/api/v1/tasks/{task_id}/reassign", ReassignTask),
     Route("/api/v1/tasks/{task_id}/cancel", CancelTask),

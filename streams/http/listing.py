@@ -95,6 +95,7 @@ class Found:
     since: datetime | None = None
     until: datetime | None = None
     text: str | None = None
+    drill: bool | None = None
     limit: int | None = None
     cursor: Key | None = None
 
@@ -103,7 +104,8 @@ class Found:
         """Whether any filter is set: without one every item fits, and nothing about it need
         be looked up."""
         return any(v is not None for v in (self.level, self.kind, self.site_id, self.grid,
-                                           self.department, self.since, self.until, self.text))
+                                           self.department, self.since, self.until, self.text,
+                                           self.drill))
 
     @property
     def needs_site(self) -> bool:
@@ -126,9 +128,13 @@ class Found:
         if cursor is not None and limit is None:
             raise _bad("cursor", "pages need a limit (the cursor comes with one)")
         q = query.get("q")
+        drill = query.get("drill")
+        if drill is not None and drill not in ("true", "false"):
+            raise _bad("drill", "true (only drills, 演练) or false (only real incidents)")
         return cls(level=level, kind=query.get("kind"), site_id=query.get("site_id"),
                    grid=query.get("grid"), department=query.get("department"), since=since,
                    until=until, text=q.casefold() if q else None,
+                   drill=None if drill is None else drill == "true",
                    limit=int(limit) if limit is not None else None,
                    cursor=decode_cursor(cursor) if cursor is not None else None)
 
@@ -141,6 +147,8 @@ class Found:
         if self.level is not None and incident.get("level") != self.level:
             return False
         if self.kind is not None and incident.get("kind") != self.kind:
+            return False
+        if self.drill is not None and bool(incident.get("drill")) != self.drill:
             return False
         if self.site_id is not None and incident.get("site_id") != self.site_id and (
                 self.site_id not in (incident.get("sites") or ())):  # a unit of its building

@@ -82,7 +82,9 @@ def verdict(status: int) -> Result:
 
 def task_body(task: Task) -> bytes:
     """What a department's system receives for a task (UTF-8 JSON, Chinese as is)."""
-    return json_bytes({"type": "task", "task": task.model_dump(mode="json", exclude_none=True)})
+    marked = {"drill": True} if task.drill else {}  # 演练: said on top, as on the consoles
+    return json_bytes({"type": "task", **marked,
+                       "task": task.model_dump(mode="json", exclude_none=True)})
 
 
 def feedback_body(feedback: Feedback) -> bytes:

@@ -236,3 +236,11 @@ def test_confirm_deadlines_at_the_limits_are_accepted(ack, complete):
     verify = Playbook.model_validate(data).confirm.verify
     assert (verify.ack_within, verify.complete_within) == (parse_duration(ack),
                                                            parse_duration(complete))
+
+
+
+def test_a_drills_tasks_carry_the_mark():
+    pb = load_playbooks(LIBRARY).by_id["laboratory-fire"].playbook
+    drill = plan_tasks(incident().model_copy(update={"drill": True}), pb, LAB, T0)
+    assert drill and all(t.drill is True for t in drill)
+    assert all(t.drill is None for t in plan_tasks(incident(), pb, LAB, T0))

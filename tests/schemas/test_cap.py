@@ -123,14 +123,17 @@ def test_a_119_fire_report_becomes_an_alarm():
         "level": "III", "floor": "2"}
 
 
-@pytest.mark.parametrize(("status", "msg_type", "signal"), [
-    ("Actual", "Alert", "alarm"), ("Actual", "Update", "alarm"), ("Actual", "Cancel", "restore"),
-    ("Test", "Alert", "test"), ("Exercise", "Cancel", "test"),
+@pytest.mark.parametrize(("status", "msg_type", "signal", "drill"), [
+    ("Actual", "Alert", "alarm", None), ("Actual", "Update", "alarm", None),
+    ("Actual", "Cancel", "restore", None), ("Test", "Alert", "test", None),
+    ("Test", "Cancel", "test", None), ("Exercise", "Alert", "alarm", True),
+    ("Exercise", "Update", "alarm", True), ("Exercise", "Cancel", "restore", True),
 ])
-def test_status_and_msg_type_give_the_signal(status, msg_type, signal):
+def test_status_and_msg_type_give_the_signal(status, msg_type, signal, drill):
     xml = cap(**{"<status>Actual</status>": f"<status>{status}</status>",
                  "<msgType>Alert</msgType>": f"<msgType>{msg_type}</msgType>"})
-    assert alarm_from_cap(xml, now=T0).signal == signal
+    alarm = alarm_from_cap(xml, now=T0)
+    assert (alarm.signal, alarm.drill) == (signal, drill)
 
 
 @pytest.mark.parametrize(("swap", "expected"), [
@@ -311,3 +314,12 @@ def test_control_characters_in_a_registry_name_leave_the_alert_well_formed(schem
     root = valid(schema, out)
     assert find(root, "info/headline") == "火警\ufffd — 实验室\ufffd\ufffd[2J\ufffd"
     assert find(root, "info/area/areaDesc") == "巨野河\ufffd路"
+
+
+def test_a_drill_goes_out_as_an_exercise(schema):
+    root = valid(schema, incident_to_cap(incident(drill=True), site=SITE, title="演练",
+                                         confirmed=True, sender=SENDER, sent=T0))
+    assert find(root, "status") == "Exercise"
+    assert find(valid(schema, incident_to_cap(incident(), site=SITE, title="火警",
+                                              confirmed=True, sender=SENDER, sent=T0)),
+                "status") == "Actual"

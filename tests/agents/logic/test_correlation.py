@@ -203,3 +203,16 @@ def test_decisions_are_deterministic_and_survive_serialisation():
     assert d2.incident_id == d1.incident_id
     assert d1.incident_id == incident_id_for(SITE, "fire", alarm("a"))
     assert decide(alarm("a"), SiteState(), False, WINDOW, site=SITE).incident_id == d1.incident_id
+
+
+def test_a_drill_never_joins_a_real_incident_nor_a_real_alarm_a_drill():
+    t = Triage()
+    drill = t(alarm("d1", drill=True))
+    real = t(alarm("r1", 30))
+    drill_again = t(alarm("d2", 60, drill=True))
+    assert (drill.action, real.action, drill_again.action) == ("open", "open", "join")
+    assert drill.family == "drill:fire" and real.family == "fire"
+    assert drill_again.incident_id == drill.incident_id != real.incident_id
+    # a drill's restore is attached to the drill, a real one's to the real incident
+    assert t(alarm("d3", 90, drill=True, signal="restore")).incident_id == drill.incident_id
+    assert t(alarm("r2", 90, signal="restore")).incident_id == real.incident_id

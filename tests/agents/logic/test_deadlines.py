@@ -234,3 +234,13 @@ def test_open_task_index_counts_what_is_open_as_tasks_are_written_and_rebuilds_f
                    {"task_id": "t8", "department": "power_supply", "status": "completed"},
                    None])
     assert index.counts(["police"]) == {"police": 0, "power_supply": 1}
+
+
+def test_nobody_who_reported_a_drill_is_told():
+    desk = Desk()
+    closed = desk.incident.model_copy(update={
+        "status": "closed", "closed_at": T0 + timedelta(hours=1), "close_reason": "completed",
+        "reporters": [Reporter(name="张三", phone="13800000000")], "drill": True})
+    assert feedback_for(closed, list(desk.tasks.values()), LAB, NAMES) is None
+    real = closed.model_copy(update={"drill": None})
+    assert feedback_for(real, list(desk.tasks.values()), LAB, NAMES) is not None

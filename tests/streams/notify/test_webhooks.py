@@ -24,7 +24,16 @@ from schemas import Config, DeliveryAttempt, Escalation, Feedback, Task, Webhook
 from schemas.codec import Rejected, dump
 from streams.kafka.broker import EmbeddedBroker, free_port
 from streams.metrics import Metrics
-from streams.notify.delivery import Delivery, backoff, deliver, retry_after, sign, verdict, verify
+from streams.notify.delivery import (
+    Delivery,
+    backoff,
+    deliver,
+    retry_after,
+    sign,
+    task_body,
+    verdict,
+    verify,
+)
 from streams.notify.webhooks import WebhookSender, register
 from tests.conftest import T0, FixedClock
 from tests.integration.kafka import read_topic
@@ -437,3 +446,10 @@ async def test_a_slow_endpoint_does_not_delay_another_target(broker, receiver):
     assert took < 1.0, f"power_supply took {took:.2f} s"
     assert police_answered == 0 and police_started == 1  # police still on its first record
     assert seen.headers["X-Whistle-Delivery"] == "power_supply:inc-3.power_supply:1"
+
+
+def test_a_drills_task_says_so_on_top_of_the_body():
+    drill = make_task().model_copy(update={"drill": True})
+    assert json.loads(task_body(drill))["drill"] is True
+    assert json.loads(task_body(drill))["task"]["drill"] is True
+    assert "drill" not in json.loads(task_body(make_task()))
