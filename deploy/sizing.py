@@ -51,8 +51,9 @@ WORKER_THROUGHPUT = 600            # alarms/s through every stage, one worker on
 # -- configuration (deploy/k8s, deploy/kafka/create-topics.sh, Faust's defaults)
 PARTITIONS = 12
 BROKERS, REPLICATION = 3, 3
-TABLES = 6                         # alarms-seen sites devices incidents tasks timelines (the
-                                   # global playbook-versions table is a few KiB)
+TABLES = 8                         # alarms-seen sites devices incidents tasks timelines
+                                   # campaigns campaign-sites (the global playbook-versions
+                                   # table is a few KiB)
 MEMTABLE, MEMTABLES = 2 * MIB, 2  # RocksDB write buffers per table partition
                                    # (WHISTLE_ROCKSDB_MEMTABLE_MB; Faust's default is 3 x 64 MiB)
 BLOCK_CACHE = 4 * MIB              # per table partition (WHISTLE_ROCKSDB_CACHE_MB)

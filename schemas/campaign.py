@@ -38,9 +38,10 @@ from schemas.site import SiteType
 __all__ = ["CAMPAIGN_OUTCOMES", "CAMPAIGN_STATUSES", "Campaign", "CampaignCommand",
            "CampaignEnd", "CampaignFinding", "CampaignMessage", "CampaignOutcome",
            "CampaignPlaybook", "CampaignProgress", "CampaignSite", "CampaignStart",
-           "CampaignStatus", "CampaignStep", "CampaignTargets", "CampaignTask",
-           "DepartmentProgress", "EndCampaignRequest", "FindingRequest", "GridProgress",
-           "StartCampaignRequest"]
+           "CampaignStatus", "CampaignStep", "CampaignSummary", "CampaignTargets",
+           "CampaignTask", "CampaignTotals", "DepartmentProgress", "EndCampaignRequest",
+           "FindingRequest",
+           "GridProgress", "StartCampaignRequest", "site_key"]
 
 CampaignOutcome = Literal["compliant", "rectification_ordered", "fined", "closed"]
 CAMPAIGN_OUTCOMES: tuple[CampaignOutcome, ...] = (
@@ -215,6 +216,12 @@ class CampaignSite(BaseModel):
     tasks: list[CampaignTask]
 
 
+def site_key(campaign_id: str, site_id: str) -> str:
+    """The key of a campaign's site record (the worker's `campaign_sites` table, in the
+    partition of the campaign id): `site_key("cmp-gas", "jb-1") == "cmp-gas/jb-1"`."""
+    return f"{campaign_id}/{site_id}"
+
+
 class Campaign(BaseModel):
     """A campaign as started: the playbook's version, and the target sites and steps frozen at
     the start (the playbook or the registry may change afterwards). `unregistered`: sites the
@@ -297,13 +304,12 @@ class GridProgress(BaseModel):
     overdue: int
 
 
-class CampaignProgress(BaseModel):
-    """How far a campaign is, at `at`: the totals, per department and per grid."""
+class CampaignTotals(BaseModel):
+    """A campaign's totals at `at`: sites (all done when every task has a finding), tasks,
+    done, overdue (no finding past its due), and the findings by outcome."""
 
     model_config = ConfigDict(extra="forbid")
 
-    campaign_id: str
-    status: CampaignStatus
     at: Timestamp
     sites: int
     sites_done: int
@@ -311,5 +317,26 @@ class CampaignProgress(BaseModel):
     done: int
     overdue: int
     outcomes: dict[CampaignOutcome, int]
+
+
+class CampaignProgress(CampaignTotals):
+    """How far a campaign is, at `at`: the totals, per department and per grid."""
+
+    campaign_id: str
+    status: CampaignStatus
     departments: list[DepartmentProgress]
     grids: list[GridProgress]
+
+
+class CampaignSummary(CampaignTotals):
+    """A campaign as `GET /api/v1/campaigns` lists it: what it is, who started it, and its
+    totals (its CampaignProgress without the departments and grids)."""
+
+    campaign_id: str
+    title: str
+    playbook: PlaybookRef
+    status: CampaignStatus
+    started_at: Timestamp
+    started_by: str
+    ended_at: Timestamp | None = None
+    ended_by: str | None = None

@@ -6,9 +6,9 @@
 
 from __future__ import annotations
 
-__all__ = ["ALARMS", "ALARMS_URGENT", "DELIVERIES", "DLQ", "ESCALATIONS", "FEEDBACK", "INCIDENTS",
-           "INCIDENT_UPDATES", "REGISTRY", "SILENCES", "SITE_EVENTS", "TASK_UPDATES", "TIMELINE",
-           "TRIAGED", "TRIAGED_URGENT", "ORIGIN", "task_topic"]
+__all__ = ["ALARMS", "ALARMS_URGENT", "CAMPAIGNS", "DELIVERIES", "DLQ", "ESCALATIONS", "FEEDBACK",
+           "INCIDENTS", "INCIDENT_UPDATES", "REGISTRY", "SILENCES", "SITE_EVENTS", "TASK_UPDATES",
+           "TIMELINE", "TRIAGED", "TRIAGED_URGENT", "ORIGIN", "task_topic"]
 
 ALARMS = "whistle.alarms"              # key: site_id (or the ad-hoc site of a located report)
 DLQ = "whistle.alarms.dlq"             # a DeadLetter: the raw bytes and the reason
@@ -28,6 +28,8 @@ FEEDBACK = "whistle.feedback"          # Feedback for a closed incident's report
                                        # key: incident_id
 REGISTRY = "whistle.registry"          # compacted; key "site:<id>" | "device:<id>"; Site | Device
 SILENCES = "whistle.silences"          # compacted; key silence_id; Silence (schemas/silence.py)
+CAMPAIGNS = "whistle.campaigns"        # joint campaigns' records; key campaign_id;
+                                       # CampaignMessage (start, finding, end; schemas/campaign.py)
 
 ORIGIN = "whistle-origin"
 """Header of a copy on `whistle.alarms.urgent`: "<partition>:<offset>" of the alarm it copies on

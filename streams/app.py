@@ -19,15 +19,18 @@ from typing import Any
 import faust
 from faust.types.tables import TableT
 
+from agents import campaigns as campaign_agent
 from agents import dispatch, escalation, incident_updates, site_events, task_updates, timers, triage
 from agents.logic.locate import Registry
 from agents.logic.silences import apply_record as apply_silence
 from playbooks import PlaybookError
+from playbooks.campaigns import load_campaigns
 from playbooks.coordinator import PlaybookLibrary
 from playbooks.departments import load_departments
 from schemas import topics as names
 from schemas import utc_now
 from streams.http import api, directory, openapi, probes
+from streams.http import campaigns as campaign_views
 from streams.http import command as command_views
 from streams.http import devices as device_views
 from streams.http import errors as http_errors
@@ -120,6 +123,7 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistl
         feedback=topic(names.FEEDBACK),
         registry=topic(names.REGISTRY, compacting=True),
         silences=topic(names.SILENCES, compacting=True),
+        campaigns=topic(names.CAMPAIGNS),
         tasks={d: topic(names.task_topic(d)) for d in departments},
     )
 
@@ -130,14 +134,16 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistl
     registry = Registry()
     tables = Tables(alarms_seen=table("alarms-seen"), sites=table("sites"),
                     devices=table("devices"), incidents=table("incidents"), tasks=table("tasks"),
-                    timelines=table("timelines"),
+                    timelines=table("timelines"), campaigns=table("campaigns"),
+                    campaign_sites=table("campaign-sites"),
                     playbooks=app.GlobalTable("playbook-versions", default=None,
                                               partitions=settings.partitions,
                                               options=store_options(settings)))
     library.versions = tables.playbooks
     whistle = Whistle(settings=settings, app=app, topics=topics, tables=tables,
                       library=library, registry=registry,
-                      departments=departments, metrics=Metrics(), access=access, clock=clock)
+                      departments=departments, metrics=Metrics(), access=access, clock=clock,
+                      campaign_playbooks=load_campaigns(settings.campaigns, departments))
 
     whistle.metrics.open_tasks.count = lambda: whistle.open_tasks.counts(departments)
     reader = whistle.registry_reader = RegistryReader(
@@ -186,6 +192,7 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistl
     for stage in (triage, dispatch, task_updates, incident_updates, escalation, site_events,
                   timers):
         stage.register(whistle)
+    campaign_agent.register(whistle)
     whistle.lookahead = lookahead = Lookahead(app, settings.broker, settings.app_id, whistle.send,
                                               whistle.metrics.read_ahead.inc)
     if settings.read_ahead:
@@ -203,6 +210,7 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistl
         *handover_views.ROUTES,
         *playbook_views.ROUTES,
         *silence_views.ROUTES,
+        *campaign_views.ROUTES,
         *probes.ROUTES,
         Route(feed.PATH, feed.DepartmentStream, {"feed": task_feed}),
         *directory.ROUTES,

@@ -14,6 +14,7 @@ import yaml
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from playbooks.campaigns import CAMPAIGNS
 from playbooks.departments import DEPARTMENTS, load_departments
 from playbooks.load import LIBRARY
 from schemas import FEEDBACK_TARGET, Config, Duration, Grant, Webhook
@@ -35,6 +36,8 @@ class Settings(BaseSettings):
     playbooks: Path = LIBRARY
     playbooks_watch: float = Field(2.0, ge=0, description="seconds between looks for changed "
                                    "playbook files; 0 turns reloading on change off")
+    campaigns: Path = Field(CAMPAIGNS, description="directory of campaign playbooks "
+                            "(专项整治方案), loaded at start; a bad file refuses the start")
     sites: Path = DEMO_SITES
     departments: Path = DEPARTMENTS
     data: Path = Field(Path(".whistle"), description="the broker's (embedded) and the "

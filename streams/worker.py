@@ -27,6 +27,7 @@ from agents.logic.health import DueIndex
 from agents.logic.incidents import IncidentStep
 from agents.logic.locate import Registry, Resolved, resolve
 from agents.logic.timelines import append
+from playbooks.campaigns import LoadedCampaign
 from playbooks.coordinator import PlaybookLibrary
 from schemas import (
     Config,
@@ -78,13 +79,14 @@ class Topics:
     feedback: faust.TopicT
     registry: faust.TopicT
     silences: faust.TopicT
+    campaigns: faust.TopicT
     tasks: dict[str, faust.TopicT]
 
     def all(self) -> list[faust.TopicT]:
         return [self.alarms, self.dlq, self.triaged, self.alarms_urgent, self.triaged_urgent,
                 self.incidents, self.task_updates,
                 self.incident_updates, self.timeline, self.site_events, self.escalations,
-                self.deliveries, self.feedback, self.registry, self.silences,
+                self.deliveries, self.feedback, self.registry, self.silences, self.campaigns,
                 *self.tasks.values()]
 
 
@@ -97,6 +99,8 @@ class Tables:
     tasks: TableT              # task_id -> Task JSON              (partitioned by incident_id)
     timelines: TableT          # incident_id -> [TimelineEntry JSON]
     playbooks: GlobalTableT  # "id@content_hash" -> Playbook JSON, every version matched
+    campaigns: TableT          # campaign_id -> Campaign JSON     (partitioned by campaign_id)
+    campaign_sites: TableT     # "<campaign_id>/<site_id>" -> CampaignSite JSON (the same)
 
 
 @dataclass
@@ -124,6 +128,7 @@ class Whistle:
     registry_reader: RegistryReader | None = None
     lookahead: Lookahead | None = None  # the urgent lane's read-ahead (build() sets it)
     silences: dict[str, Silence] = field(default_factory=dict)  # whistle.silences, read whole
+    campaign_playbooks: dict[str, LoadedCampaign] = field(default_factory=dict)  # by id, at start
 
     async def send(self, topic: str, key: str, value: bytes,
                    headers: list[tuple[str, bytes]] | None = None) -> Awaitable[RecordMetadata]:
@@ -316,7 +321,7 @@ class Whistle:
 
     def answer(self, update_id: str, outcome: str, value: object) -> None:
         """Tell a waiting HTTP request (on this worker) how its update went: "ok" with the new
-        state, "conflict" with why, or "unknown"."""
+        state, "conflict" with why, "refused" with (field, why), or "unknown"."""
         waiter = self.waiters.pop(update_id, None)
         if waiter is not None and not waiter.done():
             waiter.set_result((outcome, value))

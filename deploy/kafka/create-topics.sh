@@ -26,7 +26,8 @@ INTERNAL=$((7 * DAY))        # stage-to-stage topics: only replays after a crash
 DEPARTMENTS="safety_office police power_supply enforcement fire_brigade grid_worker property
 medical gas_utility market_regulation community district_emergency district_fire district_housing
 district_urban district_market district_ecology"
-TABLES="alarms-seen sites devices incidents tasks timelines playbook-versions"
+TABLES="alarms-seen sites devices incidents tasks timelines playbook-versions campaigns
+campaign-sites"
 
 topic() {  # topic NAME CONFIG...
     local name=$1
@@ -47,6 +48,7 @@ topic whistle.incident-updates "cleanup.policy=delete" "retention.ms=$KEEP"
 topic whistle.escalations     "cleanup.policy=delete" "retention.ms=$KEEP"
 topic whistle.deliveries      "cleanup.policy=delete" "retention.ms=$KEEP"
 topic whistle.feedback        "cleanup.policy=delete" "retention.ms=$KEEP"
+topic whistle.campaigns       "cleanup.policy=delete" "retention.ms=$KEEP"  # 专项整治
 for d in $DEPARTMENTS; do
     # keyed by incident, and one incident may give a department several tasks: never compact
     topic "whistle.tasks.$d" "cleanup.policy=delete" "retention.ms=$KEEP"

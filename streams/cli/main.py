@@ -9,6 +9,8 @@
     whistle sites import FILE [--broker URL]   # YAML or CSV sites/devices -> whistle.registry
     whistle playbooks check|explain|test|reload|schema   (see streams/cli/playbooks.py)
     whistle silence add|list|expire     # maintenance silences (see streams/cli/silences.py)
+    whistle campaign start|list|show|finding|end|report|check   # joint campaigns (专项整治)
+    whistle drill SITE [--playbook ID]  # run a playbook as an exercise (演练)
     whistle timeline INCIDENT_ID --format json|csv|md|html [-o FILE] [--from-topic]
     whistle report --from 2026-11-01 --to 2026-11-30 --format html|md|csv [-o FILE]
     whistle handover --since 2026-12-06T08:00:00+08:00 [--until T] [--format md|html|json]
@@ -31,6 +33,8 @@ import httpx
 from pydantic import ValidationError
 
 from schemas import SIGNALS, utc_now
+from streams.cli import campaigns as campaign_cli
+from streams.cli import drills as drill_cli
 from streams.cli import playbooks as playbook_cli
 from streams.cli import silences as silence_cli
 from streams.settings import ConfigError, Settings
@@ -67,6 +71,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     import faust
 
+    from playbooks import PlaybookError
     from streams.app import build
 
     settings = _settings(args)
@@ -74,6 +79,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         whistle = build(settings)
     except ConfigError as exc:
         raise SystemExit(f"whistle worker: the config is refused: {exc}") from None
+    except PlaybookError as exc:  # file:line: message, for each problem
+        raise SystemExit(f"whistle worker: the playbooks are refused:\n{exc}") from None
     worker = faust.Worker(whistle.app, loglevel=settings.log_level, quiet=True)
     worker.spinner = None  # a progress spinner only mangles logs
     worker.execute_from_commandline()
@@ -303,6 +310,8 @@ def parser() -> argparse.ArgumentParser:
 
     playbook_cli.add_parser(sub, url)
     silence_cli.add_parser(sub, url)
+    campaign_cli.add_parser(sub, url)
+    drill_cli.add_parser(sub, url)
 
     bench = sub.add_parser("bench", help="throughput and alarm-to-task latency, beside a plain "
                            "aiokafka relay (default: a fresh embedded broker and worker)")

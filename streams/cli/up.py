@@ -16,6 +16,8 @@ import threading
 from pathlib import Path
 
 from playbooks import PlaybookError, load_playbooks
+from playbooks.campaigns import load_campaigns
+from playbooks.departments import load_departments
 from schemas.registry import RegistryError, read_registry
 from streams.http.auth import Auth
 from streams.kafka.broker import BrokerError, EmbeddedBroker, port_free
@@ -29,12 +31,18 @@ READY_TIMEOUT = 60.0
 
 
 def _check_files(settings: Settings) -> Auth:
-    """Refuse bad playbooks, sites or config before starting anything; the tokens."""
+    """Refuse bad playbooks, campaign playbooks, sites or config before starting anything;
+    the tokens."""
     try:
         load_playbooks(settings.playbooks)
     except PlaybookError as exc:
         raise SystemExit(
             f"whistle up: the playbooks in {settings.playbooks} are refused:\n{exc}") from None
+    try:
+        load_campaigns(settings.campaigns, load_departments(settings.departments).by_id())
+    except PlaybookError as exc:
+        raise SystemExit(f"whistle up: the campaign playbooks in {settings.campaigns} are "
+                         f"refused:\n{exc}") from None
     try:
         read_registry(settings.sites)
     except (RegistryError, OSError) as exc:
@@ -113,7 +121,8 @@ def run_up(settings: Settings, embedded: bool, sites_given: bool = False) -> int
                   file=sys.stderr)
         env = {**os.environ, **{f"WHISTLE_{k.upper()}": str(v) for k, v in {
             "broker": settings.broker, "port": settings.port, "host": settings.host,
-            "playbooks": settings.playbooks, "data": settings.data,
+            "playbooks": settings.playbooks, "campaigns": settings.campaigns,
+            "data": settings.data,
             **({"config": settings.config} if settings.config else {}),
             "log_level": os.environ.get("WHISTLE_LOG_LEVEL", "warning")}.items()}}
         worker = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,

@@ -38,6 +38,9 @@ RIGHTS: dict[str, frozenset[str]] = {
     "read_handover": frozenset({"admin"}),                  # the shift handover (交接班)
     "read_silences": frozenset({"admin"}),                  # maintenance silences (检修屏蔽)
     "change_silences": frozenset({"admin"}),
+    "read_campaigns": frozenset({"department", "admin"}),   # joint campaigns (专项整治): a
+    "change_campaigns": frozenset({"admin"}),               # department those it has a step in
+    "record_findings": frozenset({"department", "admin"}),  # a department: its own findings
 }
 """Which roles hold each right. A gateway only posts alarms; a department reads and changes
 only its own department's tasks; an admin reads and changes everything."""

@@ -34,6 +34,7 @@ from schemas import (
     CloseRequest,
     ContainRequest,
     Device,
+    DrillRequest,
     Incident,
     LevelRequest,
     OpenIncidentRequest,
@@ -44,9 +45,21 @@ from schemas import (
     Timeline,
     WhistleRequest,
 )
+from schemas.campaign import (
+    CAMPAIGN_STATUSES,
+    Campaign,
+    CampaignPlaybook,
+    CampaignProgress,
+    CampaignSite,
+    CampaignSummary,
+    EndCampaignRequest,
+    FindingRequest,
+    StartCampaignRequest,
+)
 from schemas.cap import CAP_CONTENT_TYPE, CAP_NS
 from schemas.codec import json_bytes
 from schemas.silence import SILENCE_STATES, ExpireRequest, SilenceAnswer, SilenceRequest
+from streams.http.campaigns import REPORT_FORMATS, SITE_STATES
 from streams.http.devices import DEVICE_STATUSES
 from streams.http.listing import MAX_LIMIT
 from streams.http.views import JSON, ApiView
@@ -58,9 +71,11 @@ PATH = "/api/v1/openapi.json"
 REF = "#/components/schemas/{model}"
 
 _REQUESTS = (Alarm, TaskUpdateRequest, LevelRequest, CloseRequest, ContainRequest,
-             OpenIncidentRequest, AddTaskRequest, ReassignRequest, CancelTaskRequest,
-             WhistleRequest, SilenceRequest, ExpireRequest)
-_ANSWERS = (Incident, Task, Timeline, Site, Device, SilenceAnswer)
+             OpenIncidentRequest, DrillRequest, AddTaskRequest, ReassignRequest, CancelTaskRequest,
+             WhistleRequest, SilenceRequest, ExpireRequest, StartCampaignRequest, FindingRequest,
+             EndCampaignRequest)
+_ANSWERS = (Incident, Task, Timeline, Site, Device, SilenceAnswer, Campaign, CampaignProgress,
+            CampaignSite, CampaignSummary, CampaignPlaybook)
 
 _REFUSALS = {
     400: "the body is not JSON (or the Last-Event-ID is malformed)",
@@ -159,6 +174,15 @@ _EXTRA = {
                      now=_TEXT, counts={"type": "object", "additionalProperties": _INT},
                      **{name: _array({"type": "object"}) for name in _SECTIONS}),
     "Silences": _obj(("silences",), silences=_array(_ref("SilenceAnswer"))),
+    "CampaignAnswer": _obj(("campaign", "progress"), campaign=_ref("Campaign"),
+                           progress=_ref("CampaignProgress")),
+    "Campaigns": _obj(("campaigns",), campaigns=_array(_ref("CampaignSummary"))),
+    "CampaignSites": _obj(("sites",), sites=_array(_ref("CampaignSite")), next_cursor=_CURSOR),
+    "CampaignPlaybooks": _obj(("playbooks",), playbooks=_array(_obj(
+        ("id", "version", "title", "description", "targets", "steps", "content_hash", "sites"),
+        id=_TEXT, version=_TEXT, title=_TEXT, description=_TEXT, targets=_ref("CampaignTargets"),
+        steps=_array(_ref("CampaignStep")), content_hash=_TEXT,
+        sites={"type": "integer", "description": "registered sites it would cover now"}))),
     "Readiness": _obj(("ready", *_CHECKS),
                       **{name: {"type": "boolean"} for name in ("ready", *_CHECKS)}),
 }
@@ -215,6 +239,8 @@ _FOUND = [  # streams.http.listing: every filter optional, all hold at once
     _param("until", "query", _TIME, "opened (a task: created) at or before, with offset"),
     _param("q", "query", {"type": "string"},
            "text in ids, site name or address, kind, a task's action"),
+    _param("drill", "query", _enum(("true", "false")),
+           "true: only drills (演练); false: only real incidents"),
     _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
            "a page of at most this many, with next_cursor (without: the whole list)"),
     _param("cursor", "query", {"type": "string"}, "next_cursor of the page before (with limit)"),
@@ -268,6 +294,15 @@ def paths(departments: Sequence[str], max_batch: int = 1000) -> dict[str, dict]:
              **_refused(*_GUARDED, *_BODY, 503)},
             body=_json(_ref("OpenIncidentRequest"), {"site_id": "jb-wenshao-jiayuan",
                                                      "description": "居民来电：楼道冒烟"}))},
+        "/api/v1/drills": {"post": _op(
+            "startDrill", "Run a playbook as an exercise (演练) on a site: every task is marked",
+            {**_ok("the drill's incident", _json(_ref("Incident")), 201),
+             **_ok("on the broker; the incident is held elsewhere or not yet applied",
+                   _json(_ref("Reported")), 202),
+             **_refused(*_GUARDED, *_BODY, 503)},
+            body=_json(_ref("DrillRequest"), {"site_id": "jyh-yinfeng-lab-3",
+                                              "playbook": "laboratory-fire",
+                                              "description": "演练：3号实验室通风橱冒烟"}))},
         "/api/v1/incidents/{incident_id}/tasks": {"post": _op(
             "addTask", "Add a task for any department (加派)",
             {**_ok("the new task", _json(_ref("Task")), 201),
@@ -353,7 +388,7 @@ def paths(departments: Sequence[str], max_batch: int = 1000) -> dict[str, dict]:
             {**_ok("the devices", _json(_ref("Devices"))), **_refused(*_GUARDED, 422)},
             params=[_FOUND[2], _FOUND[3],
                     _param("status", "query", _enum(DEVICE_STATUSES), "only devices with it"),
-                    _FOUND[8], _FOUND[9]])},
+                    *(p for p in _FOUND if p["name"] in ("limit", "cursor"))])},
         "/api/v1/devices/{device_id}": {"get": _op(
             "getDevice", "A device: the registry's entry and its signs of life",
             {**_ok("the device", _json(_ref("DeviceState"))), **_refused(*_GUARDED, 404)},
@@ -379,6 +414,7 @@ def paths(departments: Sequence[str], max_batch: int = 1000) -> dict[str, dict]:
             {**_ok("the expired silence", _json(_ref("SilenceAnswer"))),
              **_refused(*_GUARDED, *_BODY, 404, 409, 503)},
             params=[_id("silence_id", "the silence")], body=_json(_ref("ExpireRequest"), {}))},
+        **_campaign_paths(),
         "/api/v1/playbooks": {"get": _op(
             "listPlaybooks", "The playbook set in force",
             {**_ok("the set", _json(_ref("Playbooks"))), **_refused(*_GUARDED)})},
@@ -430,6 +466,65 @@ def paths(departments: Sequence[str], max_batch: int = 1000) -> dict[str, dict]:
         PATH: {"get": _op(
             "openapi", "This document", _ok("OpenAPI 3.1", _json({"type": "object"})),
             public=True, tag="probes")},
+    }
+
+
+def _campaign_paths() -> dict[str, dict]:
+    """Joint campaigns (专项整治, `streams.http.campaigns`)."""
+    campaign_id = _id("campaign_id", "the campaign")
+    answer = _json(_ref("CampaignAnswer"))
+    text = {"schema": {"type": "string"}}
+    return {
+        "/api/v1/campaigns": {"get": _op(
+            "listCampaigns", "Joint campaigns (专项整治), newest first, with their totals (a "
+                             "department: those it has a step in)",
+            {**_ok("the campaigns", _json(_ref("Campaigns"))), **_refused(*_GUARDED, 422)},
+            params=[_param("status", "query", _enum(CAMPAIGN_STATUSES), "only this status")]),
+            "post": _op(
+            "startCampaign", "Start a campaign playbook: a task per step at every target site "
+                             "(admin)",
+            {**_ok("the campaign and its progress", answer, 201),
+             **_refused(*_GUARDED, *_BODY, 409, 503, 504)},
+            body=_json(_ref("StartCampaignRequest"), {"playbook": "gas-safety",
+                                                      "by": "王科长"}))},
+        "/api/v1/campaigns/{campaign_id}": {"get": _op(
+            "getCampaign", "A campaign and its progress per department and per grid",
+            {**_ok("the campaign", answer), **_refused(*_GUARDED, 404)},
+            params=[campaign_id])},
+        "/api/v1/campaigns/{campaign_id}/sites": {"get": _op(
+            "listCampaignSites", "A campaign's target sites with their tasks and findings, in "
+                                 "the campaign's order",
+            {**_ok("the sites", _json(_ref("CampaignSites"))), **_refused(*_GUARDED, 404, 422)},
+            params=[campaign_id, _param("grid", "query", {"type": "string"}, "only this grid"),
+                    _param("department", "query", {"type": "string"},
+                           "the state of this department's tasks (one with a step)"),
+                    _param("state", "query", _enum(SITE_STATES),
+                           "done: every task found; overdue: one past due; else open"),
+                    *(p for p in _FOUND if p["name"] in ("limit", "cursor"))])},
+        "/api/v1/campaigns/{campaign_id}/report": {"get": _op(
+            "getCampaignReport", "The campaign report (专项整治工作报告): HTML, CSV for Excel "
+                                 "(UTF-8 with a BOM) or Markdown",
+            {**_ok("the report", {"text/html": text, "text/csv": text, "text/markdown": text}),
+             **_refused(*_GUARDED, 404, 422)},
+            params=[campaign_id, _param("format", "query", _enum(REPORT_FORMATS),
+                                        "html (default), csv or md")])},
+        "/api/v1/campaigns/{campaign_id}/findings": {"post": _op(
+            "recordFinding", "What a department found at a site (合格, 责令整改, 罚款, "
+                             "关停取缔); a later one replaces it (a department token: its own)",
+            {**_ok("the site with the finding", _json(_ref("CampaignSite"))),
+             **_refused(*_GUARDED, *_BODY, *_SUBMIT)},
+            params=[campaign_id], body=_json(_ref("FindingRequest"), {
+                "site_id": "jb-wenshao-jiayuan", "department": "gas_utility",
+                "outcome": "rectification_ordered", "note": "软管老化，责令更换",
+                "by": "李师傅"}))},
+        "/api/v1/campaigns/{campaign_id}/end": {"post": _op(
+            "endCampaign", "End a campaign: no finding is taken after (admin)",
+            {**_ok("the ended campaign", answer), **_refused(*_GUARDED, *_BODY, *_SUBMIT)},
+            params=[campaign_id], body=_json(_ref("EndCampaignRequest"), {"by": "王科长"}))},
+        "/api/v1/campaign-playbooks": {"get": _op(
+            "listCampaignPlaybooks", "The campaign playbooks loaded at start (for a start form)",
+            {**_ok("the campaign playbooks", _json(_ref("CampaignPlaybooks"))),
+             **_refused(*_GUARDED)})},
     }
 
 

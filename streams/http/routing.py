@@ -95,12 +95,21 @@ class Routing:
     async def route(self, view: View, request: Any, key: str) -> Any:
         """The owner's answer to `request` about `key` (an incident or task id), or None to
         answer here."""
+        return await self.route_to(view, request, topics.TRIAGED, incident_of(key), "incidents")
+
+    async def route_to(self, view: View, request: Any, topic: str, key: str, table: str,
+                       body: bytes | None = None) -> Any:
+        """The answer of the worker holding `key`'s partition of `table` (keyed as on
+        `topic`) to `request`, sent with `body` (default: the request's own), or None to
+        answer here. A campaign: `route_to(view, request, TRIAGED, campaign_id, "campaigns")`
+        (every topic has the same partition count, so a key's partition is the same on all)."""
         if request.headers.get(FORWARDED):
             return None
-        owner = self.owner(incident_of(key))
+        owner = self.holder(topic, key, table)
         if owner is None:
             return None
-        body = await view.read_capped(request) if request.can_read_body else None
+        if body is None and request.can_read_body:
+            body = await view.read_capped(request)
         status, headers, payload = await self._call(request.method, owner, request, body)
         return view.bytes(payload, status=status, headers=headers)
 

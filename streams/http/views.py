@@ -192,6 +192,9 @@ class ApiView(View):
                           problem("update_id", update_id)) from None
         if outcome == "conflict":
             raise Refusal(409, state, problem(conflict_on, "changed meanwhile"))
+        if outcome == "refused":  # the agent found what this worker could not check
+            field_name, why = state
+            raise Refusal(422, why, problem(field_name, why))
         if outcome != "ok":
             raise Refusal(404, f"no {subject[0].removesuffix('_id')} {subject[1]}",
                           problem(subject[0], "unknown"))

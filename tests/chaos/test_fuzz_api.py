@@ -69,7 +69,8 @@ def live(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def known(live) -> dict[str, str]:
-    """Ids that exist: an incident opened by a smoke alarm from a device, and one of its tasks."""
+    """Ids that exist: an incident opened by a smoke alarm from a device, one of its tasks,
+    and a joint campaign."""
     device = f"fuzz-smk-{uuid.uuid4().hex[:6]}"
     answer = live.http.post("/api/v1/alarms", json={
         "alarm_id": f"fuzz-seed-{device}", "kind": "smoke", "site_id": SITE,
@@ -81,8 +82,11 @@ def known(live) -> dict[str, str]:
         return next((i for i in found if i["task_ids"]), None)
 
     incident = live.wait_for(opened, timeout=15, what="the seed incident")
+    campaign = live.http.post("/api/v1/campaigns", json={
+        "playbook": "gas-safety", "campaign_id": f"fuzz-{device}", "by": "模糊测试"})
+    assert campaign.status_code == 201, campaign.text
     return {"incident_id": incident["incident_id"], "task_id": incident["task_ids"][0],
-            "site_id": SITE, "device_id": device}
+            "site_id": SITE, "device_id": device, "campaign_id": f"fuzz-{device}"}
 
 
 def defines(view: type, method: str) -> bool:

@@ -80,6 +80,11 @@ def test_every_endpoint_answers_every_role_as_the_contract_says(secured):
     made = secured.http.post("/api/v1/silences", json=quiet, headers=headers("admin"))
     assert made.status_code == 201, made.text
     sid = made.json()["silence_id"]
+    # a joint campaign (issue 20): the community has a step in gas-safety, the police none
+    started = secured.http.post("/api/v1/campaigns", headers=headers("admin"),
+                                json={"playbook": "gas-safety", "campaign_id": "cmp-auth"})
+    assert started.status_code == 201, started.text
+    cmp, at = "/api/v1/campaigns/cmp-auth", started.json()["campaign"]["sites"][0]
     matrix = [  # (method, path, body), then: none unknown gateway police community admin
         (("POST", "/api/v1/alarms", "alarm"), (401, 401, 202, 403, 403, 202)),
         (("GET", "/api/v1/incidents", None), (401, 401, 403, 200, 200, 200)),
@@ -100,6 +105,8 @@ def test_every_endpoint_answers_every_role_as_the_contract_says(secured):
          (401, 401, 403, 403, 403, 200)),
         # the duty officer's hand (issue 19): admin only
         (("POST", "/api/v1/incidents", {"site_id": SITE, "description": "来电"}),
+         (401, 401, 403, 403, 403, 201)),
+        (("POST", "/api/v1/drills", {"site_id": SITE, "description": "演练"}),
          (401, 401, 403, 403, 403, 201)),
         (("POST", f"/api/v1/incidents/{inc}/tasks", {"department": "grid_worker",
                                                      "action": "巡查"}),
@@ -127,6 +134,19 @@ def test_every_endpoint_answers_every_role_as_the_contract_says(secured):
         (("GET", "/api/v1/silences", None), (401, 401, 403, 403, 403, 200)),
         (("GET", f"/api/v1/silences/{sid}", None), (401, 401, 403, 403, 403, 200)),
         (("POST", f"/api/v1/silences/{sid}/expire", {}), (401, 401, 403, 403, 403, 200)),
+        # joint campaigns (issue 20): an admin starts and ends; a department with a step reads
+        # and records its own findings
+        (("POST", "/api/v1/campaigns", {"playbook": "gas-safety", "campaign_id": "cmp-auth-2"}),
+         (401, 401, 403, 403, 403, 201)),
+        (("GET", "/api/v1/campaigns", None), (401, 401, 403, 200, 200, 200)),
+        (("GET", "/api/v1/campaign-playbooks", None), (401, 401, 403, 200, 200, 200)),
+        (("GET", cmp, None), (401, 401, 403, 403, 200, 200)),
+        (("GET", f"{cmp}/sites", None), (401, 401, 403, 403, 200, 200)),
+        (("GET", f"{cmp}/report?format=csv", None), (401, 401, 403, 403, 200, 200)),
+        (("POST", f"{cmp}/findings", {"site_id": at, "department": "community",
+                                      "outcome": "compliant", "by": "社区网格员"}),
+         (401, 401, 403, 403, 200, 200)),
+        (("POST", f"{cmp}/end", {}), (401, 401, 403, 403, 403, 200)),
         (("GET", "/console/police", None), anyone),
         (("GET", "/healthz", None), anyone),
         (("GET", "/readyz", None), anyone),
@@ -178,6 +198,7 @@ def test_every_method_on_every_route_is_decided_for_every_role(secured):
     inc, tid = task["incident_id"], task["task_id"]
     routes = {  # path: the methods it answers
         "/api/v1/alarms": {"POST"}, "/api/v1/incidents": {"GET", "POST"},
+        "/api/v1/drills": {"POST"},
         f"/api/v1/incidents/{inc}/tasks": {"POST"}, f"/api/v1/incidents/{inc}/whistle": {"POST"},
         f"/api/v1/tasks/{tid}/reassign": {"POST"}, f"/api/v1/tasks/{tid}/cancel": {"POST"},
         f"/api/v1/incidents/{inc}": {"GET"}, f"/api/v1/incidents/{inc}/timeline": {"GET"},
@@ -189,6 +210,10 @@ def test_every_method_on_every_route_is_decided_for_every_role(secured):
         "/api/v1/playbooks": {"GET"}, "/api/v1/playbooks/reload": {"POST"},
         "/api/v1/silences": {"GET", "POST"}, "/api/v1/silences/sil-none": {"GET"},
         "/api/v1/silences/sil-none/expire": {"POST"},
+        "/api/v1/campaigns": {"GET", "POST"}, "/api/v1/campaigns/cmp-none": {"GET"},
+        "/api/v1/campaigns/cmp-none/sites": {"GET"}, "/api/v1/campaigns/cmp-none/report": {"GET"},
+        "/api/v1/campaigns/cmp-none/findings": {"POST"},
+        "/api/v1/campaigns/cmp-none/end": {"POST"}, "/api/v1/campaign-playbooks": {"GET"},
         "/api/v1/openapi.json": {"GET"}, "/console/police": {"GET"}, "/healthz": {"GET"},
         "/readyz": {"GET"}, "/metrics": {"GET"}}
     wrong = []
