@@ -389,6 +389,71 @@ def test_the_board_counts_devices_with_a_low_battery(board_stack, browser):
     tab.close()
 
 
+def test_the_board_runs_a_drill_and_shows_a_campaigns_progress(board_stack, browser):
+    """演练 from the 接报 form: its row and the console's task say so. 专项整治: a campaign
+    started through the API is counted, and its progress per department and grid shows
+    the findings recorded."""
+    started = board_stack.http.post("/api/v1/campaigns", headers=auth("admin"),
+                                    json={"playbook": "gas-safety", "campaign_id": "cmp-board"})
+    assert started.status_code == 201, started.text
+    campaign = started.json()["campaign"]
+    site = campaign["sites"][0]
+    grid = next(s["grid"] for s in board_stack.http.get(
+        "/api/v1/sites", headers=auth("admin")).json()["sites"] if s["site_id"] == site)
+    for department, outcome in (("gas_utility", "rectification_ordered"),
+                                ("market_regulation", "compliant")):
+        answer = board_stack.http.post("/api/v1/campaigns/cmp-board/findings",
+                                       headers=auth("admin"), json={
+                                           "site_id": site, "department": department,
+                                           "outcome": outcome, "note": "软管老化"})
+        assert answer.status_code == 200, answer.text
+    tab = Board(browser, board_stack.url, **WALL)
+    tab.open()
+    page = tab.page
+    page.wait_for_selector('[data-testid="count-campaigns"] b:text-is("1")')
+    page.click('[data-testid="count-campaigns"]')
+    total = page.wait_for_selector('[data-testid="campaign-total-cmp-board"]')
+    sites = len(campaign["sites"])
+    assert (total.get_attribute("data-done"), total.get_attribute("data-tasks")) == (
+        "2", str(5 * sites))
+    assert "燃气安全专项整治" in page.inner_text('[data-testid="campaign-cmp-board"]')
+    assert "责令整改 1" in total.inner_text() and "合格 1" in total.inner_text()
+    gas = page.wait_for_selector('[data-testid="campaign-dept-cmp-board-gas_utility"]')
+    assert (gas.get_attribute("data-done"), gas.get_attribute("data-tasks")) == ("1", str(sites))
+    in_grid = page.wait_for_selector(f'[data-testid="campaign-grid-cmp-board-{grid}"]')
+    assert in_grid.get_attribute("data-done") == "2"
+    page.click('#form-campaigns [data-close]')
+
+    # 演练: the 接报 form with the drill box ticked
+    page.click('[data-testid="action-new-report"]')
+    page.fill('[data-testid="report-q"]', "银丰")
+    page.click('[data-testid="report-site-jyh-yinfeng-lab-3"]')
+    page.select_option('[data-testid="report-playbook"]', "laboratory-fire")
+    page.fill('[data-testid="report-description"]', "演练：3号实验室通风橱冒烟")
+    page.check('[data-testid="report-drill"]')
+    page.click('[data-testid="report-submit"]')
+    result = page.wait_for_selector('[data-testid="report-result"]:has-text("已立案")')
+    drill = result.inner_text().split()[-1]
+    page.click('[data-testid="dialog-cancel"]')
+    row = page.wait_for_selector(f'[data-testid="incident-{drill}"][data-drill="true"]')
+    assert "演练" in row.inner_text()
+    incident = board_stack.http.get(f"/api/v1/incidents/{drill}", headers=auth("admin")).json()
+    assert incident["drill"] is True and incident["reporters"] == []
+    tasks = tasks_of(board_stack, drill)
+    assert tasks and all(t["drill"] is True for t in tasks)
+    tab.close()
+
+    console = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai")
+    session = json.dumps({"token": TOKENS["police"], "by": "张警官"})
+    console.add_init_script(f"sessionStorage.setItem('whistle.console.police', {session!r})")
+    police = console.new_page()
+    police.goto(f"{board_stack.url}/console/police")
+    card = police.wait_for_selector(f'[data-task-id="{drill}.cordon"][data-drill="true"]',
+                                    timeout=15_000)
+    assert card.query_selector(".drill").is_visible()
+    console.close()
+
+
 def wait(probe, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while not (value := probe()):
