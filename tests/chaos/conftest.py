@@ -55,6 +55,11 @@ def demo_alarms(rng: random.Random, n: int, prefix: str, now: datetime) -> list[
     return alarms
 
 
+def demo_places() -> dict[str, str]:
+    """What correlates each demo site: its building's key for the units of one building."""
+    return {s.site_id: s.triage_key for s in read_registry(DEMO_SITES).sites}
+
+
 def placement(incidents: list[dict]) -> Counter:
     """How many incidents each alarm_id is attached to."""
     return Counter(a for i in incidents for a in i["alarm_ids"])

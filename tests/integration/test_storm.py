@@ -14,6 +14,7 @@ import random
 import re
 import time
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -79,14 +80,17 @@ def storm(rng: random.Random, base: datetime) -> list[dict]:
     return alarms
 
 
-def oracle(alarms: list[dict]) -> set[frozenset[str]]:
-    """The incidents the rules call for, as sets of alarm ids."""
+def oracle(alarms: list[dict], place: Mapping[str, str] | None = None
+           ) -> set[frozenset[str]]:
+    """The incidents the rules call for, as sets of alarm ids. `place` maps a site to what
+    correlates it (its building's key, `Site.triage_key`); by default each site alone."""
     by_family: dict[tuple, list[dict]] = defaultdict(list)
     for a in alarms:
+        where = (place or {}).get(a["site_id"], a["site_id"])
         if a["signal"] == "alarm":
-            by_family[(a["site_id"], HAZARD[a["kind"]])].append(a)
+            by_family[(where, HAZARD[a["kind"]])].append(a)
         elif a["signal"] in ("trouble", "supervisory"):
-            by_family[(a["site_id"], "maintenance", a["device_id"])].append(a)
+            by_family[(where, "maintenance", a["device_id"])].append(a)
     groups: set[frozenset[str]] = set()
     for key, members in by_family.items():
         if key[1] == "maintenance":
