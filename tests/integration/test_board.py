@@ -31,8 +31,10 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 TOKENS = {"admin": "admin-token-board-00001", "gateway": "gateway-token-board-0001",
           "police": "police-token-board-00001", "district_fire": "district-fire-token-0001",
           "power_supply": "power-token-board-000001",
-          "district_emergency": "emergency-token-board-01"}
-PEOPLE = {"police": "张警官", "power_supply": "赵电工", "district_emergency": "孙科长"}
+          "district_emergency": "emergency-token-board-01",
+          "gas_utility": "gas-token-board-00000001"}
+PEOPLE = {"police": "张警官", "power_supply": "赵电工", "district_emergency": "孙科长",
+          "gas_utility": "钱师傅"}
 BEIJING = timezone(timedelta(hours=8))
 WALL = {"viewport": {"width": 1920, "height": 1080}}
 LAPTOP = {"viewport": {"width": 1366, "height": 768}}
@@ -443,15 +445,37 @@ def test_the_board_runs_a_drill_and_shows_a_campaigns_progress(board_stack, brow
     assert tasks and all(t["drill"] is True for t in tasks)
     tab.close()
 
-    console = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai")
-    session = json.dumps({"token": TOKENS["police"], "by": "张警官"})
-    console.add_init_script(f"sessionStorage.setItem('whistle.console.police', {session!r})")
-    police = console.new_page()
-    police.goto(f"{board_stack.url}/console/police")
-    card = police.wait_for_selector(f'[data-task-id="{drill}.cordon"][data-drill="true"]',
-                                    timeout=15_000)
+    police = console_of(browser, board_stack, "police")
+    card = police.wait_for_selector(f'[data-task-id="{drill}.cordon"][data-drill="true"]')
     assert card.query_selector(".drill").is_visible()
-    console.close()
+    police.context.close()
+
+    # the gas utility's console lists its campaign sites still to inspect, and records one
+    gas = console_of(browser, board_stack, "gas_utility")
+    second = campaign["sites"][1]
+    row = gas.wait_for_selector(f'[data-testid="campaign-task-cmp-board.{second}.1"]')
+    assert f'campaign-task-cmp-board.{site}.1' not in gas.content()  # found already
+    assert gas.text_content("#campaign-count") == str(sites - 1)
+    row.query_selector('button[data-finding="fined"]').click()
+    gas.wait_for_selector(f'[data-testid="campaign-task-cmp-board.{second}.1"]',
+                          state="detached")
+    recorded = board_stack.http.get("/api/v1/campaigns/cmp-board/sites", headers=auth("admin"),
+                                    params={"department": "gas_utility"}).json()["sites"]
+    task = next(s for s in recorded if s["site_id"] == second)["tasks"][0]
+    assert (task["outcome"], task["by"]) == ("fined", "钱师傅")
+    gas.context.close()
+
+
+def console_of(browser: Browser, stack: Stack, department: str) -> Page:
+    """A department's console, signed in with its token as its person."""
+    context = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai")
+    session = json.dumps({"token": TOKENS[department], "by": PEOPLE[department]})
+    context.add_init_script(f"sessionStorage.setItem('whistle.console.{department}', "
+                            f"{session!r})")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    page.goto(f"{stack.url}/console/{department}")
+    return page
 
 
 def wait(probe, timeout: float, what: str):
