@@ -1,4 +1,4 @@
-"""Joint campaigns (专项整治) on the real stack: 200 generated sites in 4 grids, 180 of them of
+"""Joint campaigns (专项整治) on the real stack: 220 generated sites in 4 grids, 200 of them of
 the types 燃气安全专项整治 (gas-safety) covers. A start (through `whistle campaign start`) gives
 exactly those sites a task per step, each id once; the same id again is a 409, also after a
 restart of `whistle up`, with the same tasks read back. Findings of every outcome, some by a
@@ -38,10 +38,11 @@ LABELS = {"compliant": "合格", "rectification_ordered": "责令整改", "fined
 
 
 def sites() -> list[dict]:
-    """Every tenth site is a school (no target); the others cycle through gas-safety's types."""
+    """Every eleventh site is a school (no target: 20 of 220); the other 200 cycle through
+    gas-safety's types."""
     return [{"site_id": f"cs-{i:03d}", "name": f"专项测试场所 {i:03d}",
-             "type": "school" if i % 10 == 9 else GAS_TYPES[i % 3],
-             "address": f"测试区 整治路{i}号", "grid": GRIDS[i % 4]} for i in range(200)]
+             "type": "school" if i % 11 == 10 else GAS_TYPES[i % 3],
+             "address": f"测试区 整治路{i}号", "grid": GRIDS[i % 4]} for i in range(220)]
 
 
 TARGETS = {s["site_id"]: s["grid"] for s in sites() if s["type"] != "school"}
@@ -119,7 +120,7 @@ def test_a_campaign_is_created_once_and_its_findings_add_up(files):
         assert http.get("/api/v1/campaigns/cmp-bad", headers=admin).status_code == 404
         playbooks = {p["id"]: p for p in http.get("/api/v1/campaign-playbooks",
                                                   headers=admin).json()["playbooks"]}
-        assert (playbooks["gas-safety"]["sites"], playbooks["nowhere"]["sites"]) == (180, 0)
+        assert (playbooks["gas-safety"]["sites"], playbooks["nowhere"]["sites"]) == (200, 0)
 
         cli = [sys.executable, "-m", "streams.cli", "campaign", "start", "gas-safety", "--id",
                CID, "--json", "--url", first.url, "--token", TOKENS["admin"]]
@@ -127,12 +128,12 @@ def test_a_campaign_is_created_once_and_its_findings_add_up(files):
         assert made.returncode == 0, made.stderr
         started = json.loads(made.stdout)
         campaign, progress = started["campaign"], started["progress"]
-        assert sorted(campaign["sites"]) == sorted(TARGETS) and len(campaign["sites"]) == 180
+        assert sorted(campaign["sites"]) == sorted(TARGETS) and len(campaign["sites"]) == 200
         assert (campaign["started_by"], campaign["status"]) == ("王科长", "running")
-        assert (progress["sites"], progress["tasks"], progress["done"]) == (180, 900, 0)
+        assert (progress["sites"], progress["tasks"], progress["done"]) == (200, 1000, 0)
         records = all_sites(first)
         tasks = [t["task_id"] for s in records for t in s["tasks"]]
-        assert len(records) == 180 and len(tasks) == 900 == len(set(tasks))
+        assert len(records) == 200 and len(tasks) == 1000 == len(set(tasks))
         assert [s["site_id"] for s in records] == campaign["sites"], "the campaign's order"
 
         again = subprocess.run(cli, capture_output=True, text=True, timeout=60)
@@ -153,7 +154,7 @@ def test_a_campaign_is_created_once_and_its_findings_add_up(files):
                        "outcome": "fined"}, 422, ["department"]),
             ("admin", {"site_id": "cs-001", "department": "police", "outcome": "fined"}, 422,
              ["department"]),
-            ("admin", {"site_id": "cs-009", "department": "enforcement",
+            ("admin", {"site_id": "cs-010", "department": "enforcement",
                        "outcome": "fined"}, 422, ["site_id"]),  # a school: not a target
             ("admin", {"site_id": "nowhere-1", "department": "enforcement",
                        "outcome": "fined"}, 422, ["site_id"]),
@@ -187,7 +188,7 @@ def test_a_campaign_is_created_once_and_its_findings_add_up(files):
         counted = Counter(r["结果"] for r in rows)
         wanted = Counter(LABELS[o] for _, _, o, _ in FINDINGS)
         assert {k: counted[k] for k in LABELS.values()} == {k: wanted[k] for k in LABELS.values()}
-        assert len(rows) == 900 and counted["未检查"] == 900 - len(FINDINGS)
+        assert len(rows) == 1000 and counted["未检查"] == 1000 - len(FINDINGS)
         page = http.get(f"/api/v1/campaigns/{CID}/report", headers=admin).text
         assert "燃气安全专项整治" in page and "专项测试场所 000" in page
         assert first.stop() < 15 and first.process.returncode == 0
@@ -202,10 +203,10 @@ def test_a_campaign_is_created_once_and_its_findings_add_up(files):
         assert refused(again, 409) == ["campaign_id"], "created once, also after a restart"
         [listed] = http.get("/api/v1/campaigns", headers=admin).json()["campaigns"]
         assert (listed["campaign_id"], listed["tasks"], listed["done"]) == (
-            CID, 900, len(FINDINGS))
+            CID, 1000, len(FINDINGS))
         check_progress(http.get(f"/api/v1/campaigns/{CID}", headers=admin).json()["progress"])
         tasks = [t["task_id"] for s in all_sites(second) for t in s["tasks"]]
-        assert len(tasks) == 900 == len(set(tasks))
+        assert len(tasks) == 1000 == len(set(tasks))
 
         ended = http.post(f"/api/v1/campaigns/{CID}/end", headers=admin, json={})
         assert ended.status_code == 200 and ended.json()["campaign"]["status"] == "ended"
@@ -225,7 +226,7 @@ def check_progress(progress: dict) -> None:
     for department in STEPS:
         mine = Counter(o for _, d, o, _ in FINDINGS if d == department)
         shown = by_department[department]
-        assert (shown["tasks"], shown["done"], shown["overdue"]) == (180, sum(mine.values()), 0)
+        assert (shown["tasks"], shown["done"], shown["overdue"]) == (200, sum(mine.values()), 0)
         assert {o: n for o, n in shown["outcomes"].items() if n} == dict(mine)
     grids = {g["grid"]: g for g in progress["grids"]}
     assert list(grids) == list(GRIDS)
