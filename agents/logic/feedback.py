@@ -16,8 +16,9 @@ __all__ = ["feedback_entry", "feedback_for"]
 
 LOCAL = ZoneInfo("Asia/Shanghai")
 _STATUS = {"completed": "已完成", "rejected": "已退回", "in_progress": "处置中",
-           "acknowledged": "已接收", "dispatched": "已派发"}
-_REASON = {"completed": "已处置完毕", "false_alarm": "经现场核查为误报，已解除"}
+           "acknowledged": "已接收", "dispatched": "已派发", "cancelled": "已撤销"}
+_REASON = {"completed": "已处置完毕", "handled": "已处置完毕",  # closed by hand (结案), handled
+           "false_alarm": "经现场核查为误报，已解除"}
 
 
 def feedback_for(incident: Incident, tasks: list[Task], site: Site,
@@ -39,7 +40,7 @@ def feedback_for(incident: Incident, tasks: list[Task], site: Site,
         place += f"（{site.address}）"
     lines = [f"您于{opened.month}月{opened.day}日{opened:%H:%M}反映的{place}的情况"
              f"{_REASON[incident.close_reason]}。"]
-    if done and incident.close_reason == "completed":
+    if done and incident.close_reason in ("completed", "handled"):
         lines.append("处置情况：" + "；".join(
             f"{i.department_name}：{i.action}（{_STATUS.get(i.status, i.status)}）"
             for i in done) + "。")

@@ -190,7 +190,7 @@ def test_a_step_of_its_own_overrides_the_playbooks_rules():
     assert rules_for(LAB_FIRE, "no-such-step") == [] and rules_for(None, "cordon") == []
 
 
-@pytest.mark.parametrize("reason, says", [("completed", "已处置完毕"),
+@pytest.mark.parametrize("reason, says", [("completed", "已处置完毕"), ("handled", "已处置完毕"),
                                           ("false_alarm", "误报")])
 def test_feedback_tells_the_reporters_what_was_done(reason, says):
     desk = Desk()
@@ -202,7 +202,7 @@ def test_feedback_tells_the_reporters_what_was_done(reason, says):
     given = feedback_for(closed, list(desk.tasks.values()), LAB, NAMES)
     assert given.message.startswith("您于5月16日14:03反映的3号实验室（巨野河街道）的情况")
     assert says in given.message and given.reporters[0].phone == "13800000000"
-    assert ("派出所：警社联动" in given.message) == (reason == "completed")
+    assert ("派出所：警社联动" in given.message) == (reason != "false_alarm")
     recorded = feedback_entry(given)
     assert recorded.type == "reporter_feedback" and recorded.detail["message"] == given.message
 
