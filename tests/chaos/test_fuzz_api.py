@@ -172,6 +172,10 @@ class Run:
             self.statuses[answer.status_code] += 1
             if answer.status_code >= 500:
                 problems.append(f"{method}: {answer.status_code}")
+            elif answer.status_code == 414 and (method == "HEAD" or '"loc":["url"]' in
+                                                answer.text.replace(" ", "")):
+                continue  # a request line near the limit: it counts the method's name too,
+                # and httpx may encode the query a little longer than schemathesis did
             elif method == "HEAD" and (answer.status_code != get_status or answer.content):
                 problems.append(f"HEAD: {answer.status_code} and {len(answer.content)} bytes "
                                 f"where GET had {get_status}")
