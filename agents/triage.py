@@ -9,6 +9,10 @@ A gateway's retry (the same alarm_id in a later message) stops here. The *same m
 again (a replay after a crash, before its offset was committed) is forwarded again, because
 the first run may have died before sending it; the incident stage drops what it has.
 
+An alarm whose key is not its site's `triage_key` (a producer keyed a building's unit by its
+site id, or the registry changed since the ingest) is sent on, once, with that key: triage
+state lives in the partition of its key.
+
 The urgent lane (`whistle.alarms.urgent` -> `whistle.triaged.urgent`, see
 `streams.runtime.lookahead`) runs this same stage on copies of people's fire reports read ahead
 of a backlog. Whichever copy of an alarm comes first decides; the other is a retry of it, so it
@@ -36,11 +40,6 @@ async def handle(w: Whistle, alarm: Alarm, message) -> None:
     await w.registry_read()  # never resolve against a half-read registry
     site = w.locate(alarm).site
     key = site.triage_key  # one building, one state: its units' alarms correlate
-    if alarm.device_id:
-        low = _note_device(w, alarm, key)
-        if low is not None:  # its own trouble alarm: a maintenance task, once per low period
-            await w.send(topics.ALARMS, key, dump(low.model_copy(update={
-                "received_at": alarm.received_at or w.clock()})))
     urgent = message.topic == topics.ALARMS_URGENT
     if urgent:  # a copy: the original's position, marked
         position = f"u:{origin(message) or f'{message.partition}:{message.offset}'}"
@@ -48,6 +47,16 @@ async def handle(w: Whistle, alarm: Alarm, message) -> None:
         position = f"{message.partition}:{message.offset}"
         if w.lookahead is not None:
             w.lookahead.passed(message.partition, message.offset)
+    if (message.key or b"") != key.encode("utf-8"):
+        # keyed by its site (as a producer of the contract may) while the site shares a
+        # building, or resolved elsewhere since: on to the partition of its triage state
+        await w.send(topics.ALARMS, key, message.value)
+        return
+    if alarm.device_id:
+        low = _note_device(w, alarm, key)
+        if low is not None:  # its own trouble alarm: a maintenance task, once per low period
+            await w.send(topics.ALARMS, key, dump(low.model_copy(update={
+                "received_at": alarm.received_at or w.clock()})))
     # [incident, position, action, merges]; none for an alarm not decided yet
     recorded: list[Any] = w.tables.alarms_seen.get(alarm.alarm_id) or []
     state = SiteState.from_json(w.tables.sites.get(key))

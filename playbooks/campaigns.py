@@ -9,16 +9,14 @@ a set with any problem is refused whole.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
-from playbooks.load import PlaybookError, Problem, _explained, _line_of
+from playbooks.load import PlaybookError, Problem, line_of, read_model
 from schemas.campaign import CampaignPlaybook
 
 __all__ = ["CAMPAIGNS", "LoadedCampaign", "load_campaigns", "parse_campaign"]
@@ -39,34 +37,12 @@ class LoadedCampaign:
 
     def line(self, *loc: Any) -> int:
         """The line in the source file of a field, e.g. `line("steps", 2, "department")`."""
-        return _line_of(self.node, loc)
+        return line_of(self.node, loc)
 
 
 def parse_campaign(text: str, source: str) -> LoadedCampaign:
     """Parse one campaign playbook's text; raise PlaybookError naming file, line and field."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise PlaybookError([Problem(source, mark.line + 1 if mark else 1,
-                                     f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from None
-    except RecursionError:
-        raise PlaybookError([Problem(source, 1, "not valid YAML: nested too deeply")]) from None
-    if not isinstance(data, dict):
-        raise PlaybookError([Problem(source, 1, "a campaign playbook is a YAML mapping (id, "
-                                                "version, title, targets, steps)")])
-    try:
-        playbook = CampaignPlaybook.model_validate(data)
-    except RecursionError:
-        raise PlaybookError([Problem(source, 1, "campaign: nested too deeply")]) from None
-    except ValidationError as exc:
-        raise PlaybookError([
-            Problem(source, _line_of(node, tuple(err["loc"])),
-                    f"{'.'.join(str(p) for p in err['loc']) or 'campaign'}: {_explained(err)}")
-            for err in exc.errors()
-        ]) from None
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+    playbook, node, digest = read_model(text, source, CampaignPlaybook, "campaign playbook")
     return LoadedCampaign(playbook, source, digest, node)
 
 

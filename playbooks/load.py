@@ -17,17 +17,17 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from playbooks.rules import Compiled, Facts, overlap, rank, specificity
 from schemas import Playbook
 
 __all__ = ["LIBRARY", "LoadedPlaybook", "PlaybookError", "PlaybookSet", "Problem",
-           "load_playbooks", "parse_playbook"]
+           "line_of", "load_playbooks", "parse_playbook", "read_model"]
 
 LIBRARY = Path(__file__).parent / "library"
 """The playbooks shipped with Whistle."""
@@ -66,7 +66,7 @@ class LoadedPlaybook:
 
     def line(self, *loc: Any) -> int:
         """The line in the source file of a field, e.g. `line("steps", 2, "department")`."""
-        return _line_of(self.node, loc)
+        return line_of(self.node, loc)
 
 
 @dataclass(frozen=True)
@@ -224,7 +224,7 @@ def _maybe_overlapping(members: list[LoadedPlaybook]) -> Iterator[tuple[int, int
         yield from ((i, j) for j in near if j < i)
 
 
-def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int:
+def line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int:
     """The 1-based line of the YAML node at a pydantic error location (or its nearest parent)."""
     line = node.start_mark.line + 1 if node is not None else 1
     for part in loc:
@@ -250,8 +250,14 @@ def _explained(err: ErrorDetails) -> str:
     return err["msg"]
 
 
-def parse_playbook(text: str, source: str) -> LoadedPlaybook:
-    """Parse one playbook file's text; raise PlaybookError naming file and line."""
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_model(text: str, source: str, model: type[M], what: str
+               ) -> tuple[M, yaml.Node | None, str]:
+    """One YAML file's text as `model`, with its node tree (for lines) and the hash of its
+    text; raise PlaybookError naming file, line and field. `what` names the file's kind in
+    the messages ("playbook", "campaign playbook")."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -262,18 +268,24 @@ def parse_playbook(text: str, source: str) -> LoadedPlaybook:
     except RecursionError:
         raise PlaybookError([Problem(source, 1, "not valid YAML: nested too deeply")]) from None
     if not isinstance(data, dict):
-        raise PlaybookError([Problem(source, 1, "a playbook is a YAML mapping (id, version, ...)")])
+        raise PlaybookError([Problem(source, 1, f"a {what} is a YAML mapping (id, version, ...)")])
+    label = what.split()[0]
     try:
-        playbook = Playbook.model_validate(data)
+        value = model.model_validate(data)
     except RecursionError:
-        raise PlaybookError([Problem(source, 1, "playbook: nested too deeply")]) from None
+        raise PlaybookError([Problem(source, 1, f"{label}: nested too deeply")]) from None
     except ValidationError as exc:
         raise PlaybookError([
-            Problem(source, _line_of(node, tuple(err["loc"])),
-                    f"{'.'.join(str(p) for p in err['loc']) or 'playbook'}: {_explained(err)}")
+            Problem(source, line_of(node, tuple(err["loc"])),
+                    f"{'.'.join(str(p) for p in err['loc']) or label}: {_explained(err)}")
             for err in exc.errors()
         ]) from None
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+    return value, node, hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+def parse_playbook(text: str, source: str) -> LoadedPlaybook:
+    """Parse one playbook file's text; raise PlaybookError naming file and line."""
+    playbook, node, digest = read_model(text, source, Playbook, "playbook")
     return LoadedPlaybook(playbook, source, digest, node)
 
 

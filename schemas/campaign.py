@@ -20,19 +20,17 @@ from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     RootModel,
     StringConstraints,
-    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
 from schemas.common import DepartmentId, Duration, Identifier, Timestamp, field_error, person_field
 from schemas.incident import PlaybookRef
-from schemas.playbook import Slug
+from schemas.playbook import Slug, Version
 from schemas.site import SiteType
 
 __all__ = ["CAMPAIGN_OUTCOMES", "CAMPAIGN_STATUSES", "Campaign", "CampaignCommand",
@@ -55,10 +53,6 @@ CAMPAIGN_STATUSES: tuple[CampaignStatus, ...] = ("running", "ended")
 GridName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 Person = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Note = Annotated[str, StringConstraints(max_length=4000)]
-
-
-def _version_text(value: object) -> object:
-    return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
 
 
 # --- the playbook file -------------------------------------------------------------------
@@ -107,9 +101,7 @@ class CampaignPlaybook(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: Slug
-    version: Annotated[str, BeforeValidator(_version_text),
-                       StringConstraints(min_length=1, max_length=32),
-                       WithJsonSchema({"type": ["string", "integer", "number"]})]
+    version: Version
     title: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=4000)
     targets: CampaignTargets

@@ -39,8 +39,8 @@ from schemas.common import DepartmentId, Duration, Identifier, Level, field_erro
 from schemas.site import SiteType
 
 __all__ = ["AttributeCondition", "Confirm", "EscalationRule", "HourWindow", "Playbook",
-           "PlaybookMatch", "PlaybookStep", "Slug", "StepUnits", "StepWhen", "WEEKDAYS", "Weekday",
-           "WhistleRule", "WhistleWhen"]
+           "PlaybookMatch", "PlaybookStep", "Slug", "StepUnits", "StepWhen", "Version", "WEEKDAYS",
+           "Weekday", "WhistleRule", "WhistleWhen"]
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -51,6 +51,12 @@ _WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 
 def _version_text(value: object) -> object:
     return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
+Version = Annotated[str, BeforeValidator(_version_text),
+                    StringConstraints(min_length=1, max_length=32),
+                    WithJsonSchema({"type": ["string", "integer", "number"]})]
+"""A playbook's version as its file writes it: `3`, `3.1` or `"2026-12"`, kept as text."""
 
 
 def _parse_window(value: Any) -> Any:
@@ -281,9 +287,7 @@ class Playbook(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: Slug
-    version: Annotated[str, BeforeValidator(_version_text),
-                       StringConstraints(min_length=1, max_length=32),
-                       WithJsonSchema({"type": ["string", "integer", "number"]})]
+    version: Version
     title: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=4000)
     level: Level

@@ -75,7 +75,8 @@ async def test_triage_sends_undecodable_alarms_to_the_dead_letter_topic(whistle)
     async with agent(whistle, "triage").test_context() as triage:
         await triage.put(b"\xff\xfe not json", key=b"x")
         await triage.put(json.dumps(alarm_data(occurred_at="yesterday")).encode(), key=b"x")
-        await triage.put(json.dumps(alarm_data(alarm_id="ok")).encode(), key=b"x")
+        await triage.put(json.dumps(alarm_data(alarm_id="ok")).encode(),
+                         key=b"jyh-yinfeng-lab-3")
     letters = [v for t, _, v in whistle.sent if t == topics.DLQ]
     assert [letter["reason"].split(":")[0] for letter in letters] == ["not UTF-8", "Alarm invalid"]
     assert "occurred_at" in letters[1]["reason"]
@@ -374,9 +375,10 @@ async def test_units_of_one_building_correlate_into_one_incident(whistle):
         for alarm_id, site, device, at in (("a1", "b7-shop", "smk-s", T0.isoformat()),
                                            ("a2", "b7-1501", "smk-15", later),
                                            ("a3", "b8-101", "smk-8", later)):
+            key = b"building:b8" if site.startswith("b8") else b"building:b7"
             await triage.put(json.dumps(alarm_data(alarm_id=alarm_id, site_id=site,
                                                    device_id=device, occurred_at=at)).encode(),
-                             key=b"building:b7")
+                             key=key)
     decided = {v["alarm"]["alarm_id"]: (k, v["action"], v["site"]["site_id"], v["evidence"])
                for _, k, v in whistle.sent}
     shop, upstairs, next_door = decided["a1"], decided["a2"], decided["a3"]
@@ -388,6 +390,18 @@ async def test_units_of_one_building_correlate_into_one_incident(whistle):
     assert [c["incident_id"] for c in whistle.tables.sites["building:b7"]["clusters"]] == [
         shop[0]]
     assert whistle.tables.sites.get("b7-shop") is None             # the building's state only
+
+    # keyed by its site id (as the contract lets a producer): sent on with its building's key,
+    # decided only there
+    whistle.sent.clear()
+    stray = json.dumps(alarm_data(alarm_id="a4", site_id="b7-1501", device_id="smk-15b",
+                                  occurred_at=later)).encode()
+    async with agent(whistle, "triage").test_context() as triage:
+        await triage.put(stray, key=b"b7-1501")
+    assert whistle.sent == [(topics.ALARMS, "building:b7", json.loads(stray))]
+    assert whistle.tables.alarms_seen.get("a4") is None
+    assert whistle.tables.devices.get("smk-15b") is None
+    whistle.sent.clear()
 
     whistle.sent.clear()
     closed = SiteEvent(event_id="e1", site_id="b7-1501", type="incident_closed",
