@@ -45,6 +45,7 @@ from streams.http.routing import Routing
 from streams.http.views import Route, mount
 from streams.metrics import Metrics
 from streams.notify import board, board_stream, console, feed, webhooks
+from streams.runtime import changelog
 from streams.runtime.lookahead import Lookahead
 from streams.runtime.registry import RegistryReader
 from streams.runtime.store import store_url
@@ -81,6 +82,7 @@ def _new_app(settings: Settings) -> WhistleApp:
         broker_heartbeat_interval=min(1.0, settings.rebalance_timeout / 3),
         table_standby_replicas=0,
         web_application_options={"middlewares": [http_errors.json_errors]},
+        Table=changelog.Table,
     )
     app.fetch_wait_ms = settings.fetch_wait_ms
     http_errors.install()

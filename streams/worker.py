@@ -44,6 +44,7 @@ from schemas import topics as names
 from schemas.codec import Rejected, decode, dump
 from schemas.silence import Silence
 from streams.metrics import Metrics
+from streams.runtime.changelog import changes
 from streams.runtime.lookahead import Lookahead
 from streams.runtime.registry import RegistryReader
 from streams.runtime.transport import Transport
@@ -151,12 +152,19 @@ class Whistle:
         async def agent(stream: Any) -> None:
             async for event in stream.events():
                 message = event.message
+                written = None
                 try:
                     value = decode(model, message.value, context(message) if context else None)
                     if isinstance(value, Rejected):
                         await self.dead_letter(message, value.reason)
                     else:
-                        await handle(self, value, message)
+                        with changes() as written:
+                            try:
+                                await handle(self, value, message)
+                            except asyncio.CancelledError:
+                                written.hand_back()
+                                raise
+                        await written.send(self.app)
                 except asyncio.CancelledError:
                     # Stopped mid-message (SIGTERM). Faust acks the event when the stream
                     # closes, and its last commit would then skip a message whose table writes
@@ -168,6 +176,8 @@ class Whistle:
                 except Exception as exc:
                     self.app.log.exception("%s failed on %s[%s]@%s", name, message.topic,
                                            message.partition, message.offset)
+                    if written is not None:  # what it wrote before it failed is kept
+                        await written.send(self.app)
                     await self.dead_letter(message, f"{name} failed: {exc!r}")
 
         self.app.agent(topic, name=name)(agent)
