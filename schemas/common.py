@@ -186,13 +186,18 @@ def no_control_characters(text: str) -> str:
     surrogate (Cs, which JSON's `\\ud800` makes and UTF-8 cannot write); else ValueError
     naming the first. An id goes into topic keys, CSV, XML (CAP) and logs, where a NUL, CR/LF
     or ESC breaks the format or forges a line."""
-    for i, ch in enumerate(text):
-        kind = unicodedata.category(ch)
-        if kind == "Cc":
-            raise ValueError(f"must not hold control characters (U+{ord(ch):04X} at {i})")
-        if kind == "Cs":
-            raise ValueError(f"must not hold a lone surrogate (U+{ord(ch):04X} at {i})")
-    return text
+    found = _CONTROL_OR_SURROGATE.search(text)
+    if found is None:
+        return text
+    i, ch = found.start(), found.group()
+    if unicodedata.category(ch) == "Cc":
+        raise ValueError(f"must not hold control characters (U+{ord(ch):04X} at {i})")
+    raise ValueError(f"must not hold a lone surrogate (U+{ord(ch):04X} at {i})")
+
+
+_CONTROL_OR_SURROGATE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+"""Unicode's Cc (C0, DEL, C1) and Cs: one search instead of a category per character (every
+string field of every message passes here)."""
 
 
 NO_CONTROL = r"^[^\u0000-\u001f\u007f-\u009f]*$"  # the same, for JSON Schema (OpenAPI)

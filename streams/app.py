@@ -47,6 +47,7 @@ from streams.metrics import Metrics
 from streams.notify import board, board_stream, console, feed, webhooks
 from streams.runtime import changelog
 from streams.runtime.lookahead import Lookahead
+from streams.runtime.partitioner import CachedPartitioner
 from streams.runtime.registry import RegistryReader
 from streams.runtime.store import store_url
 from streams.settings import Settings
@@ -83,6 +84,7 @@ def _new_app(settings: Settings) -> WhistleApp:
         table_standby_replicas=0,
         web_application_options={"middlewares": [http_errors.json_errors]},
         Table=changelog.Table,
+        producer_partitioner=CachedPartitioner(),
     )
     app.fetch_wait_ms = settings.fetch_wait_ms
     http_errors.install()

@@ -204,7 +204,7 @@ class Whistle:
             self.tables.incidents[incident.incident_id] = incident.model_dump(mode="json")
             out.append((names.INCIDENTS, incident.incident_id, dump(incident)))
         self.track_verification(incident, tasks)
-        self.track_deadlines(tasks)
+        self.track_deadlines(tasks, incident)
         for task in tasks:
             self.tables.tasks[task.task_id] = task.model_dump(mode="json")
             self.open_tasks.note(task.task_id, task.department, task.status)
@@ -297,10 +297,11 @@ class Whistle:
         if incident is not None and incident.confirmation != "unconfirmed":
             self.verifications.pop(incident.incident_id, None)
 
-    def track_deadlines(self, tasks: Iterable[Task]) -> None:
-        """Keep the deadline index (`deadlines`) current with what was just published."""
+    def track_deadlines(self, tasks: Iterable[Task], incident: Incident | None = None) -> None:
+        """Keep the deadline index (`deadlines`) current with what was just published (with
+        `incident`, the tasks' own: its playbook is not read back from the table)."""
         for task in tasks:
-            due = next_due(task, self.rules_of(task))
+            due = next_due(task, self.rules_of(task, incident))
             if due is None:
                 self.deadlines.cancel(task.task_id)
             else:
@@ -310,14 +311,18 @@ class Whistle:
         """Count a playbook reload by outcome ("loaded" or "refused")."""
         self.metrics.playbook_reloads.labels(result=outcome).inc()
 
-    def rules_of(self, task: Task | None) -> list:
-        """The escalation rules of the task's playbook step (none for a notice)."""
+    def rules_of(self, task: Task | None, incident: Incident | None = None) -> list:
+        """The escalation rules of the task's playbook step (none for a notice); `incident`
+        is the task's, if the caller has it at hand."""
         if task is None or task.notice_of is not None:
             return []
         if task.summons:
             return summons_rules(self.lead)
-        stored = self.tables.incidents.get(task.incident_id)
-        loaded = self.library.version(PlaybookRef(**stored["playbook"])) if stored else None
+        if incident is not None and incident.incident_id == task.incident_id:
+            loaded = self.library.version(incident.playbook)
+        else:
+            stored = self.tables.incidents.get(task.incident_id)
+            loaded = self.library.version(PlaybookRef(**stored["playbook"])) if stored else None
         return rules_for(loaded.playbook if loaded else None, task.step)
 
     def locate(self, alarm: Any) -> Resolved:

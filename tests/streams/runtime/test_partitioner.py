@@ -1,0 +1,26 @@
+"""The partitioner that remembers hashes sends each key where aiokafka's default does."""
+
+import random
+
+from aiokafka.partitioner import DefaultPartitioner
+
+from streams.runtime.partitioner import CachedPartitioner
+
+
+def test_the_same_partition_as_the_default_for_every_key_and_count() -> None:
+    cached, default = CachedPartitioner(size=64), DefaultPartitioner()
+    rng = random.Random(21)
+    for _ in range(5_000):  # more keys than it remembers: forgetting changes nothing
+        key = f"inc-20230516-{rng.randrange(300):010x}".encode()
+        partitions = list(range(rng.choice([1, 3, 4, 12])))
+        assert cached(key, partitions, partitions) == default(key, partitions, partitions)
+    assert len(cached.hashes) <= 64
+
+
+def test_a_known_key_lands_where_kafka_puts_it() -> None:
+    # murmur2 as Kafka's Java client: the demo laboratory's site on four partitions
+    assert CachedPartitioner()(b"jyh-yinfeng-lab-3", [0, 1, 2, 3], [0, 1, 2, 3]) == 3
+
+
+def test_no_key_picks_an_available_partition() -> None:
+    assert CachedPartitioner()(None, [0, 1, 2, 3], [2]) == 2
