@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import orjson
 from pydantic import BaseModel, ValidationError
 
 __all__ = ["Rejected", "decode", "dump", "error_details", "json_bytes", "summarize"]
@@ -48,16 +49,27 @@ def decode(model: type[M], raw: bytes | None,
     if raw is None:
         return Rejected("empty value (a tombstone?)")
     try:
-        data = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        return Rejected(f"not UTF-8: {exc}")
-    except ValueError as exc:
-        return Rejected(f"not JSON: {exc}")
-    except RecursionError:
-        return Rejected("not JSON: nested too deeply")
+        data = orjson.loads(raw)  # the same values as json's, several times faster
+    except orjson.JSONDecodeError:  # json decides what is wrong, and what it still takes
+        data = _slow_loads(raw)
+        if isinstance(data, Rejected):
+            return data
     try:
         return model.model_validate(data, context=context)
     except ValidationError as exc:
         return Rejected(f"{model.__name__} invalid: {summarize(error_details(exc))}")
     except RecursionError:
         return Rejected(f"{model.__name__} invalid: nested too deeply")
+
+
+def _slow_loads(raw: bytes) -> Any:
+    """The standard library's reading of what orjson refused: its reason, or the value (it
+    takes a lone surrogate escape, NaN and integers past 64 bits, which the models judge)."""
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return Rejected(f"not UTF-8: {exc}")
+    except ValueError as exc:
+        return Rejected(f"not JSON: {exc}")
+    except RecursionError:
+        return Rejected("not JSON: nested too deeply")
