@@ -3,6 +3,7 @@ number of devices, from message sizes measured on a live worker.
 
     python deploy/sizing.py                  # the table and arithmetic in deploy/README.md
     python deploy/sizing.py 10000 500000     # any other device counts
+    (cd deploy; python -c "import sizing; print(sizing.rate_arithmetic(1000))")  # a rate
 
 The measured constants come from `tests/deploy/conftest.py`'s scenario on a live `whistle up`
 (200 heartbeats; the lab-fire incident from its alarms to its closing, every task answered);
@@ -48,15 +49,20 @@ DEVICE_INDEX = 394                 # per device, states and due index (python -m
 WORKER_BASE = 150 * MIB            # Python, Faust, aiokafka: 105-111 MiB RSS measured, rounded up
 WORKER_THROUGHPUT = 600            # alarms/s through every stage, one worker on 2 cores (the
                                    # storm test: 10,000 alarms processed in 16.1 s)
+WORKER_CPU_PER_ALARM = 1.5e-3      # s of worker CPU per fire report that opens an incident
+                                   # (`whistle bench --alarms 5000`, issue 21; 1.5-1.8 ms in
+                                   # other runs): a worker is one Python process, one core
+CORE_BUSY = 0.6                    # a worker's core kept at most this busy when the rate lasts:
+                                   # past it the queue, and the latency, grow
 # -- configuration (deploy/k8s, deploy/kafka/create-topics.sh, Faust's defaults)
 PARTITIONS = 12
 BROKERS, REPLICATION = 3, 3
 TABLES = 8                         # alarms-seen sites devices incidents tasks timelines
                                    # campaigns campaign-sites (the global playbook-versions
                                    # table is a few KiB)
-MEMTABLE, MEMTABLES = 2 * MIB, 2  # RocksDB write buffers per table partition
+MEMTABLE, MEMTABLES = 1 * MIB, 2  # RocksDB write buffers per table partition
                                    # (WHISTLE_ROCKSDB_MEMTABLE_MB; Faust's default is 3 x 64 MiB)
-BLOCK_CACHE = 4 * MIB              # per table partition (WHISTLE_ROCKSDB_CACHE_MB)
+BLOCK_CACHE = 1 * MIB              # per table partition (WHISTLE_ROCKSDB_CACHE_MB)
 DEPARTMENTS, STREAM_HISTORY = 11, 10_000  # stream history in memory, per worker
 STREAM_EVENT = 1.25 * KIB          # per event held (streams.notify.feed.Event: a 512-byte
                                    # task 1.0 KiB)
@@ -151,6 +157,30 @@ def plan(load: Load) -> Plan:
                 worker_volume=10 * GIB * math.ceil(tables * 2 / (10 * GIB)), memory=memory)
 
 
+@dataclass
+class RatePlan:
+    """Workers for a lasting rate of alarms that each open an incident (the costliest kind)."""
+
+    rate: float
+    cores: float     # worker CPU the rate takes
+    workers: int     # at CORE_BUSY each, and one more to lose
+
+
+def rate_plan(rate: float) -> RatePlan:
+    cores = rate * WORKER_CPU_PER_ALARM
+    workers = math.ceil(cores / CORE_BUSY) + 1
+    return RatePlan(rate=rate, cores=cores, workers=min(workers, PARTITIONS))
+
+
+def rate_arithmetic(rate: float) -> str:
+    """The workers for `rate` alarms/s, line by line."""
+    p = rate_plan(rate)
+    return (f"- {rate:,.0f} alarms/s × {WORKER_CPU_PER_ALARM * 1000:g} ms of worker CPU each "
+            f"= {p.cores:.2f} cores; at {CORE_BUSY:.0%} busy each, "
+            f"{math.ceil(p.cores / CORE_BUSY)} workers, one more to lose = **{p.workers} "
+            f"workers** of 1 core (≤ {PARTITIONS} partitions)\n")
+
+
 def _size(n: float) -> str:
     for unit, size in (("GiB", GIB), ("MiB", MIB), ("KiB", KIB)):
         if n >= size:
@@ -226,6 +256,7 @@ def main(argv: list[str]) -> int:
     print(render(loads))
     for load in loads:
         print(arithmetic(load))
+    print(rate_arithmetic(1_000))
     return 0
 
 

@@ -43,9 +43,9 @@ class Settings(BaseSettings):
     data: Path = Field(Path(".whistle"), description="the broker's (embedded) and the "
                        "worker's data and logs; kept across restarts")
     store: str = Field("memory://", description="table store: memory:// or rocksdb://")
-    rocksdb_memtable_mb: int = Field(2, ge=1, le=1024, description="rocksdb://: the write "
+    rocksdb_memtable_mb: int = Field(1, ge=1, le=1024, description="rocksdb://: the write "
                                      "buffer of each table partition (Faust's default: 64)")
-    rocksdb_cache_mb: int = Field(4, ge=1, le=4096, description="rocksdb://: the block cache "
+    rocksdb_cache_mb: int = Field(1, ge=1, le=4096, description="rocksdb://: the block cache "
                                   "of each table partition (Faust's default: 2048)")
     partitions: int = Field(4, ge=1, le=1024)
     replication: int = Field(1, ge=1, le=16)

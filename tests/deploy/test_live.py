@@ -121,6 +121,8 @@ def test_the_readme_sizing_is_what_the_sizing_script_prints():
     assert table in readme, "deploy/README.md: paste `python deploy/sizing.py`'s table"
     for load in (s.Load(10_000), s.Load(500_000)):
         assert s.arithmetic(load) in readme, f"deploy/README.md: the arithmetic for {load}"
+    assert s.rate_arithmetic(1_000) in readme, "deploy/README.md: the workers for 1,000 alarms/s"
+    assert s.rate_plan(1_000).workers > s.rate_plan(100).workers
 
 
 def test_the_registry_memory_per_device_is_as_sized():
