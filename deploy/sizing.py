@@ -60,9 +60,10 @@ BROKERS, REPLICATION = 3, 3
 TABLES = 8                         # alarms-seen sites devices incidents tasks timelines
                                    # campaigns campaign-sites (the global playbook-versions
                                    # table is a few KiB)
-MEMTABLE, MEMTABLES = 1 * MIB, 2  # RocksDB write buffers per table partition
-                                   # (WHISTLE_ROCKSDB_MEMTABLE_MB; Faust's default is 3 x 64 MiB)
-BLOCK_CACHE = 1 * MIB              # per table partition (WHISTLE_ROCKSDB_CACHE_MB)
+ROCKSDB_MEMORY = 32 * MIB          # one block cache per worker, shared by every table partition,
+                                   # that holds their write buffers too (WHISTLE_ROCKSDB_MEMORY_MB;
+                                   # streams/runtime/rocks.py); Faust's: 3 x 64 MiB buffers and
+                                   # a 2 GiB cache per table partition
 DEPARTMENTS, STREAM_HISTORY = 11, 10_000  # stream history in memory, per worker
 STREAM_EVENT = 1.25 * KIB          # per event held (streams.notify.feed.Event: a 512-byte
                                    # task 1.0 KiB)
@@ -149,8 +150,7 @@ def plan(load: Load) -> Plan:
         "device health index (its partitions)":
             load.devices * DEVICE_INDEX * held(workers) / PARTITIONS,
         "stream history (full)": DEPARTMENTS * STREAM_HISTORY * STREAM_EVENT,
-        "RocksDB memtables and caches (worst case)":
-            TABLES * held(workers) * (MEMTABLE * MEMTABLES + BLOCK_CACHE),
+        "RocksDB memtables and cache (shared: its limit)": ROCKSDB_MEMORY,
     }
     return Plan(load=load, workers=workers, written_a_day=sum(topic_day.values()),
                 retained=retained, broker_disk=broker_disk, tables=tables,
@@ -243,10 +243,9 @@ def arithmetic(load: Load) -> str:
         f"{p.workers}",
         f"worker volume: tables after a year {_size(p.tables)} × 2 (RocksDB space "
         f"amplification, growth), rounded up to 10 GiB steps = {_size(p.worker_volume)}",
-        f"worker memory: RocksDB {TABLES} tables × {held(p.workers)} partitions "
-        f"(12 over {p.workers - 1} workers, one lost) × ({MEMTABLES} × {MEMTABLE // MIB} MiB "
-        f"memtables + {BLOCK_CACHE // MIB} MiB block cache) = "
-        f"{_size(p.memory['RocksDB memtables and caches (worst case)'])}",
+        f"worker memory: RocksDB's {TABLES} tables × {held(p.workers)} partitions (12 over "
+        f"{p.workers - 1} workers, one lost) share one cache that holds their memtables too: "
+        f"{_size(p.memory['RocksDB memtables and cache (shared: its limit)'])}",
     ]
     return "".join(f"- {line}\n" for line in lines)
 

@@ -60,7 +60,7 @@ def _new_app(settings: Settings) -> WhistleApp:
     app = WhistleApp(
         settings.app_id,
         broker=settings.broker,
-        store=store_url(settings.store),
+        store=store_url(settings.store, rocksdb_shared=settings.rocksdb_memory_mb > 0),
         datadir=str(settings.data),
         autodiscover=False,
         web_host=settings.host,
@@ -103,9 +103,12 @@ def store_options(settings: Settings) -> dict[str, int]:
     (deploy/README.md, sizing). A worker writes small values and reads back what it wrote
     lately, which the memtables still hold."""
     memtable, cache = settings.rocksdb_memtable_mb * 2**20, settings.rocksdb_cache_mb * 2**20
-    return {"write_buffer_size": memtable, "max_write_buffer_number": 2,
-            "target_file_size_base": memtable, "block_cache_size": cache,
-            "block_cache_compressed_size": cache}
+    options = {"write_buffer_size": memtable, "max_write_buffer_number": 2,
+               "target_file_size_base": memtable, "block_cache_size": cache,
+               "block_cache_compressed_size": cache}
+    if settings.rocksdb_memory_mb:  # one budget for every partition (streams.runtime.rocks)
+        options["shared_memory"] = settings.rocksdb_memory_mb * 2**20
+    return options
 
 
 def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistle:

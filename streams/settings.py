@@ -47,6 +47,10 @@ class Settings(BaseSettings):
                                      "buffer of each table partition (Faust's default: 64)")
     rocksdb_cache_mb: int = Field(1, ge=1, le=4096, description="rocksdb://: the block cache "
                                   "of each table partition (Faust's default: 2048)")
+    rocksdb_memory_mb: int = Field(32, ge=0, le=65536, description="rocksdb://: the block "
+                                   "cache every table partition of a worker shares, which also "
+                                   "holds their write buffers (the largest is flushed past half "
+                                   "of it); 0: a cache of rocksdb_cache_mb per partition")
     partitions: int = Field(4, ge=1, le=1024)
     replication: int = Field(1, ge=1, le=16)
     correlation_window: Duration = timedelta(minutes=10)

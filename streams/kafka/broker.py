@@ -22,6 +22,7 @@ import base64
 import fcntl
 import hashlib
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -59,9 +60,30 @@ def bootstrap_servers(broker: str) -> list[str]:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
+    """A port free to listen on, below the kernel's ephemeral range. A port the kernel hands
+    out (bind to 0) comes from that range, from which every outgoing connection takes its own
+    too: one took it between the pick and the listen (a CI run: "address already in use")."""
+    low = _ephemeral_low()
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(max(1024, low - 16_000), low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    with socket.socket() as s:  # all taken: the kernel's pick
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (32768 if it does not say)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def port_free(host: str, port: int) -> bool:

@@ -24,6 +24,8 @@ from typing import Any
 import orjson
 from faust.stores import STORES, memory
 
+from streams.runtime import rocks
+
 __all__ = ["PackedValues", "Store", "URL", "store_url"]
 
 URL = "whistle-memory://"
@@ -94,6 +96,12 @@ class Store(memory.Store):
 STORES.aliases.setdefault(URL.removesuffix("://"), f"{__name__}:Store")
 
 
-def store_url(store: str) -> str:
-    """The Faust store URL for Whistle's `store` setting: `memory://` is this module's."""
-    return URL if store.split("://", 1)[0] == "memory" else store
+def store_url(store: str, rocksdb_shared: bool = False) -> str:
+    """The Faust store URL for Whistle's `store` setting: `memory://` is this module's,
+    `rocksdb://` with a shared budget `streams.runtime.rocks`'."""
+    scheme = store.split("://", 1)[0]
+    if scheme == "memory":
+        return URL
+    if scheme == "rocksdb" and rocksdb_shared:
+        return rocks.URL
+    return store

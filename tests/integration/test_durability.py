@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -58,8 +59,15 @@ def test_the_lab_fire_survives_a_restart_of_whistle_up(tmp_path: Path):
     first.wait_for(lambda: any(e["type"] == "task_acknowledged"
                                for e in held(first, incident_id)[2]), 10, "the ack's entry")
     before = held(first, incident_id)
-    seen, cursor = stream_until_ready(first, None)
-    assert any(t["task_id"] == task["task_id"] for t in seen)
+    # a stream's snapshot and cursor that hold the ack (the feed reads the task topics a
+    # little after the tables have it: it lets records gather for up to 50 ms)
+    deadline = time.monotonic() + 10
+    while True:
+        seen, cursor = stream_until_ready(first, None)
+        if any(t["task_id"] == task["task_id"] and t["status"] == "acknowledged" for t in seen):
+            break
+        assert time.monotonic() < deadline, f"the ack never reached the police stream: {seen}"
+        time.sleep(0.1)
     console = Listener(first, "police")  # a console left open, as there always is one
     console.next("ready", timeout=10)
     took = first.stop(signal.SIGTERM)
