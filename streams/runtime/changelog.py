@@ -64,12 +64,13 @@ class Changes:
         except NotReady:
             self.hand_back()
             return
-        kept, self.kept = self.kept, []
-        for table, partition, _key, _value, key, value, headers in kept:
+        while self.kept:  # one at a time: if the producer refuses one, the rest stay kept
+            table, partition, _key, _value, key, value, headers = self.kept[0]
             name = table.changelog_topic.get_topic_name()
             sent = await producer.send(name, value, key=key, partition=partition,
                                        headers=list(headers.items()) if headers else None)
             sent.add_done_callback(partial(_persisted, table, TP(name, partition)))
+            del self.kept[0]
 
     def hand_back(self) -> None:
         """Send what is kept Faust's way (a stage stopped mid-message: no await left)."""
