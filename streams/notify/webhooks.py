@@ -59,7 +59,7 @@ class _Recent:
 # How long a fetch may wait for records. Kafka answers a waiting fetch as soon as a record
 # comes, but aiokafka sends no new fetch for a partition while one is waiting, so a record
 # of a partition just handed out may wait this long. Each target's consumer polls this often
-# when idle: at 20 ms, eleven targets kept an idle worker 60% busy (issue 21).
+# when idle (it was 20 ms until issue 21).
 FETCH_WAIT_MS = 100
 
 COMMIT_EVERY = 0.5
