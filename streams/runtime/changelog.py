@@ -14,12 +14,13 @@ reads the changelog only from there).
     await written.send(app)             # before the next message: on the producer's batch
 
 Faust flushes the producer before it commits an input's offset, so a change is on the
-broker before its input counts as done, as it was. A write outside a stage (recovery, a
-timer) goes Faust's own way.
+broker before its input counts as done, as it was. A write outside a stage, and the global
+`playbook-versions` table (another class), go Faust's own way.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -33,6 +34,8 @@ from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
 
 __all__ = ["Changes", "Table", "changes"]
+
+log = logging.getLogger(__name__)
 
 _KEPT: ContextVar[Changes | None] = ContextVar("whistle_changes", default=None)
 
@@ -80,8 +83,13 @@ class Changes:
 
 
 def _persisted(table: Any, tp: TP, sent: Any) -> None:
-    if sent.cancelled() or sent.exception() is not None:
-        return  # the producer's error surfaces at its flush, before the commit
+    """Record the offset of a changelog record the broker took (as Faust's callback does);
+    one it did not take (the producer gave up) is logged, as Faust's callback would raise."""
+    if sent.cancelled():
+        return
+    if sent.exception() is not None:
+        log.error("changelog record for %s not written: %r", tp, sent.exception())
+        return
     table.data.set_persisted_offset(tp, sent.result().offset)
 
 

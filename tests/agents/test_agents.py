@@ -362,6 +362,10 @@ def test_rocksdb_tables_take_their_sizes_from_the_settings(tmp_path):
         assert (sizes.write_buffer_size, sizes.max_write_buffer_number) == (2 * 2**20, 2)
         assert sizes.block_cache_size == 3 * 2**20
         sizes.as_options()  # what opening a partition's database builds: rocksdict accepts it
+        assert sizes.memory == 32 * 2**20  # one budget for all (WHISTLE_ROCKSDB_MEMORY_MB)
+    alone = build(Settings(broker="kafka://127.0.0.1:1", store="rocksdb://", data=tmp_path / "b",
+                           rocksdb_memory_mb=0))
+    assert not hasattr(alone.tables.incidents.data.rocksdb_options, "memory")  # Faust's own
 
 
 async def test_units_of_one_building_correlate_into_one_incident(whistle):
