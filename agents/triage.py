@@ -9,6 +9,10 @@ A gateway's retry (the same alarm_id in a later message) stops here. The *same m
 again (a replay after a crash, before its offset was committed) is forwarded again, because
 the first run may have died before sending it; the incident stage drops what it has.
 
+A new incident's id is chosen on the partition the alarm came from, so dispatch runs in the
+same step (`Whistle.pass_on`): `whistle.triaged` carries only what cannot (an incident opened
+with another partition count, a silence's timeline).
+
 An alarm whose key is not its site's `triage_key` (a producer keyed a building's unit by its
 site id, or the registry changed since the ingest) is sent on, once, with that key: triage
 state lives in the partition of its key.
@@ -20,6 +24,7 @@ stops here."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -60,8 +65,10 @@ async def handle(w: Whistle, alarm: Alarm, message) -> None:
     # [incident, position, action, merges]; none for an alarm not decided yet
     recorded: list[Any] = w.tables.alarms_seen.get(alarm.alarm_id) or []
     state = SiteState.from_json(w.tables.sites.get(key))
+    onward = topics.TRIAGED_URGENT if urgent else topics.TRIAGED
     decision = decide(alarm, state, recorded[0] if recorded else False,
-                      w.settings.correlation_window, site=key)
+                      w.settings.correlation_window, site=key,
+                      lands=_here(w.lands(onward), message.partition))
     if decision.action != "duplicate" or not (urgent or recorded[1] == f"u:{position}"):
         # each message on whistle.alarms counted once: by whichever lane decided it
         w.metrics.alarms.labels(kind=alarm.kind if alarm.known_kind else "unknown",
@@ -87,10 +94,18 @@ async def handle(w: Whistle, alarm: Alarm, message) -> None:
             broke = held.silence_id
         w.tables.sites[key] = state.to_json()
         w.tables.alarms_seen[alarm.alarm_id] = [target, position, action, merges]
-    await w.send(topics.TRIAGED_URGENT if urgent else topics.TRIAGED, target, dump(Triaged(
+    await w.pass_on(onward, target, Triaged(
         alarm=alarm, incident_id=target, action=action, hazard=hazard_of(alarm.kind),
         family=decision.family, merges=merges, evidence=evidence, site=site,
-        broke_silence=broke)))
+        broke_silence=broke), message)
+
+
+def _here(lands: Callable[[str], int] | None, partition: int) -> Callable[[str], bool] | None:
+    """Whether an incident id lands on `partition`, the one the alarm came from (None: the
+    producer cannot tell yet; any id will do)."""
+    if lands is None:
+        return None
+    return lambda incident_id: lands(incident_id) == partition
 
 
 def origin(message) -> str | None:

@@ -12,9 +12,11 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import faust
+from faust.exceptions import NotReady
+from faust.transport.drivers import aiokafka as driver
 from faust.types import RecordMetadata
 from faust.types.tables import GlobalTableT, TableT
 from pydantic import BaseModel
@@ -130,6 +132,8 @@ class Whistle:
     lookahead: Lookahead | None = None  # the urgent lane's read-ahead (build() sets it)
     silences: dict[str, Silence] = field(default_factory=dict)  # whistle.silences, read whole
     campaign_playbooks: dict[str, LoadedCampaign] = field(default_factory=dict)  # by id, at start
+    stages: dict[str, Callable[[Whistle, Any, Any], Awaitable[None]]] = field(
+        default_factory=dict)  # topic -> the handle of its stage in this worker (`pass_on`)
 
     async def send(self, topic: str, key: str, value: bytes,
                    headers: list[tuple[str, bytes]] | None = None) -> Awaitable[RecordMetadata]:
@@ -139,6 +143,50 @@ class Whistle:
         once what it produced is on the broker (at-least-once)."""
         return await self.app.producer.send(topic, key.encode("utf-8"), value, partition=None,
                                             timestamp=None, headers=headers)
+
+    def partition_of(self, topic: str, key: str) -> int | None:
+        """The partition the producer sends `key` to on `topic`; None while the producer has
+        not started or does not know the topic yet."""
+        where = self.lands(topic)
+        return where(key) if where is not None else None
+
+    def lands(self, topic: str) -> Callable[[str], int] | None:
+        """The producer's choice of partition for a key of `topic`, as a function (None:
+        not known here); `lands(topic)(key) == partition`, for many keys at little cost."""
+        try:
+            producer = cast(driver.Producer, self.app.producer)._ensure_producer()
+        except NotReady:
+            return None
+        metadata = producer._metadata
+        every = metadata.partitions_for_topic(topic)
+        if not every:
+            return None
+        # the arguments aiokafka's producer gives its partitioner (`_partition`)
+        every, available = list(every), list(metadata.available_partitions_for_topic(topic))
+        choose = producer._partitioner
+        return lambda key: choose(key.encode("utf-8"), every, available)
+
+    async def pass_on(self, topic: str, key: str, value: BaseModel, message: Any) -> None:
+        """Send `value` on `topic`, or, where this worker runs that topic's stage and `key`
+        goes to the partition `message` came from, run the stage on it now, in this step.
+
+        The stage's tables are partitioned like its topic, and Faust writes a table on the
+        partition of the message at hand: the same partition. Triage chooses new incident
+        ids that land there (`incident_id_for`), so an alarm's incident is opened in the
+        step that triaged it, with no record on `whistle.triaged` between the two. If the
+        stage raises, the record is sent after all, and fails (to the dead-letter topic)
+        where it would have failed before."""
+        handle = self.stages.get(topic)
+        if handle is not None and self.partition_of(topic, key) == message.partition:
+            try:
+                await handle(self, value, message)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.app.log.exception("%s's stage failed in the step of %s[%s]@%s; sent on",
+                                       topic, message.topic, message.partition, message.offset)
+        await self.send(topic, key, dump(value))
 
     def stage(self, topic: faust.TopicT, name: str, model: type[BaseModel],
               handle: Callable[[Whistle, Any, Any], Awaitable[None]],
@@ -181,6 +229,7 @@ class Whistle:
                     await self.dead_letter(message, f"{name} failed: {exc!r}")
 
         self.app.agent(topic, name=name)(agent)
+        self.stages[topic.get_topic_name()] = handle
 
     async def dead_letter(self, message: Any, reason: str) -> None:
         """Park a message that cannot be processed on the dead-letter topic, with why."""

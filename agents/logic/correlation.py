@@ -27,6 +27,7 @@ recorded on the device; a test is a heartbeat (see `health`).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Literal
@@ -75,10 +76,30 @@ def is_maintenance(family: str) -> bool:
     return family.startswith("maintenance:")
 
 
-def incident_id_for(site: str, family: str, alarm: Alarm) -> str:
-    """Derived from the opening alarm: `inc-<local date>-<hash>`."""
-    digest = hashlib.sha256(f"{site}|{family}|{alarm.alarm_id}".encode()).hexdigest()[:10]
-    return f"inc-{alarm.occurred_at.astimezone(_CHINA):%Y%m%d}-{digest}"
+def incident_id_for(site: str, family: str, alarm: Alarm,
+                    lands: Callable[[str], bool] | None = None) -> str:
+    """Derived from the opening alarm: `inc-<local date>-<hash>`.
+
+    With `lands`, the first id of a fixed sequence (the hash of the same text, then of it
+    with `|1`, `|2`, ...) that `lands` accepts: the stage chooses ids on the partition it
+    works on, so the incident's own stage can run in the same step (`Whistle.pass_on`).
+    After `SEARCH` refusals it is the first of the sequence, which is always valid."""
+    day = f"inc-{alarm.occurred_at.astimezone(_CHINA):%Y%m%d}-"
+    text = f"{site}|{family}|{alarm.alarm_id}"
+    first = day + hashlib.sha256(text.encode()).hexdigest()[:10]
+    if lands is None or lands(first):
+        return first
+    for salt in range(1, SEARCH):
+        candidate = day + hashlib.sha256(f"{text}|{salt}".encode()).hexdigest()[:10]
+        if lands(candidate):
+            return candidate
+    return first
+
+
+SEARCH = 1024
+"""Ids `incident_id_for` tries before it gives up landing one: with 64 partitions, a miss
+(the first id, on another partition: the incident's stage then runs there, a step later)
+about once in ten million incidents; with 4, never in practice."""
 
 
 @dataclass
@@ -176,11 +197,12 @@ class Decision:
 
 
 def decide(alarm: Alarm, state: SiteState, seen: str | None | bool, window: timedelta,
-           site: str = "") -> Decision:
+           site: str = "", lands: Callable[[str], bool] | None = None) -> Decision:
     """Decide for one alarm and update `state` in place (unless it is a duplicate).
 
     `seen`: False if this alarm id is new, else the incident it went to (None: recorded only).
-    `site` is the resolved site's key, part of a new incident's id."""
+    `site` is the resolved site's key, part of a new incident's id; `lands`, which ids the
+    caller would rather have (see `incident_id_for`)."""
     family = family_of(alarm)
     if seen is not False:
         return Decision("duplicate", seen if isinstance(seen, str) else None, family)
@@ -194,8 +216,8 @@ def decide(alarm: Alarm, state: SiteState, seen: str | None | bool, window: time
     fits = sorted((c for c in state.clusters if c.family == family and c.covers(at, window)),
                   key=lambda c: (c.first_at, c.incident_id))
     if not fits:
-        cluster = Cluster(incident_id_for(site or alarm.site_id or "", family, alarm), family,
-                          at, at)
+        cluster = Cluster(incident_id_for(site or alarm.site_id or "", family, alarm, lands),
+                          family, at, at)
         cluster.add(alarm)
         state.clusters.append(cluster)
         return Decision("open", cluster.incident_id, family, evidence=cluster.evidence())

@@ -32,10 +32,17 @@ import faust
 from faust.exceptions import NotReady
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
+from faust.utils import json as faust_json
+from mode.utils.compat import want_bytes
 
 __all__ = ["Changes", "Table", "changes"]
 
 log = logging.getLogger(__name__)
+
+
+def _json(value: Any) -> bytes:
+    """What Faust's "json" codec makes of `value` (`faust.serializers.codecs.json`)."""
+    return want_bytes(faust_json.dumps(value))
 
 _KEPT: ContextVar[Changes | None] = ContextVar("whistle_changes", default=None)
 
@@ -113,9 +120,15 @@ class Table(faust.Table):
         if kept is None or partition is None or key_serializer or value_serializer:
             return super().send_changelog(partition, key, value, key_serializer,
                                           value_serializer)
-        topic = cast(Any, self.changelog_topic)  # Faust's Topic; ChannelT declares less
-        headers = topic.prepare_headers(None)
-        raw_key, headers = topic.prepare_key(key, self.key_serializer, None, headers)
-        raw_value, headers = topic.prepare_value(value, self.value_serializer, None, headers)
+        if self.key_serializer == "json" and self.value_serializer == "json":
+            # the bytes Faust's json codec makes, without its schema and registry lookups
+            # (4% of a loaded worker's time for the keys and values of 9 writes an incident)
+            raw_key, raw_value, headers = _json(key), _json(value), None
+        else:
+            topic = cast(Any, self.changelog_topic)  # Faust's Topic; ChannelT declares less
+            headers = topic.prepare_headers(None)
+            raw_key, headers = topic.prepare_key(key, self.key_serializer, None, headers)
+            raw_value, headers = topic.prepare_value(value, self.value_serializer, None,
+                                                     headers)
         kept.kept.append((self, partition, key, value, raw_key, raw_value, headers))
         return _Sent(_Partition(partition))

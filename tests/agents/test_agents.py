@@ -151,6 +151,55 @@ async def test_dispatch_sends_each_task_to_its_department_topic_once(whistle):
     assert counted["police"] == sum(1 for t, _, _ in task_msgs if t.endswith(".police"))
 
 
+def partitions(count: int):
+    """A stand-in for the producer's metadata: `count` partitions, keys placed by a hash."""
+    import zlib
+
+    return lambda topic: (lambda key: zlib.crc32(key.encode("utf-8")) % count)
+
+
+async def test_triage_opens_the_incident_in_the_same_step_on_its_own_partition(whistle):
+    """With the producer's partitions known, triage picks an incident id on the alarm's own
+    partition and runs dispatch there and then: tasks and tables, nothing on whistle.triaged;
+    a replayed alarm re-sends the same snapshots."""
+    whistle.lands = partitions(4)
+    async with agent(whistle, "triage").test_context() as triage:
+        raw = json.dumps(alarm_data(alarm_id="gw:1", kind="fire_report")).encode()
+        await triage.put(raw, key=b"jyh-yinfeng-lab-3")
+        first = list(whistle.sent)
+        triage.sent_offset = 0                                           # as after a crash
+        await triage.put(raw, key=b"jyh-yinfeng-lab-3")
+    iid = whistle.tables.alarms_seen["gw:1"][0]
+    assert whistle.lands(topics.TRIAGED)(iid) == 0                     # the alarm's partition
+    incident = whistle.tables.incidents[iid]
+    assert incident["alarm_ids"] == ["gw:1"] and incident["task_ids"]
+    assert not [t for t, _, _ in whistle.sent if t in (topics.TRIAGED, topics.TRIAGED_URGENT)]
+    tasks = sorted((v["task_id"], v["revision"]) for t, _, v in first
+                   if t.startswith("whistle.tasks."))
+    assert [tid for tid, _ in tasks] == sorted(incident["task_ids"])
+    replayed = sorted((v["task_id"], v["revision"]) for t, _, v in whistle.sent[len(first):]
+                      if t.startswith("whistle.tasks."))
+    assert replayed == tasks
+    assert "incident_opened" in {e["type"] for e in whistle.tables.timelines[iid]}
+
+
+async def test_an_incident_stage_that_fails_in_triage_s_step_is_sent_on_whistle_triaged(
+        whistle):
+    """Nothing is lost when dispatch raises in triage's step: the verdict goes on
+    whistle.triaged, where the dispatch stage (and its dead-letter path) takes it."""
+    whistle.lands = partitions(4)
+
+    async def broken(w, triaged, message):
+        raise RuntimeError("playbook store away")
+
+    whistle.stages[topics.TRIAGED] = broken
+    async with agent(whistle, "triage").test_context() as triage:
+        await triage.put(json.dumps(alarm_data(alarm_id="gw:1")).encode(),
+                         key=b"jyh-yinfeng-lab-3")
+    sent = [(t, k, v["alarm"]["alarm_id"]) for t, k, v in whistle.sent]
+    assert sent == [(topics.TRIAGED, whistle.tables.alarms_seen["gw:1"][0], "gw:1")]
+
+
 async def test_the_dispatching_stage_records_its_timeline_entries_once(whistle):
     """The stage that owns the incident's partition keeps the entries (one table write per
     incident) and sends each on whistle.timeline; a replay adds nothing to the table."""

@@ -205,6 +205,27 @@ def test_decisions_are_deterministic_and_survive_serialisation():
     assert decide(alarm("a"), SiteState(), False, WINDOW, site=SITE).incident_id == d1.incident_id
 
 
+def test_a_new_incident_id_is_the_first_of_its_sequence_that_lands_where_asked():
+    """The stage asks for ids on its own partition: the same alarm gets the same id every
+    time; the plain id when it lands (or when nothing does), else a later one of the sequence."""
+    plain = incident_id_for(SITE, "fire", alarm("a"))
+    assert incident_id_for(SITE, "fire", alarm("a"), lambda i: True) == plain
+    assert incident_id_for(SITE, "fire", alarm("a"), lambda i: False) == plain
+    tried: list[str] = []
+
+    def third(incident_id: str) -> bool:
+        tried.append(incident_id)
+        return len(tried) == 3
+
+    chosen = incident_id_for(SITE, "fire", alarm("a"), third)
+    assert chosen == tried[2] != plain and len(set(tried)) == 3
+    assert chosen[:13] == plain[:13]                     # inc-<local date>-, then the hash
+    assert incident_id_for(SITE, "fire", alarm("a"), lambda i: i == chosen) == chosen
+    opened = decide(alarm("a"), SiteState(), False, WINDOW, site=SITE,
+                    lands=lambda i: i == chosen)
+    assert opened.incident_id == chosen
+
+
 def test_a_drill_never_joins_a_real_incident_nor_a_real_alarm_a_drill():
     t = Triage()
     drill = t(alarm("d1", drill=True))
