@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from tests.integration.conftest import Stack
+from tests.integration.conftest import Stack, freeze
 
 from .conftest import demo_alarms, merges_settled, placement
 
@@ -114,7 +114,7 @@ def test_a_frozen_broker_refuses_alarms_and_loses_none(tmp_path):
         readiness.start()
         time.sleep(BEFORE)
         frozen = time.monotonic()
-        os.kill(broker, signal.SIGSTOP)
+        freeze(broker)
         try:
             time.sleep(FREEZE)
         finally:

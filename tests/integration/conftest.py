@@ -41,6 +41,25 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
+def freeze(pid: int, within: float = 10.0) -> None:
+    """SIGSTOP `pid` and wait until every one of its threads has stopped: the signal stops a
+    busy JVM's threads one by one as each is scheduled, and on two loaded cores a network
+    thread can still answer a request meanwhile."""
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + within
+    while True:
+        states = []
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                states.append((task / "stat").read_text().rsplit(")", 1)[1].split()[0])
+            except OSError:
+                continue  # a thread that ended meanwhile
+        if states and all(s in "Tt" for s in states):
+            return
+        assert time.monotonic() < deadline, f"{pid} not stopped after {within} s: {states}"
+        time.sleep(0.005)
+
+
 def alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]

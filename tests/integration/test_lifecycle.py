@@ -11,7 +11,7 @@ import sys
 import httpx
 import pytest
 
-from .conftest import Stack, alive, children_of
+from .conftest import Stack, alive, children_of, freeze
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -41,7 +41,7 @@ def frozen_then_accepted(stack: Stack) -> None:
     alarm = {"alarm_id": "stall:1", "kind": "smoke", "site_id": "cq-xianna-factory",
              "occurred_at": "2024-05-01T10:00:00+08:00"}
     broker = stack.broker_pid()
-    os.kill(broker, signal.SIGSTOP)
+    freeze(broker)
     try:
         r = stack.http.post("/api/v1/alarms", json=alarm)
         assert r.status_code == 503, r.text
