@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import httpx
+import aiohttp
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from pydantic import ValidationError
@@ -148,8 +148,9 @@ class WebhookSender:
     async def run(self) -> None:
         """Deliver until cancelled; if the broker goes away, read again a second later. The
         consumer and the HTTP client are closed on the way out."""
-        limits = httpx.Limits(max_connections=self.hook.max_in_flight)
-        async with httpx.AsyncClient(limits=limits, follow_redirects=False) as client:
+        connector = aiohttp.TCPConnector(limit=self.hook.max_in_flight)
+        timeout = aiohttp.ClientTimeout(total=None)  # each attempt has its own (`deliver`)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as client:
             while True:
                 try:
                     await self._consume(client)
@@ -168,7 +169,7 @@ class WebhookSender:
                                 heartbeat_interval_ms=1000, fetch_max_wait_ms=FETCH_WAIT_MS,
                                 metadata_max_age_ms=5000)
 
-    async def _consume(self, client: httpx.AsyncClient) -> None:
+    async def _consume(self, client: aiohttp.ClientSession) -> None:
         consumer = self._consumer()
         flight = _Flight()
         try:
@@ -229,7 +230,7 @@ class WebhookSender:
             # a rebalance took the partitions; their new owner delivers from the last commit
             log.warning("webhooks %s: commit refused: %r", self.target, exc)
 
-    async def _handle(self, client: httpx.AsyncClient, record: ConsumerRecord) -> None:
+    async def _handle(self, client: aiohttp.ClientSession, record: ConsumerRecord) -> None:
         """Deliver one record, or say why not; either way the record is done."""
         delivery = Delivery.of(self.target, record.value)
         if isinstance(delivery, Rejected):
@@ -252,7 +253,7 @@ class WebhookSender:
             del self.under_way[subject]
             done.set_result(None)
 
-    async def _deliver(self, client: httpx.AsyncClient, delivery: Delivery) -> None:
+    async def _deliver(self, client: aiohttp.ClientSession, delivery: Delivery) -> None:
         last = await deliver(client, self.target, self.hook, delivery.delivery_id,
                              delivery.incident_id, delivery.task_id, delivery.body,
                              self._record, self.clock)
