@@ -61,7 +61,7 @@ BROKERS, REPLICATION = 3, 3
 TABLES = 8                         # alarms-seen sites devices incidents tasks timelines
                                    # campaigns campaign-sites (the global playbook-versions
                                    # table is a few KiB)
-ROCKSDB_MEMORY = 32 * MIB          # one block cache per worker, shared by every table partition,
+ROCKSDB_MEMORY = 16 * MIB          # one block cache per worker, shared by every table partition,
                                    # that holds their write buffers too (WHISTLE_ROCKSDB_MEMORY_MB;
                                    # streams/runtime/rocks.py); Faust's: 3 x 64 MiB buffers and
                                    # a 2 GiB cache per table partition

@@ -60,7 +60,7 @@ def _new_app(settings: Settings) -> WhistleApp:
     app = WhistleApp(
         settings.app_id,
         broker=settings.broker,
-        store=store_url(settings.store, rocksdb_shared=settings.rocksdb_memory_mb > 0),
+        store=store_url(settings.store),
         datadir=str(settings.data),
         autodiscover=False,
         web_host=settings.host,

@@ -47,7 +47,7 @@ class Settings(BaseSettings):
                                      "buffer of each table partition (Faust's default: 64)")
     rocksdb_cache_mb: int = Field(1, ge=1, le=4096, description="rocksdb://: the block cache "
                                   "of each table partition (Faust's default: 2048)")
-    rocksdb_memory_mb: int = Field(32, ge=0, le=65536, description="rocksdb://: the block "
+    rocksdb_memory_mb: int = Field(16, ge=0, le=65536, description="rocksdb://: the block "
                                    "cache every table partition of a worker shares, which also "
                                    "holds their write buffers (the largest is flushed past half "
                                    "of it); 0: a cache of rocksdb_cache_mb per partition")

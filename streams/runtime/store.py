@@ -96,12 +96,13 @@ class Store(memory.Store):
 STORES.aliases.setdefault(URL.removesuffix("://"), f"{__name__}:Store")
 
 
-def store_url(store: str, rocksdb_shared: bool = False) -> str:
+def store_url(store: str) -> str:
     """The Faust store URL for Whistle's `store` setting: `memory://` is this module's,
-    `rocksdb://` with a shared budget `streams.runtime.rocks`'."""
+    `rocksdb://` `streams.runtime.rocks`' (whose options say whether its instances share a
+    budget: `streams.app.store_options`)."""
     scheme = store.split("://", 1)[0]
     if scheme == "memory":
         return URL
-    if scheme == "rocksdb" and rocksdb_shared:
+    if scheme == "rocksdb":
         return rocks.URL
     return store

@@ -36,6 +36,5 @@ def test_every_instance_shares_one_cache_and_writes_within_it(tmp_path) -> None:
 
 
 def test_the_store_urls() -> None:
-    assert store_url("rocksdb://", rocksdb_shared=True) == "whistle-rocksdb://"
-    assert store_url("rocksdb://") == "rocksdb://"
-    assert store_url("memory://", rocksdb_shared=True) == "whistle-memory://"
+    assert store_url("rocksdb://") == "whistle-rocksdb://"  # shared budget or not: options
+    assert store_url("memory://") == "whistle-memory://"

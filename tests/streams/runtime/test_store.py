@@ -55,7 +55,7 @@ def test_it_behaves_as_a_dict_for_everything_faust_asks_of_it():
 
 def test_memory_tables_use_it_and_rocksdb_is_left_alone(tmp_path):
     assert store_url("memory://") == "whistle-memory://"
-    assert store_url("rocksdb://") == "rocksdb://"
+    assert store_url("rocksdb://") == "whistle-rocksdb://"
     w = build(Settings(broker="kafka://127.0.0.1:1", store="memory://", data=tmp_path))
     for table in (w.tables.incidents, w.tables.timelines, w.tables.playbooks):
         assert isinstance(table.data, Store) and isinstance(table.data.data, PackedValues)
