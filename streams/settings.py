@@ -52,7 +52,14 @@ class Settings(BaseSettings):
                                    "holds their write buffers (the largest is flushed past half "
                                    "of it); 0: a cache of rocksdb_cache_mb per partition")
     partitions: int = Field(4, ge=1, le=1024)
-    replication: int = Field(1, ge=1, le=16)
+    replication: int | None = Field(None, ge=1, le=16, description="replicas of each topic "
+                                    "Whistle creates; unset: the brokers' "
+                                    "default.replication.factor (1 on the embedded node, 3 on "
+                                    "a cluster), asked at start")
+    min_insync_replicas: int | None = Field(None, ge=1, le=16, description="brokers that must "
+                                            "have a write before it is acknowledged; /readyz "
+                                            "is 503 while fewer answer. Unset: the brokers' "
+                                            "min.insync.replicas, asked at start")
     correlation_window: Duration = timedelta(minutes=10)
     device_silence: Duration = Field(timedelta(hours=24), description="how long a device not in "
                                      "the registry may stay silent before it counts as offline")
@@ -62,6 +69,11 @@ class Settings(BaseSettings):
     pas_check: float = Field(1.0, gt=0, description="seconds between looks at verification "
                              "deadlines (positive alarm sequence)")
     ingest_timeout: float = Field(5.0, gt=0, description="seconds to wait for the broker's ack")
+    produce_timeout: float = Field(30.0, gt=0, description="seconds a broker has to answer a "
+                                   "produce request before the producer gives up on it and "
+                                   "asks the cluster for the partition's leader again (Kafka's "
+                                   "request.timeout.ms; Faust's 1200 kept writes waiting 20 "
+                                   "minutes on a broker that hangs)")
     update_timeout: float = Field(10.0, gt=0, description="seconds to wait for a task update")
     fetch_wait_ms: int = Field(10, ge=1, le=1500,
                                description="consumer long-poll; Faust's 1500 costs latency")

@@ -55,6 +55,23 @@ def _settings(args: argparse.Namespace) -> Settings:
         raise SystemExit(f"whistle: bad setting: {exc}") from None
 
 
+def durable(settings: Settings) -> Settings:
+    """The settings with the topics' replication and the writes' min.insync.replicas: each
+    WHISTLE_*'s, else the brokers' own (streams.kafka.cluster.durability_of)."""
+    from streams.kafka.broker import BrokerError
+    from streams.kafka.cluster import durability_of
+
+    if settings.replication is not None and settings.min_insync_replicas is not None:
+        return settings
+    try:
+        replication, min_insync = durability_of(settings.broker)
+    except BrokerError as exc:
+        raise SystemExit(f"whistle: {exc}") from None
+    return settings.model_copy(update={
+        "replication": settings.replication or replication,
+        "min_insync_replicas": settings.min_insync_replicas or min_insync})
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from streams.cli.up import run_up
 
@@ -65,7 +82,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_broker(args: argparse.Namespace) -> int:
     from streams.cli.up import run_broker
 
-    return run_broker(args.data or Settings().data, args.port)  # WHISTLE_DATA, or ./.whistle
+    # WHISTLE_DATA, or ./.whistle
+    return run_broker(args.data or Settings().data, args.port, args.nodes)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -74,7 +92,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from playbooks import PlaybookError
     from streams.app import build
 
-    settings = _settings(args)
+    settings = durable(_settings(args))
     try:
         whistle = build(settings)
     except ConfigError as exc:
@@ -122,10 +140,10 @@ def cmd_sites_import(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"whistle sites import: {exc}", file=sys.stderr)
         return 1
-    settings = _settings(args)
+    settings = durable(_settings(args))
     try:
         count = asyncio.run(publish(settings.broker, file, partitions=settings.partitions,
-                                    replication=settings.replication))
+                                    replication=settings.replication or 1))
     except Exception as exc:
         print(f"whistle sites import: the broker {settings.broker} did not take the records: "
               f"{exc!r}", file=sys.stderr)
@@ -133,6 +151,13 @@ def cmd_sites_import(args: argparse.Namespace) -> int:
     print(f"{len(file.sites)} sites and {len(file.devices)} devices from {args.file} imported "
           f"onto whistle.registry ({count} records)")
     return 0
+
+
+def _nodes(text: str) -> int:
+    if not text.isdigit() or not (int(text) == 1 or 3 <= int(text) <= 9):
+        raise argparse.ArgumentTypeError(f"{text!r}: 1, or a cluster of 3 to 9 nodes (its "
+                                         f"topics keep 3 replicas)")
+    return int(text)
 
 
 def _date(text: str) -> date:
@@ -245,12 +270,17 @@ def parser() -> argparse.ArgumentParser:
                     "WHISTLE_CONFIG; none: open mode)")
     up.set_defaults(func=cmd_up)
 
-    broker = sub.add_parser("broker", help="the embedded Apache Kafka node alone, in the "
-                            "foreground (SIGTERM stops it)")
+    broker = sub.add_parser("broker", help="the embedded Apache Kafka node alone, or a cluster "
+                            "of them, in the foreground (SIGTERM stops it)")
     broker.add_argument("--port", type=int, default=9092, help="the clients' port on "
-                        "127.0.0.1 (default 9092)")
+                        "127.0.0.1 (default 9092); a cluster's nodes take consecutive ports "
+                        "from it, then their controllers the next ones")
     broker.add_argument("--data", type=Path, help="its data directory (default WHISTLE_DATA or "
-                        "./.whistle); the log directory is DATA/kafka")
+                        "./.whistle); the log directory is DATA/kafka, a cluster's node i's "
+                        "DATA/node-i/kafka")
+    broker.add_argument("--nodes", type=_nodes, default=1, help="a KRaft cluster of this many "
+                        "nodes, each broker and controller (3: replication 3, "
+                        "min.insync.replicas 2, as deploy/ runs); default 1")
     broker.set_defaults(func=cmd_broker)
 
     worker = sub.add_parser("worker", help="a production worker (WHISTLE_* settings)")

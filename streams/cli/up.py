@@ -21,6 +21,7 @@ from playbooks.departments import load_departments
 from schemas.registry import RegistryError, read_registry
 from streams.http.auth import Auth
 from streams.kafka.broker import BrokerError, EmbeddedBroker, port_free
+from streams.kafka.cluster import EmbeddedCluster, cluster_properties, durability_of
 from streams.procs import answers_ok, child_options, stop_started
 from streams.runtime import registry
 from streams.settings import ConfigError, Settings
@@ -64,26 +65,43 @@ def _stop_on_signals() -> threading.Event:
     return stop
 
 
-def run_broker(data: Path, port: int) -> int:
-    """`whistle broker`: the embedded Kafka node in the foreground until SIGINT/SIGTERM."""
+def run_broker(data: Path, port: int, nodes: int = 1) -> int:
+    """`whistle broker`: the embedded Kafka node, or a cluster of `nodes` on consecutive ports
+    from `port`, in the foreground until SIGINT/SIGTERM or until a node exits."""
     stop = _stop_on_signals()
-    broker = EmbeddedBroker(data, port)
+    cluster = EmbeddedCluster(data, nodes, port) if nodes > 1 else None
+    members = cluster.nodes if cluster is not None else [EmbeddedBroker(data, port)]
     try:
-        broker.start()
+        if cluster is not None:
+            cluster.start()
+        else:
+            members[0].start()
     except BrokerError as exc:
         print(f"whistle broker: {exc}", file=sys.stderr)
         return 1
     try:
-        print(f"whistle broker ready at {broker.url} (data {broker.data})", flush=True)
-        while not stop.is_set() and broker.alive():
+        if cluster is None:
+            print(f"whistle broker ready at {members[0].url} (data {members[0].data})",
+                  flush=True)
+        else:
+            said = cluster_properties()
+            print(f"whistle broker ready at {cluster.url} ({nodes} nodes, replication "
+                  f"{said['default.replication.factor']}, min.insync.replicas "
+                  f"{said['min.insync.replicas']}, data {cluster.data})", flush=True)
+        while not stop.is_set() and all(m.alive() for m in members):
             stop.wait(0.5)
         if not stop.is_set():
-            print(f"whistle broker: the broker exited with code {broker.returncode}; "
-                  f"{broker.log_path} says:\n{broker.why_stopped()}", file=sys.stderr)
+            gone = next(m for m in members if not m.alive())
+            who = "the broker" if cluster is None else f"node {gone.node_id}"
+            print(f"whistle broker: {who} exited with code {gone.returncode}; "
+                  f"{gone.log_path} says:\n{gone.why_stopped()}", file=sys.stderr)
             return 1
         return 0
     finally:
-        broker.stop()
+        if cluster is not None:
+            cluster.stop()
+        else:
+            members[0].stop()
 
 
 def run_up(settings: Settings, embedded: bool, sites_given: bool = False) -> int:
@@ -116,7 +134,7 @@ def run_up(settings: Settings, embedded: bool, sites_given: bool = False) -> int
         if (broker is not None and broker.fresh) or sites_given:
             count = asyncio.run(registry.publish(
                 settings.broker, read_registry(settings.sites), partitions=settings.partitions,
-                replication=settings.replication))
+                replication=settings.replication or durability_of(settings.broker)[0]))
             print(f"whistle up: {count} registry records from {settings.sites} imported",
                   file=sys.stderr)
         env = {**os.environ, **{f"WHISTLE_{k.upper()}": str(v) for k, v in {

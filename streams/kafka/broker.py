@@ -97,11 +97,12 @@ def port_free(host: str, port: int) -> bool:
     return True
 
 
-def wait_for_port(port: int, timeout: float, alive: Callable[[], bool] = lambda: True) -> bool:
+def wait_for_port(port: int, timeout: float, alive: Callable[[], bool] = lambda: True,
+                  host: str = "127.0.0.1") -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and alive():
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            with socket.create_connection((host, port), timeout=0.2):
                 return True
         except OSError:
             time.sleep(0.05)
@@ -185,7 +186,7 @@ def read_meta(path: Path) -> dict[str, str]:
     return meta
 
 
-def check_data(data: Path) -> str:
+def check_data(data: Path, node_id: int = NODE_ID) -> str:
     """Refuse a data directory the node cannot use; returns "new" or "formatted".
 
     Refused with the path and the fix: one that cannot be created or written, one with less
@@ -209,12 +210,12 @@ def check_data(data: Path) -> str:
     meta_file = logs / "meta.properties"
     if meta_file.is_file():
         meta = read_meta(meta_file)
-        if meta.get("version") != "1" or meta.get("node.id") != str(NODE_ID):
+        if meta.get("version") != "1" or meta.get("node.id") != str(node_id):
             who = (f"node.id {meta['node.id']}" if "node.id" in meta
                    else f"broker.id {meta.get('broker.id', '?')} (ZooKeeper mode)")
             raise BrokerError(
                 f"{logs} was formatted by another Kafka cluster (cluster.id "
-                f"{meta.get('cluster.id', '?')}, {who}; this node is KRaft node.id {NODE_ID}): "
+                f"{meta.get('cluster.id', '?')}, {who}; this node is KRaft node.id {node_id}): "
                 f"nothing was changed. Choose another --data, or move {logs} away to start "
                 f"an empty broker")
         return "formatted"
@@ -247,33 +248,49 @@ def _log_tail(path: Path | None, lines: int = 12) -> str:
 
 
 class EmbeddedBroker(Child):
-    """Start and stop one Apache Kafka node on 127.0.0.1 whose data lives in `data/kafka`.
+    """Start and stop one Apache Kafka node on `host` (127.0.0.1) whose data lives in
+    `data/kafka`.
 
-    `port` is the clients' port (a free one if None); the controller listens on another free
-    port. `log` is where the JVM writes (default `data/broker.log`)."""
+    `port` is the clients' port (a free one if None); the controller listens on
+    `controller_port` (another free one if None). `log` is where the JVM writes (default
+    `data/broker.log`). Alone it is its own quorum; `streams.kafka.cluster` gives each of
+    several nodes its `node_id`, the quorum's `voters`, the `cluster` id and `extra` settings."""
 
     STOP_TIMEOUT = 30.0  # a clean shutdown flushes and writes its recovery checkpoints
 
-    def __init__(self, data: Path, port: int | None = None, log: Path | None = None) -> None:
+    def __init__(self, data: Path, port: int | None = None, log: Path | None = None, *,
+                 host: str = "127.0.0.1", node_id: int = NODE_ID,
+                 controller_port: int | None = None, voters: str | None = None,
+                 cluster: str | None = None, extra: dict[str, str] | None = None) -> None:
         self.data = Path(data).absolute()
+        self.host = host
         self.port = port or free_port()
-        self.controller_port = free_port()
+        self.controller_port = controller_port or free_port()
+        self.node_id = node_id
+        self.voters = voters or f"{node_id}@{host}:{self.controller_port}"
+        self.cluster = cluster
+        self.extra = extra or {}
         self.log_path = log or self.data / "broker.log"
         self.fresh = False  # set by start(): this start formatted a new log directory
         super().__init__()
 
     @property
+    def server(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
     def url(self) -> str:
-        return f"kafka://127.0.0.1:{self.port}"
+        return f"kafka://{self.server}"
 
     def properties(self) -> str:
         """The node's whole configuration: the repo's settings and this node's own lines."""
         own = {
-            "node.id": NODE_ID,
-            "controller.quorum.voters": f"{NODE_ID}@127.0.0.1:{self.controller_port}",
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},"
-                         f"CONTROLLER://127.0.0.1:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            **self.extra,
+            "node.id": self.node_id,
+            "controller.quorum.voters": self.voters,
+            "listeners": f"PLAINTEXT://{self.host}:{self.port},"
+                         f"CONTROLLER://{self.host}:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{self.server}",
             "log.dirs": self.data / "kafka",
         }
         lines = "".join(f"{k}={v}\n" for k, v in own.items())
@@ -285,19 +302,26 @@ class EmbeddedBroker(Child):
                 f"-Dkafka.logs.dir={self.data}", "-cp", f"{libs}/*", *args]
 
     def start(self, timeout: float = 60.0) -> EmbeddedBroker:
+        self.launch()
+        self.wait_ready(timeout)
+        return self
+
+    def launch(self) -> None:
+        """Format the log directory if it is new, and start the JVM without waiting for it (a
+        node of a cluster answers only once a majority of the quorum runs)."""
         libs = kafka_jars()
         for port in (self.port, self.controller_port):
-            if not port_free("127.0.0.1", port):
-                raise BrokerError(f"port {port} on 127.0.0.1 is in use (another whistle "
+            if not port_free(self.host, port):
+                raise BrokerError(f"port {port} on {self.host} is in use (another whistle "
                                   f"broker?): stop it or choose another --port")
-        state = check_data(self.data)
+        state = check_data(self.data, self.node_id)
         self.fresh = state == "new"
         config = self.data / "kafka.properties"
         config.write_text(self.properties())
         if state == "new":
             done = subprocess.run(
-                self._java(libs, "kafka.tools.StorageTool", "format", "-t", cluster_id(),
-                           "-c", str(config)),
+                self._java(libs, "kafka.tools.StorageTool", "format", "-t",
+                           self.cluster or cluster_id(), "-c", str(config)),
                 stdin=subprocess.DEVNULL, capture_output=True, text=True)
             if done.returncode != 0:
                 raise BrokerError(f"Kafka could not format {self.data / 'kafka'}: "
@@ -307,8 +331,12 @@ class EmbeddedBroker(Child):
             self._java(libs, "kafka.Kafka", str(config)),
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
             **child_options())
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Until the node serves clients; a node that exits or does not within `timeout` is
+        stopped and refused with what its log says."""
         if not self._wait_ready(timeout):
-            code = self.process.poll()
+            code = self.process.poll() if self.process is not None else None
             self.stop()
             said = _log_tail(self.log_path)
             raise BrokerError(
@@ -316,7 +344,6 @@ class EmbeddedBroker(Child):
                  if code is not None else
                  f"the embedded Kafka did not answer on port {self.port} within {timeout:.0f} s")
                 + f" (data {self.data}); its log {self.log_path} says:\n{said}")
-        return self
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -325,11 +352,11 @@ class EmbeddedBroker(Child):
         """Until a client's metadata request lists this node (Kafka opens its listener's
         socket before it serves requests, so a connect alone says too little)."""
         deadline = time.monotonic() + timeout
-        if not wait_for_port(self.port, timeout, self.alive):
+        if not wait_for_port(self.port, timeout, self.alive, self.host):
             return False
         with ThreadPoolExecutor(1) as thread:  # its own event loop, whoever calls start()
             while self.alive() and time.monotonic() < deadline:
-                if thread.submit(asyncio.run, answers_metadata(f"127.0.0.1:{self.port}")).result():
+                if thread.submit(asyncio.run, answers_metadata(self.server, self.node_id)).result():
                     return True
                 time.sleep(0.1)
         return False
@@ -339,8 +366,9 @@ class EmbeddedBroker(Child):
         return _log_tail(self.log_path)
 
 
-async def answers_metadata(server: str) -> bool:
-    """Whether the node lists itself in a metadata answer and can name a group coordinator.
+async def answers_metadata(server: str, node_id: int | None = None) -> bool:
+    """Whether the node lists itself (`node_id`, when given: a registered, unfenced broker) in
+    a metadata answer and can name a group coordinator.
 
     The second makes a new node create its offsets topic now, rather than while the first
     worker waits for it (which aiokafka logs as an error)."""
@@ -351,7 +379,8 @@ async def answers_metadata(server: str) -> bool:
                             connections_max_idle_ms=5000)
     try:
         await asyncio.wait_for(client.bootstrap(), 3)
-        if not client.cluster.brokers():
+        listed = {b.nodeId for b in client.cluster.brokers()}
+        if not listed or (node_id is not None and node_id not in listed):
             return False
         await asyncio.wait_for(client.coordinator_lookup(0, "whistle"), 3)
         return True

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from schemas import Config
+from streams.kafka.cluster import cluster_properties
 from streams.settings import Settings, read_config
 
 from .conftest import ROOT, load_all
@@ -91,6 +92,8 @@ def test_the_cluster_keeps_every_acknowledged_write_through_a_broker_loss():
     kafka, pool = one("Kafka"), one("KafkaNodePool")
     config = kafka["spec"]["kafka"]["config"]
     assert config["default.replication.factor"] == 3 and config["min.insync.replicas"] == 2
+    # the durability `whistle broker --nodes 3` and the cluster chaos test run with
+    assert {k: str(config[k]) for k in cluster_properties()} == cluster_properties()
     assert config["unclean.leader.election.enable"] is False
     assert pool["spec"]["replicas"] >= 3 and set(pool["spec"]["roles"]) == {"controller",
                                                                            "broker"}
