@@ -75,6 +75,7 @@ def _new_app(settings: Settings) -> WhistleApp:
         topic_replication_factor=settings.replication,
         topic_disable_leader=True,
         producer_acks=-1,
+        producer_request_timeout=settings.produce_timeout,
         producer_max_batch_size=settings.producer_batch_bytes,
         consumer_auto_offset_reset="earliest",
         broker_max_poll_records=settings.poll_records,
@@ -158,7 +159,8 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistl
     whistle.metrics.open_tasks.count = lambda: whistle.open_tasks.counts(departments)
     reader = whistle.registry_reader = RegistryReader(
         settings.broker, registry, {names.SILENCES: partial(apply_silence, whistle.silences)})
-    gate = Gate(Auth(access.tokens), Routing(app), BrokerProbe(app))
+    gate = Gate(Auth(access.tokens), Routing(app),
+                BrokerProbe(app, settings.min_insync_replicas or 1))
     if not gate.auth.open:
         gate.limits = RateLimits(settings.rate_limit, settings.rate_burst)
         gate.strangers = RateLimits(settings.rate_limit, settings.rate_burst)

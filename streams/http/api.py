@@ -136,9 +136,14 @@ class Alarms(ApiView):
         except Exception as exc:  # the broker did not take them all: say so, never 202
             w.metrics.rejected.labels(status="503").inc()
             w.app.log.warning("alarm ingest failed: %r", exc)
+            said = repr(exc) if str(exc) else (
+                f"no acknowledgement within {w.settings.ingest_timeout:g} s"
+                if isinstance(exc, TimeoutError) else type(exc).__name__)
+            self.gate.probe.refused(f"the last alarm write was not acknowledged ({said})")
             raise Refusal(503, "the broker did not acknowledge the alarms; retry with the "
-                               "same alarm_id", problem("broker", repr(exc)),
+                               "same alarm_id", problem("broker", said),
                           {"Retry-After": "1"}) from None
+        self.gate.probe.taken()
         w.metrics.ingested.inc(len(alarms))
         return self.reply({"accepted": [a.alarm_id for a in alarms]}, status=202)
 

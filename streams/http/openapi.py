@@ -127,7 +127,7 @@ _PLAYBOOKS = _obj(("digest", "directory", "playbooks"), digest=_TEXT, directory=
                                          "source"), id=_TEXT, version=_TEXT, content_hash=_TEXT,
                                         title=_TEXT, fallback={"type": "boolean"},
                                         source=_TEXT)))
-_CHECKS = ("topics", "consuming", "registry", "broker")
+_CHECKS = ("topics", "consuming", "registry", "broker", "brokers", "writes")
 _SECTIONS = ("opened", "closed", "escalated", "still_open", "overdue", "overdue_by_department")
 _INT = {"type": "integer"}
 _READINGS = {
@@ -183,8 +183,9 @@ _EXTRA = {
         id=_TEXT, version=_TEXT, title=_TEXT, description=_TEXT, targets=_ref("CampaignTargets"),
         steps=_array(_ref("CampaignStep")), content_hash=_TEXT,
         sites={"type": "integer", "description": "registered sites it would cover now"}))),
-    "Readiness": _obj(("ready", *_CHECKS),
-                      **{name: {"type": "boolean"} for name in ("ready", *_CHECKS)}),
+    "Readiness": _obj(("ready", *_CHECKS, "why"),
+                      **{name: {"type": "boolean"} for name in ("ready", *_CHECKS)},
+                      why={"type": "array", "items": _TEXT}),
 }
 
 

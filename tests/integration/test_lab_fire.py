@@ -124,7 +124,9 @@ def test_illegal_and_unknown_task_actions(stack):
 def test_health_readiness_and_metrics(stack):
     assert stack.http.get("/healthz").json() == {"status": "ok"}
     ready = stack.http.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["ready"] is True
+    assert ready.status_code == 200 and ready.json() == {
+        "ready": True, "topics": True, "consuming": True, "registry": True, "broker": True,
+        "brokers": True, "writes": True, "why": []}
     metrics = stack.http.get("/metrics")
     assert metrics.headers["content-type"].startswith("text/plain")
     assert "whistle_alarm_to_task_seconds_bucket" in metrics.text
