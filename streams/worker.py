@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, cast
 
 import faust
@@ -46,7 +47,7 @@ from schemas import topics as names
 from schemas.codec import Rejected, decode, dump
 from schemas.silence import Silence
 from streams.metrics import Metrics
-from streams.runtime.changelog import changes
+from streams.runtime.changelog import changes, until_taken
 from streams.runtime.lookahead import Lookahead
 from streams.runtime.registry import RegistryReader
 from streams.runtime.transport import Transport
@@ -140,9 +141,9 @@ class Whistle:
         """Hand a message to the producer without waiting for the broker's ack.
 
         Faust flushes the producer before it commits offsets, so an input is only marked done
-        once what it produced is on the broker (at-least-once)."""
-        return await self.app.producer.send(topic, key.encode("utf-8"), value, partition=None,
-                                            timestamp=None, headers=headers)
+        once what it produced is on the broker (at-least-once). A full buffer waits."""
+        return await until_taken(partial(self.app.producer.send, topic, key.encode("utf-8"),
+                                         value, None, None, headers), topic)
 
     def partition_of(self, topic: str, key: str) -> int | None:
         """The partition the producer sends `key` to on `topic`; None while the producer has

@@ -20,24 +20,52 @@ broker before its input counts as done, as it was. A write outside a stage, and 
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import faust
+from aiokafka.errors import KafkaError
 from faust.exceptions import NotReady
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
 from faust.utils import json as faust_json
 from mode.utils.compat import want_bytes
 
-__all__ = ["Changes", "Table", "changes"]
+__all__ = ["Changes", "Table", "changes", "until_taken"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+GENERATION = "whistle-generation"  # header: the writer's consumer-group generation
+
+
+async def until_taken(send: Callable[[], Awaitable[T]], what: str) -> T:
+    """`await send()`, again while the producer refuses for want of room: its buffer stayed
+    full for a whole `produce_timeout` because the brokers take nothing (a cluster without
+    enough brokers, a worker cut off). The stage waits for the brokers, as backpressure: a
+    message is neither failed nor dead-lettered for it, and the agent does not crash."""
+    from aiokafka.errors import KafkaTimeoutError
+
+    stalled = None
+    while True:
+        try:
+            taken = await send()
+        except KafkaTimeoutError:
+            if stalled is None:
+                stalled = time.monotonic()
+                log.warning("the brokers take no records (%s): waiting for them", what)
+            await asyncio.sleep(0.1)
+            continue
+        if stalled is not None:
+            log.warning("the brokers take records again (%s) after %.1f s", what,
+                        time.monotonic() - stalled)
+        return taken
 
 
 def _json(value: Any) -> bytes:
@@ -74,12 +102,19 @@ class Changes:
         except NotReady:
             self.hand_back()
             return
+        stamp = (GENERATION, str(getattr(app, "consumer_generation_id", -1)).encode())
         while self.kept:  # one at a time: if the producer refuses one, the rest stay kept
             table, partition, _key, _value, key, value, headers = self.kept[0]
             name = table.changelog_topic.get_topic_name()
-            sent = await producer.send(name, value, key=key, partition=partition,
-                                       headers=list(headers.items()) if headers else None)
-            sent.add_done_callback(partial(_persisted, table, TP(name, partition)))
+            try:
+                sent = await until_taken(partial(
+                    producer.send, name, value, key=key, partition=partition,
+                    headers=[*(headers.items() if headers else ()), stamp]), name)
+            except KafkaError as exc:  # refused for good (too large): the agent goes on
+                log.error("changelog record for %s[%s] refused: %r; the table holds the "
+                          "value, its changelog does not", name, partition, exc)
+            else:
+                sent.add_done_callback(partial(_persisted, table, TP(name, partition)))
             del self.kept[0]
 
     def hand_back(self) -> None:
@@ -87,6 +122,28 @@ class Changes:
         kept, self.kept = self.kept, []
         for table, partition, key, value, *_ in kept:
             faust.Table.send_changelog(table, partition, key, value)
+
+
+@dataclass(slots=True)
+class Fence:
+    """What a changelog partition's reader has seen: the newest writer generation, the time
+    of its first record, and the last offset read."""
+
+    generation: int = -1
+    since: float = 0.0
+    offset: int = -1
+
+
+def _generation(headers: Any) -> int | None:
+    """The writer generation a changelog record carries (None: a record without it)."""
+    pairs = headers.items() if isinstance(headers, dict) else headers or ()
+    for key, value in pairs:
+        if key == GENERATION:
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
 
 
 def _persisted(table: Any, tp: TP, sent: Any) -> None:
@@ -112,7 +169,46 @@ def changes() -> Iterator[Changes]:
 
 
 class Table(faust.Table):
-    """A Faust table whose changelog records a stage sends itself (see the module's text)."""
+    """A Faust table whose changelog records a stage sends itself (see the module's text),
+    and which reads its changelog past a zombie's records (`fenced`)."""
+
+    _fences: dict[int, Fence] | None = None
+
+    def apply_changelog_batch(self, batch: Iterable[Any]) -> None:
+        super().apply_changelog_batch(self.fenced(batch))
+
+    def fenced(self, batch: Iterable[Any]) -> list[Any]:
+        """The changelog records of `batch` without those a worker wrote after its partition
+        had moved on: a worker cut off from the brokers keeps the records it had not yet
+        sent, and sends them once it is back, after the records of the worker that took its
+        partitions over. Read last, they would undo that worker's changes (seen: alarms the
+        new owner attached, gone from their incident once the partition moved back).
+
+        Each record carries its writer's consumer-group generation (GENERATION). A record
+        of an older generation than one read before it on its partition, and made before
+        that one (record timestamps), is a zombie's, and is skipped. A group that began
+        again at generation 1 writes later records, which are kept."""
+        if self._fences is None:
+            self._fences = {}
+        kept = []
+        for event in batch:
+            message = event.message
+            fence = self._fences.get(message.partition)
+            if fence is None or message.offset <= fence.offset:  # read from the start again
+                fence = self._fences[message.partition] = Fence()
+            fence.offset = message.offset
+            generation = _generation(message.headers)
+            if generation is not None:
+                if generation > fence.generation:
+                    fence.generation, fence.since = generation, message.timestamp
+                elif generation < fence.generation and message.timestamp < fence.since:
+                    log.warning("%s[%s]@%s skipped: written by generation %s after "
+                                "generation %s took the partition over", message.topic,
+                                message.partition, message.offset, generation,
+                                fence.generation)
+                    continue
+            kept.append(event)
+        return kept
 
     def send_changelog(self, partition: int | None, key: Any, value: Any,
                        key_serializer: Any = None, value_serializer: Any = None) -> Any:

@@ -3,6 +3,8 @@ the same bytes Faust would send, on the same partition; Faust's own way outside 
 
 from __future__ import annotations
 
+import asyncio
+
 import faust
 import pytest
 
@@ -65,3 +67,61 @@ async def test_before_the_producer_starts_kept_records_are_handed_back(table,
     await written.send(table.app)  # Faust's test context: the producer never started
     assert handed == [(1, "inc-1"), (3, "inc-2")]
     assert written.kept == []
+
+
+class _Message:
+    def __init__(self, partition: int, offset: int, timestamp: float,
+                 generation: int | None) -> None:
+        self.topic, self.partition, self.offset, self.timestamp = "t", partition, offset, timestamp
+        self.headers = ([] if generation is None
+                        else [("other", b"x"), (changelog.GENERATION, str(generation).encode())])
+
+
+class _Event:
+    def __init__(self, *args) -> None:
+        self.message = _Message(*args)
+
+
+def offsets(events) -> list[int]:
+    return [e.message.offset for e in events]
+
+
+def test_a_zombies_late_records_are_skipped_when_the_changelog_is_read(table) -> None:
+    # worker B (generation 3) wrote offsets 0-1; cut off, its partition went to A
+    # (generation 4: offsets 2-3, written at t=20-21); B's unsent records from t=10-11
+    # arrived once it was back (offsets 4-5); then B owned the partition again (6 at t=40)
+    log = [_Event(0, 0, 8.0, 3), _Event(0, 1, 9.0, 3), _Event(0, 2, 20.0, 4),
+           _Event(0, 3, 21.0, 4), _Event(0, 4, 10.0, 3), _Event(0, 5, 11.0, 3),
+           _Event(0, 6, 40.0, 6)]
+    assert offsets(table.fenced(log)) == [0, 1, 2, 3, 6]
+    # read again from the start (a partition assigned again): the same, not all skipped
+    assert offsets(table.fenced(log[:3])) == [0, 1, 2]
+    assert offsets(table.fenced(log[3:])) == [3, 6]
+
+
+def test_records_without_a_generation_and_a_group_begun_again_are_kept(table) -> None:
+    log = [_Event(1, 0, 5.0, None), _Event(1, 1, 6.0, 9), _Event(1, 2, 7.0, None),
+           # the group expired and began again at generation 1, later: kept
+           _Event(1, 3, 50.0, 1), _Event(1, 4, 51.0, 2),
+           # an older generation with a later time than generation 9's first record: kept
+           _Event(2, 0, 30.0, 9), _Event(2, 1, 31.0, 8)]
+    assert offsets(table.fenced(log)) == [0, 1, 2, 3, 4, 0, 1]
+
+
+async def test_a_sent_record_carries_its_writers_generation(table) -> None:
+    """What the reader fences by: the generation of the group when the record was sent."""
+    sent = []
+
+    class Producer:
+        async def send(self, topic, value, key, partition, headers):
+            sent.append(headers)
+            return asyncio.get_running_loop().create_future()
+
+    class App:
+        consumer_generation_id = 7
+        producer = type("P", (), {"_ensure_producer": lambda self: Producer()})()
+
+    with changelog.changes() as written:
+        table.send_changelog(0, "k", {"v": 1})
+    await written.send(App())
+    assert sent == [[(changelog.GENERATION, b"7")]]
