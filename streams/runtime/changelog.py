@@ -102,7 +102,8 @@ class Changes:
         except NotReady:
             self.hand_back()
             return
-        stamp = (GENERATION, str(getattr(app, "consumer_generation_id", -1)).encode())
+        generation = getattr(app, "consumer_generation_id", -1)
+        stamp = (GENERATION, str(generation).encode())
         while self.kept:  # one at a time: if the producer refuses one, the rest stay kept
             table, partition, _key, _value, key, value, headers = self.kept[0]
             name = table.changelog_topic.get_topic_name()
@@ -114,7 +115,8 @@ class Changes:
                 log.error("changelog record for %s[%s] refused: %r; the table holds the "
                           "value, its changelog does not", name, partition, exc)
             else:
-                sent.add_done_callback(partial(_persisted, table, TP(name, partition)))
+                sent.add_done_callback(partial(_persisted, table, TP(name, partition),
+                                               app, generation))
             del self.kept[0]
 
     def hand_back(self) -> None:
@@ -146,13 +148,21 @@ def _generation(headers: Any) -> int | None:
     return None
 
 
-def _persisted(table: Any, tp: TP, sent: Any) -> None:
+def _persisted(table: Any, tp: TP, app: Any, generation: int, sent: Any) -> None:
     """Record the offset of a changelog record the broker took (as Faust's callback does);
-    one it did not take (the producer gave up) is logged, as Faust's callback would raise."""
+    one it did not take (the producer gave up) is logged, as Faust's callback would raise.
+
+    Not when the group has moved on since the record was sent: a worker that was cut off
+    would otherwise mark its late records as where its store stands, and on getting the
+    partition back read the changelog only from past them, missing its successor's records
+    before them (the reader fences the late records themselves). A record of a rebalance
+    that left the partition here is only read once more."""
     if sent.cancelled():
         return
     if sent.exception() is not None:
         log.error("changelog record for %s not written: %r", tp, sent.exception())
+        return
+    if getattr(app, "consumer_generation_id", -1) != generation:
         return
     table.data.set_persisted_offset(tp, sent.result().offset)
 

@@ -125,3 +125,17 @@ async def test_a_sent_record_carries_its_writers_generation(table) -> None:
         table.send_changelog(0, "k", {"v": 1})
     await written.send(App())
     assert sent == [[(changelog.GENERATION, b"7")]]
+
+
+async def test_a_record_taken_after_the_group_moved_on_does_not_mark_the_store() -> None:
+    """A cut-off worker's late record must not become where its store stands: it would read
+    the changelog from past its successor's records when the partition came back."""
+    marked = []
+    table = type("T", (), {"data": type("D", (), {
+        "set_persisted_offset": lambda self, tp, offset: marked.append(offset)})()})()
+    app = type("A", (), {"consumer_generation_id": 5})()
+    for sent_in, offset in ((5, 10), (4, 11)):
+        taken = asyncio.get_running_loop().create_future()
+        taken.set_result(type("M", (), {"offset": offset})())
+        changelog._persisted(table, ("t", 0), app, sent_in, taken)
+    assert marked == [10]
