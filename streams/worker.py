@@ -140,10 +140,10 @@ class Whistle:
                    headers: list[tuple[str, bytes]] | None = None) -> Awaitable[RecordMetadata]:
         """Hand a message to the producer without waiting for the broker's ack.
 
-        Faust flushes the producer before it commits offsets, so an input is only marked done
-        once what it produced is on the broker (at-least-once). A full buffer waits."""
-        return await until_taken(partial(self.app.producer.send, topic, key.encode("utf-8"),
-                                         value, None, None, headers), topic)
+        Faust flushes the producer before it commits offsets, so an input is marked done once
+        what it produced is on the broker (at-least-once); a full buffer waits (until_taken)."""
+        return await until_taken(partial(self.app.producer.send, topic, key.encode(), value,
+                                         None, None, headers), topic)
 
     def partition_of(self, topic: str, key: str) -> int | None:
         """The partition the producer sends `key` to on `topic`; None while the producer has
@@ -164,8 +164,7 @@ class Whistle:
             return None
         # the arguments aiokafka's producer gives its partitioner (`_partition`)
         every, available = list(every), list(metadata.available_partitions_for_topic(topic))
-        choose = producer._partitioner
-        return lambda key: choose(key.encode("utf-8"), every, available)
+        return lambda key: producer._partitioner(key.encode("utf-8"), every, available)
 
     async def pass_on(self, topic: str, key: str, value: BaseModel, message: Any) -> None:
         """Send `value` on `topic`, or, where this worker runs that topic's stage and `key`

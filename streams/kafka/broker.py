@@ -13,6 +13,10 @@ module adds only what belongs to one node (its id, ports and log directory).
 Faults are refused before the JVM starts where they can be seen (no java or mvn, a busy port,
 a data directory Kafka did not format for this node, one that is not writable or nearly full),
 and otherwise named from the broker's own log. Nothing here deletes data.
+
+Why this module is long: it is one node's whole life, each step with the fault it names (the
+jars, the data directory's checks, formatting, the JVM's start, readiness, what the log says);
+a cluster of nodes is `streams.kafka.cluster`.
 """
 
 from __future__ import annotations
