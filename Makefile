@@ -2,9 +2,12 @@
 # and a JDK 17 and Maven with apt-get when they are missing (the embedded Apache Kafka: Maven
 # fetches the broker's jars once into ~/.cache/whistle, see streams/kafka/pom.xml).
 #   make up     install, then run `whistle up` (embedded Kafka, worker, API on 127.0.0.1:6066)
-#   make test   install, then check the house rules and run the whole test suite (what .ci/run
-#               runs)
+#   make test   install, then check the house rules and run the whole test suite but the cluster
+#               chaos module
+#   make chaos  the cluster chaos module: three Kafka brokers on this machine, two workers (one
+#               in a network namespace: needs root and iproute2), five faults; about 3-5 minutes
 #   make lint   the house rules alone: ruff, mypy on the packages, import-linter's contracts
+# .ci/run runs `make test chaos`, the README's test command.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -17,7 +20,7 @@ PROMTOOL := /usr/bin/promtool
 ALERTMANAGER := /usr/bin/prometheus-alertmanager
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: up test lint install java browser promtool alertmanager clean
+.PHONY: up test chaos lint install java browser promtool alertmanager netns clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +58,13 @@ alertmanager:
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus-alertmanager; \
 	fi
 
+netns:
+	@if ! command -v ip >/dev/null; then \
+		echo "installing iproute2 for the cluster chaos test's second host (a network namespace)"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iproute2; \
+	fi
+
 up: $(STAMP) java
 	$(VENV)/bin/whistle up $(ARGS)
 
@@ -65,7 +75,10 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 test: lint java browser promtool alertmanager
-	$(VENV)/bin/pytest $(ARGS)
+	$(VENV)/bin/pytest -m "not cluster" $(ARGS)
+
+chaos: $(STAMP) java netns
+	$(VENV)/bin/pytest -s -m cluster tests/chaos/test_cluster.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -89,18 +89,22 @@ class Worker:
     """One `whistle worker` process against a broker, ready (`/readyz` 200) once built.
 
     `folder` is its playbooks (None: the library); its log goes to a new file in `data`. A
-    worker that is not ready within a minute fails the test with that log."""
+    worker that is not ready within a minute fails the test with that log. `host` is the
+    address its API listens on; `wrap` goes before its command line (`ip netns exec NAME`: a
+    worker on a host of its own)."""
 
     def __init__(self, broker: str, folder: Path | None, data: Path, port: int,
-                 env: dict[str, str] | None = None) -> None:
-        self.url = f"http://127.0.0.1:{port}"
+                 env: dict[str, str] | None = None, *, host: str = "127.0.0.1",
+                 wrap: list[str] | None = None) -> None:
+        self.url = f"http://{host}:{port}"
         self.log = open(data / f"worker-{time.monotonic_ns()}.log", "w")
         extra = {"WHISTLE_PLAYBOOKS": str(folder)} if folder is not None else {}
         started = time.monotonic()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"], stdout=self.log,
+            [*(wrap or []), sys.executable, "-m", "streams.cli", "worker"], stdout=self.log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "WHISTLE_BROKER": broker, "WHISTLE_PORT": str(port),
+                 "WHISTLE_HOST": host,
                  "WHISTLE_DATA": str(data), "WHISTLE_ESCALATION_CHECK": "0.5",
                  "WHISTLE_LOG_LEVEL": os.environ.get("WHISTLE_TEST_LOG_LEVEL", "warning"),
                  **extra, **(env or {})})
