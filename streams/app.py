@@ -77,6 +77,7 @@ def _new_app(settings: Settings) -> WhistleApp:
         producer_acks=-1,
         producer_request_timeout=settings.produce_timeout,
         producer_max_batch_size=settings.producer_batch_bytes,
+        producer_max_request_size=settings.max_message_bytes,
         consumer_auto_offset_reset="earliest",
         broker_max_poll_records=settings.poll_records,
         broker_rebalance_timeout=settings.rebalance_timeout,

@@ -103,6 +103,10 @@ class Settings(BaseSettings):
                                          description="JSON, over the file's")
     producer_batch_bytes: int = Field(16384, ge=1, description="the producer's largest batch "
                                       "(Kafka's batch.size)")
+    max_message_bytes: int = Field(8 * 2**20, ge=2**20, description="the largest request the "
+                                   "producer sends (an incident's timeline is one table record); "
+                                   "the brokers' message.max.bytes must allow it (8 MiB in "
+                                   "streams/kafka/server.properties and deploy/)")
     map_tiles: str = Field("", pattern=r"^$|^https?://[^\s\"'<>]+$", description="the duty "
                            "officer's map (/board): an intranet tile server's URL template, "
                            "e.g. http://tiles.example/{z}/{x}/{y}.png; empty: no tiles (grid "

@@ -22,6 +22,7 @@ from .files import (
     SETTINGS,
     STRIMZI_KINDS,
     by_kind,
+    compose,
     compose_topics,
     dockerfile,
     env_of,
@@ -201,3 +202,22 @@ def test_the_topics_are_what_the_worker_declares_with_compaction_and_retention()
     assert keep["whistle.timeline"] == keep["whistle.incidents"] == 400
     assert all(keep[f"whistle.tasks.{d}"] == 400 for d in whistle.departments)
     assert keep["whistle.alarms"] == 90
+
+
+def test_every_broker_takes_the_largest_record_a_worker_sends():
+    """An incident's timeline is one table record; a broker refusing it would stop the stage
+    (seen in the cluster chaos run at Kafka's 1 MiB default)."""
+    sends = Settings().max_message_bytes
+    embedded = dict(line.split("=", 1) for line in
+                    (ROOT / "streams" / "kafka" / "server.properties").read_text().splitlines()
+                    if line and not line.startswith("#") and "=" in line)
+    kafka = one("Kafka")["spec"]["kafka"]["config"]
+    composed = compose()["services"]["kafka"]["environment"]
+    for where, limit, fetch in (
+            ("streams/kafka/server.properties", embedded["message.max.bytes"],
+             embedded["replica.fetch.max.bytes"]),
+            ("deploy/k8s/kafka.yaml", kafka["message.max.bytes"],
+             kafka["replica.fetch.max.bytes"]),
+            ("deploy/compose.yaml", composed["KAFKA_MESSAGE_MAX_BYTES"],
+             composed["KAFKA_REPLICA_FETCH_MAX_BYTES"])):
+        assert int(limit) >= sends and int(fetch) >= int(limit), where
