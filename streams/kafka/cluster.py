@@ -42,12 +42,7 @@ CLUSTER_PROPERTIES = KAFKA / "cluster.properties"
 
 def cluster_properties() -> dict[str, str]:
     """`cluster.properties` as a dict: what a cluster adds to a single node's settings."""
-    found = {}
-    for line in CLUSTER_PROPERTIES.read_text().splitlines():
-        if "=" in line and not line.lstrip().startswith("#"):
-            key, value = line.split("=", 1)
-            found[key.strip()] = value.strip()
-    return found
+    return read_meta(CLUSTER_PROPERTIES)
 
 
 def durability_of(broker: str, timeout: float = 60.0) -> tuple[int, int]:

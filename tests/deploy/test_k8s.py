@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from schemas import Config
+from streams.kafka.broker import read_meta
 from streams.kafka.cluster import cluster_properties
 from streams.settings import Settings, read_config
 
@@ -208,9 +209,7 @@ def test_every_broker_takes_the_largest_record_a_worker_sends():
     """An incident's timeline is one table record; a broker refusing it would stop the stage
     (seen in the cluster chaos run at Kafka's 1 MiB default)."""
     sends = Settings().max_message_bytes
-    embedded = dict(line.split("=", 1) for line in
-                    (ROOT / "streams" / "kafka" / "server.properties").read_text().splitlines()
-                    if line and not line.startswith("#") and "=" in line)
+    embedded = read_meta(ROOT / "streams" / "kafka" / "server.properties")
     kafka = one("Kafka")["spec"]["kafka"]["config"]
     composed = compose()["services"]["kafka"]["environment"]
     for where, limit, fetch in (
