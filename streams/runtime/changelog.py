@@ -38,6 +38,8 @@ from faust.types import TP
 from faust.utils import json as faust_json
 from mode.utils.compat import want_bytes
 
+from streams.runtime import store
+
 __all__ = ["Changes", "Table", "changes", "until_taken"]
 
 log = logging.getLogger(__name__)
@@ -222,6 +224,8 @@ class Table(faust.Table):
 
     def send_changelog(self, partition: int | None, key: Any, value: Any,
                        key_serializer: Any = None, value_serializer: Any = None) -> Any:
+        if partition is not None and isinstance(self.data, store.Store):
+            self.data.written(key, partition)
         kept = _KEPT.get()
         if kept is None or partition is None or key_serializer or value_serializer:
             return super().send_changelog(partition, key, value, key_serializer,

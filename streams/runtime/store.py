@@ -18,16 +18,19 @@ each write an `orjson.dumps` and a copy (1.8 µs; the standard library's json to
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import orjson
 from faust.stores import STORES, memory
+from faust.types import TP
 
 from streams.runtime import rocks
 
 __all__ = ["PackedValues", "Store", "URL", "store_url"]
 
+log = logging.getLogger(__name__)
 URL = "whistle-memory://"
 _MISSING = object()
 
@@ -86,11 +89,39 @@ class PackedValues(MutableMapping):
 
 
 class Store(memory.Store):
-    """Faust's memory store over `PackedValues`."""
+    """Faust's memory store over `PackedValues`, holding only the partitions this worker
+    is given.
+
+    Faust's memory store knows the partition of a key only when it read the key from the
+    changelog, and drops a moved partition's keys only once recovery completes: a key its
+    own stage wrote stayed after the group gave its partition to another worker, and the
+    lists gathered from every worker showed it twice, the stale copy beside the new owner's
+    (the cluster chaos test: incidents and tasks listed twice, alarms seemingly on no
+    incident or on two, until the next rebalance). Here every write notes its partition
+    (`written`, from `streams.runtime.changelog.Table`) and a rebalance drops the keys of
+    every partition the worker no longer holds, before it handles anything more."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.data = PackedValues()
+
+    def written(self, key: Any, partition: int) -> None:
+        """Note the partition a stage wrote `key` on."""
+        self._key_partition[key] = partition
+
+    async def on_rebalance(self, assigned: set[TP], revoked: set[TP],
+                           newly_assigned: set[TP], generation_id: int = 0) -> None:
+        await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
+        if self.table.is_global:  # every worker holds all of it
+            return
+        held = {tp.partition for tp in assigned}
+        gone = [key for key, partition in self._key_partition.items() if partition not in held]
+        for key in gone:
+            self.data.pop(key, None)
+            del self._key_partition[key]
+        if gone:
+            log.info("%s: %d keys of partitions moved to another worker dropped",
+                     self.table.name, len(gone))
 
 
 STORES.aliases.setdefault(URL.removesuffix("://"), f"{__name__}:Store")

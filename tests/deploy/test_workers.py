@@ -7,7 +7,9 @@ alarm is lost.
     .venv/bin/pytest -s tests/deploy/test_workers.py      # prints the `two workers:` line
 
 The workers keep their tables in RocksDB as in production (the StatefulSet's volumes): a
-partition taken over is rebuilt from its changelog on the embedded Apache Kafka.
+partition taken over is rebuilt from its changelog on the embedded Apache Kafka. A second test
+runs `memory://` tables (the default): a worker joining takes half the partitions, and the
+first stops listing them.
 """
 
 from __future__ import annotations
@@ -226,3 +228,45 @@ def test_two_workers_share_the_partitions_and_the_survivor_loses_no_alarm(tmp_pa
             a.kill()
             b.kill()
 
+
+
+def test_a_worker_that_hands_partitions_over_stops_listing_them(tmp_path):
+    """`memory://` tables (the default): a worker alone writes every incident; a second joins
+    and takes half the partitions. The first must stop listing what it handed over, or every
+    list gathered from both shows those incidents twice, the first's copy going stale (found
+    by the cluster chaos module; streams.runtime.store.Store)."""
+    env = {"WHISTLE_APP_ID": APP_ID, "WHISTLE_STORE": "memory://"}
+    folder = playbooks(tmp_path, "5m")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = alarms()[:SITES // BATCH]  # one report at each site: one incident each
+    with demo_broker(tmp_path) as broker:
+        a = Worker(broker.url, folder, tmp_path / "a", free_port(), env)
+        b = None
+        try:
+            gateway = Gateway([a.url], first)
+            gateway.run()
+            assert gateway.failure is None, gateway.failure
+            wait(lambda: len(incidents_of(a, LOCAL)) == SITES, 30, "a holding every incident")
+
+            b = Worker(broker.url, folder, tmp_path / "b", free_port(), env)
+
+            def split():
+                ids_a = [i["incident_id"] for i in incidents_of(a, LOCAL)]
+                ids_b = [i["incident_id"] for i in incidents_of(b, LOCAL)]
+                return (ids_a, ids_b) if ids_b and len(set(ids_a) | set(ids_b)) == SITES \
+                    and len(ids_a) + len(ids_b) == SITES else None
+            try:
+                ids_a, ids_b = wait(split, 60, "the incidents split between a and b")
+            except AssertionError as exc:
+                held_a = {i["incident_id"] for i in incidents_of(a, LOCAL)}
+                held_b = {i["incident_id"] for i in incidents_of(b, LOCAL)}
+                raise AssertionError(f"{exc}: a lists {len(held_a)}, b {len(held_b)}, "
+                                     f"both {len(held_a & held_b)}") from None
+            assert ids_a, "a kept partitions"
+            listed = Counter(i["incident_id"] for i in incidents_of(a))  # gathered from both
+            assert len(listed) == SITES and set(listed.values()) == {1}
+        finally:
+            a.kill()
+            if b is not None:
+                b.kill()

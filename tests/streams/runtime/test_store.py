@@ -61,3 +61,26 @@ def test_memory_tables_use_it_and_rocksdb_is_left_alone(tmp_path):
         assert isinstance(table.data, Store) and isinstance(table.data.data, PackedValues)
     w.tables.incidents.data["inc-1"] = {"status": "open"}
     assert w.tables.incidents.data["inc-1"] == {"status": "open"}
+
+
+async def test_a_rebalance_drops_the_keys_of_partitions_moved_away(tmp_path):
+    """A key a stage wrote stays only while its partition is this worker's: the lists are
+    gathered from every worker, and a moved partition's stale copy was listed beside its new
+    owner's (the cluster chaos test)."""
+    from faust.types import TP
+
+    from streams.runtime.changelog import changes
+
+    w = build(Settings(broker="kafka://127.0.0.1:1", store="memory://", data=tmp_path))
+    table = w.tables.incidents
+    with changes():  # as a stage writes: the changelog records are kept, not sent
+        for partition, key in enumerate(["inc-a", "inc-b", "inc-c"]):
+            table.send_changelog(partition, key, {"status": "open"})
+            table.data[key] = {"status": "open"}
+    table.data["inc-outside"] = {"status": "open"}  # its partition unknown: left alone
+    alarms = "whistle.alarms"
+    await table.on_rebalance({TP(alarms, 0), TP(alarms, 2)}, {TP(alarms, 1)}, set(), 2)
+    assert sorted(table.data) == ["inc-a", "inc-c", "inc-outside"]
+    await table.on_rebalance({TP(alarms, 2)}, {TP(alarms, 0)}, set(), 3)
+    assert sorted(table.data) == ["inc-c", "inc-outside"]
+    assert dict(table.data.items())["inc-c"] == {"status": "open"}
