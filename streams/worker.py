@@ -47,10 +47,10 @@ from schemas import topics as names
 from schemas.codec import Rejected, decode, dump
 from schemas.silence import Silence
 from streams.metrics import Metrics
-from streams.runtime.changelog import changes, until_taken
+from streams.runtime.changelog import changes, in_stage, until_taken
 from streams.runtime.lookahead import Lookahead
 from streams.runtime.registry import RegistryReader
-from streams.runtime.transport import Transport
+from streams.runtime.transport import Transport, watched
 from streams.settings import Settings
 
 __all__ = ["Tables", "Topics", "Whistle", "WhistleApp"]
@@ -141,9 +141,13 @@ class Whistle:
         """Hand a message to the producer without waiting for the broker's ack.
 
         Faust flushes the producer before it commits offsets, so an input is marked done once
-        what it produced is on the broker (at-least-once); a full buffer waits (until_taken)."""
-        return await until_taken(partial(self.app.producer.send, topic, key.encode(), value,
+        what it produced is on the broker (at-least-once); a full buffer waits (until_taken);
+        in a stage, a record the client gives up stops the commits (transport.watched)."""
+        sent = await until_taken(partial(self.app.producer.send, topic, key.encode(), value,
                                          None, None, headers), topic)
+        if in_stage():
+            watched(self.app, cast(asyncio.Future, sent), topic)
+        return sent
 
     def partition_of(self, topic: str, key: str) -> int | None:
         """The partition the producer sends `key` to on `topic`; None while the producer has
@@ -200,33 +204,29 @@ class Whistle:
         async def agent(stream: Any) -> None:
             async for event in stream.events():
                 message = event.message
-                written = None
-                try:
-                    value = decode(model, message.value, context(message) if context else None)
-                    if isinstance(value, Rejected):
-                        await self.dead_letter(message, value.reason)
-                    else:
-                        with changes() as written:
-                            try:
-                                await handle(self, value, message)
-                            except asyncio.CancelledError:
-                                written.hand_back()
-                                raise
-                        await written.send(self.app)
-                except asyncio.CancelledError:
-                    # Stopped mid-message (SIGTERM). Faust acks the event when the stream
-                    # closes, and its last commit would then skip a message whose table writes
-                    # may be flushed but whose sends are not: the alarm would be lost. Marked
-                    # done without the consumer's ack, its offset stays uncommitted and the
-                    # partition's next owner processes it again (a replay, see triage).
-                    message.acked = True
-                    raise
-                except Exception as exc:
-                    self.app.log.exception("%s failed on %s[%s]@%s", name, message.topic,
-                                           message.partition, message.offset)
-                    if written is not None:  # what it wrote before it failed is kept
-                        await written.send(self.app)
-                    await self.dead_letter(message, f"{name} failed: {exc!r}")
+                with changes() as written:  # and what it sends is watched (self.send)
+                    try:
+                        value = decode(model, message.value,
+                                       context(message) if context else None)
+                        if isinstance(value, Rejected):
+                            await self.dead_letter(message, value.reason)
+                        else:
+                            await handle(self, value, message)
+                            await written.send(self.app)
+                    except asyncio.CancelledError:
+                        # Stopped mid-message (SIGTERM). Faust acks the event when the stream
+                        # closes, and its last commit would then skip a message whose table
+                        # writes may be flushed but whose sends are not: the alarm would be
+                        # lost. Marked done without the consumer's ack, its offset stays
+                        # uncommitted and the partition's next owner processes it again.
+                        written.hand_back()
+                        message.acked = True
+                        raise
+                    except Exception as exc:
+                        self.app.log.exception("%s failed on %s[%s]@%s", name, message.topic,
+                                               message.partition, message.offset)
+                        await written.send(self.app)  # what it wrote before it failed is kept
+                        await self.dead_letter(message, f"{name} failed: {exc!r}")
 
         self.app.agent(topic, name=name)(agent)
         self.stages[topic.get_topic_name()] = handle

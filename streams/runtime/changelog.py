@@ -38,9 +38,9 @@ from faust.types import TP
 from faust.utils import json as faust_json
 from mode.utils.compat import want_bytes
 
-from streams.runtime import store
+from streams.runtime import store, transport
 
-__all__ = ["Changes", "Table", "changes", "until_taken"]
+__all__ = ["Changes", "Table", "changes", "in_stage", "until_taken"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -119,6 +119,7 @@ class Changes:
             else:
                 sent.add_done_callback(partial(_persisted, table, TP(name, partition),
                                                app, generation))
+                transport.watched(app, sent, name)
             del self.kept[0]
 
     def hand_back(self) -> None:
@@ -167,6 +168,11 @@ def _persisted(table: Any, tp: TP, app: Any, generation: int, sent: Any) -> None
     if getattr(app, "consumer_generation_id", -1) != generation:
         return
     table.data.set_persisted_offset(tp, sent.result().offset)
+
+
+def in_stage() -> bool:
+    """Whether a stage is handling a message here (inside `changes()`)."""
+    return _KEPT.get() is not None
 
 
 @contextmanager

@@ -51,11 +51,14 @@ from functools import partial
 from typing import Any, cast
 
 import faust.streams
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as driver
 
-__all__ = ["Transport"]
+__all__ = ["Transport", "Undelivered", "watched"]
+
+REFUSED = (MessageSizeTooLargeError, RecordTooLargeError)
+"""Errors for the record itself: sent again, it would be refused again."""
 
 METADATA_WAIT = 30.0
 """Seconds a subscription waits at most for the broker's metadata to list its topics."""
@@ -145,6 +148,20 @@ class _Consumer(driver.Consumer):
 
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def _commit(self, offsets: Any) -> bool:
+        """Commit `offsets` (the producer is flushed), unless a record a stage produced was
+        given up: then commit nothing and crash the worker (see `_Producer`)."""
+        await asyncio.sleep(0)  # the flushed records' done-callbacks run first
+        undelivered = getattr(self.app.producer, "undelivered", None)
+        if undelivered:
+            reason = Undelivered(f"{len(undelivered)} record(s) that stages produced were "
+                                 f"given up by the client, e.g. {undelivered[0]}; the inputs "
+                                 f"since the last commit are handled again after a restart")
+            self.log.critical("not committing %s: %s", offsets, reason)
+            await self.crash(reason)
+            return False
+        return await super()._commit(offsets)
 
     async def subscribe(self, topics: Iterable[str]) -> None:
         """Subscribe once the broker's metadata lists every topic (see the module's text)."""
@@ -272,10 +289,47 @@ class _Consumer(driver.Consumer):
 class _Producer(driver.Producer):
     """The idempotent producer (acks=all): a record the client sends again after a lost
     answer, or a broker failover, is written once. Faust turns it on only in its own
-    `exactly_once` mode, which Whistle does not use (docs/design.md, "Delivery")."""
+    `exactly_once` mode, which Whistle does not use (docs/design.md, "Delivery").
+
+    Records given up. Faust commits an input's offset once the producer is flushed, but a
+    flush also ends when the client gives a batch up: aiokafka fails a batch whose partition
+    has had no leader for `producer_request_timeout` (30 s), idempotent or not, and the input
+    would count as done without its output. A record a stage produced (`watch`) and the client
+    gave up is noted in `undelivered`; the consumer then commits nothing more and crashes the
+    worker (exit 1, restarted by its supervisor), and the partitions' next owner handles those
+    inputs again from the committed offsets (every stage is idempotent). A record refused for
+    itself (too large) would be refused again: it is logged and does not stop the worker."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.undelivered: list[str] = []  # "<topic>: <error>" of each record given up
+        super().__init__(*args, **kwargs)
 
     def _settings_extra(self) -> dict[str, Any]:
         return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+    def watch(self, sent: asyncio.Future, topic: str) -> None:
+        """Note `sent` in `undelivered` if the client gives it up."""
+        sent.add_done_callback(partial(self._delivered, topic))
+
+    def _delivered(self, topic: str, sent: asyncio.Future) -> None:
+        if sent.cancelled():
+            return
+        exc = sent.exception()
+        if exc is None or isinstance(exc, REFUSED):
+            return
+        self.log.error("a record a stage sent to %s was given up by the client (%r): no "
+                       "offset is committed from now on", topic, exc)
+        self.undelivered.append(f"{topic}: {exc!r}")
+
+
+def watched(app: Any, sent: asyncio.Future, topic: str) -> None:
+    """`sent` is a record a stage produced: see `_Producer` (another producer: nothing)."""
+    if isinstance(app.producer, _Producer):
+        app.producer.watch(sent, topic)
+
+
+class Undelivered(Exception):
+    """A record a stage produced was given up by the client (`_Producer`)."""
 
 
 class Transport(driver.Transport):
