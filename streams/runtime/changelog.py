@@ -129,13 +129,20 @@ class Changes:
             faust.Table.send_changelog(table, partition, key, value)
 
 
+RESET_GAP = 86_400.0
+"""Seconds without a record on a changelog partition after which a record of an older writer
+generation is a new group's, not a zombie's: Kafka forgets an empty group (and its next one
+begins at generation 1) only after `offsets.retention.minutes`, 7 days by default, without a
+member, so without a write."""
+
+
 @dataclass(slots=True)
 class Fence:
     """What a changelog partition's reader has seen: the newest writer generation, the time
-    of its first record, and the last offset read."""
+    of the last record kept, and the last offset read."""
 
     generation: int = -1
-    since: float = 0.0
+    last: float = 0.0
     offset: int = -1
 
 
@@ -199,13 +206,16 @@ class Table(faust.Table):
         """The changelog records of `batch` without those a worker wrote after its partition
         had moved on: a worker cut off from the brokers keeps the records it had not yet
         sent, and sends them once it is back, after the records of the worker that took its
-        partitions over. Read last, they would undo that worker's changes (seen: alarms the
-        new owner attached, gone from their incident once the partition moved back).
+        partitions over; it may even handle the message in hand in the moment it is back,
+        before it learns it is out. Read last, those records would undo the new owner's
+        changes (seen: alarms the new owner attached, gone from their incident once the
+        partition moved again).
 
-        Each record carries its writer's consumer-group generation (GENERATION). A record
-        of an older generation than one read before it on its partition, and made before
-        that one (record timestamps), is a zombie's, and is skipped. A group that began
-        again at generation 1 writes later records, which are kept."""
+        Each record carries its writer's consumer-group generation (GENERATION). A record of
+        an older generation than one kept before it on its partition is a zombie's, and is
+        skipped, whenever it was made: its input was never committed (a commit of the older
+        generation is refused once the newer one exists), so the new owner handled it again.
+        Only after RESET_GAP without a record is an older generation a group begun again."""
         if self._fences is None:
             self._fences = {}
         kept = []
@@ -217,14 +227,15 @@ class Table(faust.Table):
             fence.offset = message.offset
             generation = _generation(message.headers)
             if generation is not None:
-                if generation > fence.generation:
-                    fence.generation, fence.since = generation, message.timestamp
-                elif generation < fence.generation and message.timestamp < fence.since:
+                if (generation < fence.generation
+                        and message.timestamp < fence.last + RESET_GAP):
                     log.warning("%s[%s]@%s skipped: written by generation %s after "
                                 "generation %s took the partition over", message.topic,
                                 message.partition, message.offset, generation,
                                 fence.generation)
                     continue
+                fence.generation = generation
+            fence.last = max(fence.last, message.timestamp)
             kept.append(event)
         return kept
 
