@@ -114,7 +114,10 @@ class Store(memory.Store):
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
         if self.table.is_global:  # every worker holds all of it
             return
-        held = {tp.partition for tp in assigned}
+        # the table's own changelog partitions (the assignment holds every topic's: a global
+        # table's changelog, all of its partitions, would keep everything)
+        mine = self.table.changelog_topic.topics
+        held = {tp.partition for tp in assigned if tp.topic in mine}
         gone = [key for key, partition in self._key_partition.items() if partition not in held]
         for key in gone:
             self.data.pop(key, None)

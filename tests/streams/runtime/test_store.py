@@ -78,9 +78,11 @@ async def test_a_rebalance_drops_the_keys_of_partitions_moved_away(tmp_path):
             table.send_changelog(partition, key, {"status": "open"})
             table.data[key] = {"status": "open"}
     table.data["inc-outside"] = {"status": "open"}  # its partition unknown: left alone
-    alarms = "whistle.alarms"
-    await table.on_rebalance({TP(alarms, 0), TP(alarms, 2)}, {TP(alarms, 1)}, set(), 2)
+    log = table.changelog_topic.get_topic_name()
+    everywhere = {TP(w.tables.playbooks.changelog_topic.get_topic_name(), p) for p in range(4)}
+    await table.on_rebalance({TP(log, 0), TP(log, 2), TP("whistle.alarms", 1)} | everywhere,
+                             {TP(log, 1)}, set(), 2)
     assert sorted(table.data) == ["inc-a", "inc-c", "inc-outside"]
-    await table.on_rebalance({TP(alarms, 2)}, {TP(alarms, 0)}, set(), 3)
+    await table.on_rebalance({TP(log, 2)} | everywhere, {TP(log, 0)}, set(), 3)
     assert sorted(table.data) == ["inc-c", "inc-outside"]
     assert dict(table.data.items())["inc-c"] == {"status": "open"}
