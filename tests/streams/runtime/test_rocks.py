@@ -26,12 +26,13 @@ def test_every_instance_shares_one_cache_and_writes_within_it(tmp_path) -> None:
     # a soft limit: the memtables are charged in 256-KiB pieces, and RocksDB decides to flush
     # when a write comes, in its background threads, so with the writes over they may stay a
     # few pieces over the budget (CI: 4.47 MB of 4 MiB for 10 s; the cache 4.73 MB once);
-    # without the shared manager these eight would hold up to 16 MiB
+    # without the shared manager these eight would hold up to 16 MiB. The cache's capacity
+    # is soft too (blocks in use stay in it): 5.25 MiB of 4 once, here
     deadline = time.monotonic() + 10
     while manager.get_usage() > budget + MIB:
         assert time.monotonic() < deadline, f"memtables hold {manager.get_usage()} bytes"
         time.sleep(0.05)
-    assert cache.get_usage() <= budget + MIB
+    assert cache.get_usage() <= budget + 2 * MIB
     assert all(dbs[i % 8][f"key-{i}".encode()] == value for i in range(0, 24 * 1024, 997))
     for db in dbs:
         db.close()
