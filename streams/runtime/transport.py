@@ -267,7 +267,7 @@ class _Consumer(driver.Consumer):
             return False
         self.holes[tp] = last
         self.log.warning("%s: offset %s read after %s: seeking back", tp, offset, last)
-        await self.seek(tp, last + 1)
+        await self.seek_wait({tp: last + 1})  # in the consumer's thread, as aiokafka wants
         self._read_offset[tp] = last
         return True
 

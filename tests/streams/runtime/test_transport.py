@@ -124,10 +124,10 @@ async def test_a_hole_in_what_was_read_is_read_again(tmp_path, monkeypatch) -> N
     consumer = consuming(whistle(tmp_path))
     sought = []
 
-    async def seek(tp, offset):
-        sought.append((tp, offset))
+    async def seek_wait(offsets):
+        sought.extend(offsets.items())
 
-    monkeypatch.setattr(consumer, "seek", seek)
+    monkeypatch.setattr(consumer, "seek_wait", seek_wait)
     consumer._committed_offset[UPDATES] = 6
     assert await consumer._skips(UPDATES, 8, 5) is True  # read 5, then 8: back to 6
     assert sought == [(UPDATES, 6)] and consumer._read_offset[UPDATES] == 5
