@@ -44,7 +44,7 @@ __all__ = ["Changes", "Table", "changes", "in_stage", "until_taken"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-GENERATION = "whistle-generation"  # header: the writer's consumer-group generation
+GENERATION = "whistle-generation"  # header: the writer's epoch on the partition (Table)
 
 
 async def until_taken(send: Callable[[], Awaitable[T]], what: str) -> T:
@@ -92,9 +92,10 @@ class _Partition:
 @dataclass
 class Changes:
     """The changelog records of one handled message: (table, partition, key, value, as
-    serialized key, value and headers)."""
+    serialized key, value and headers, and the writer's epoch on the partition)."""
 
-    kept: list[tuple[Any, int, Any, Any, Any, Any, Any]] = field(default_factory=list)
+    kept: list[tuple[Any, int, Any, Any, Any, Any, Any, int | None]] = field(
+        default_factory=list)
 
     async def send(self, app: faust.App) -> None:
         """Hand every kept record to the app's aiokafka producer (not waiting for the
@@ -105,10 +106,10 @@ class Changes:
             self.hand_back()
             return
         generation = getattr(app, "consumer_generation_id", -1)
-        stamp = (GENERATION, str(generation).encode())
         while self.kept:  # one at a time: if the producer refuses one, the rest stay kept
-            table, partition, _key, _value, key, value, headers = self.kept[0]
+            table, partition, _key, _value, key, value, headers, epoch = self.kept[0]
             name = table.changelog_topic.get_topic_name()
+            stamp = (GENERATION, str(generation if epoch is None else epoch).encode())
             try:
                 sent = await until_taken(partial(
                     producer.send, name, value, key=key, partition=partition,
@@ -198,6 +199,25 @@ class Table(faust.Table):
     and which reads its changelog past a zombie's records (`fenced`)."""
 
     _fences: dict[int, Fence] | None = None
+    _epochs: dict[int, int] | None = None  # changelog partition -> this worker's epoch on it
+    _generation: int = -1  # of the last rebalance this worker took part in
+
+    async def on_rebalance(self, assigned: set[TP], revoked: set[TP], newly_assigned: set[TP],
+                           generation_id: int = 0) -> None:
+        """Note each changelog partition's epoch here: the generation since which this
+        worker has held it, rebalance after rebalance. Its records carry that epoch, taken
+        when the stage writes (GENERATION), not the generation when they are sent: two stages
+        writing a partition kept through a rebalance stamp the same, whichever sends first,
+        and a stage held up across a rebalance (a worker cut off) stamps the epoch it wrote
+        in, which the next owner's is above. After a generation this worker was not part of
+        (dropped from the group meanwhile), every partition's epoch begins again."""
+        await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
+        mine = self.changelog_topic.topics
+        before = self._epochs or {}
+        kept = before if generation_id == self._generation + 1 else {}
+        self._epochs = {tp.partition: kept.get(tp.partition, generation_id)
+                        for tp in assigned if tp.topic in mine}
+        self._generation = generation_id
 
     def apply_changelog_batch(self, batch: Iterable[Any]) -> None:
         super().apply_changelog_batch(self.fenced(batch))
@@ -211,11 +231,12 @@ class Table(faust.Table):
         changes (seen: alarms the new owner attached, gone from their incident once the
         partition moved again).
 
-        Each record carries its writer's consumer-group generation (GENERATION). A record of
-        an older generation than one kept before it on its partition is a zombie's, and is
-        skipped, whenever it was made: its input was never committed (a commit of the older
-        generation is refused once the newer one exists), so the new owner handled it again.
-        Only after RESET_GAP without a record is an older generation a group begun again."""
+        Each record carries its writer's epoch on the partition (GENERATION, a consumer-group
+        generation: `on_rebalance`). A record of an older epoch than one kept before it is a
+        zombie's, and is skipped, whenever it was made: its input was never committed (a
+        commit of the older generation is refused once the newer one exists), so the new
+        owner handled it again. Only after RESET_GAP without a record is an older generation a
+        group begun again."""
         if self._fences is None:
             self._fences = {}
         kept = []
@@ -257,5 +278,6 @@ class Table(faust.Table):
             raw_key, headers = topic.prepare_key(key, self.key_serializer, None, headers)
             raw_value, headers = topic.prepare_value(value, self.value_serializer, None,
                                                      headers)
-        kept.kept.append((self, partition, key, value, raw_key, raw_value, headers))
+        epoch = self._epochs.get(partition) if self._epochs is not None else None
+        kept.kept.append((self, partition, key, value, raw_key, raw_value, headers, epoch))
         return _Sent(_Partition(partition))

@@ -35,12 +35,13 @@ def test_a_kept_record_has_the_bytes_and_partition_faust_would_send(table) -> No
             assert sent.message.partition == partition  # what Faust's on_key_set reads
     assert len(written.kept) == len(KEYS)
     for partition, (key, value) in enumerate(zip(KEYS, VALUES, strict=True)):
-        kept_table, kept_partition, _, _, raw_key, raw_value, headers = written.kept[partition]
+        kept_table, kept_partition, _, _, raw_key, raw_value, headers, epoch = \
+            written.kept[partition]
         faust_key, _ = topic.prepare_key(key, table.key_serializer, None, {})
         faust_value, _ = topic.prepare_value(value, table.value_serializer, None, {})
         assert (kept_table, kept_partition) == (table, partition)
         assert raw_key == faust_key and raw_value == faust_value
-        assert not headers
+        assert not headers and epoch is None  # no rebalance yet: stamped when sent
     assert written.kept[1][4].decode("utf-8") == '"jyh-银丰-实验室-3"'  # UTF-8, not \u escapes
 
 
@@ -137,6 +138,46 @@ async def test_a_sent_record_carries_its_writers_generation(table) -> None:
         table.send_changelog(0, "k", {"v": 1})
     await written.send(App())
     assert sent == [[(changelog.GENERATION, b"7")]]
+
+
+async def test_a_record_carries_the_epoch_its_writer_held_the_partition_since(table) -> None:
+    """Stamped when the stage writes: the generation since which the worker has held the
+    partition, rebalance after rebalance; a generation missed begins every epoch again."""
+    sent = []
+
+    class Producer:
+        async def send(self, topic, value, key, partition, headers):
+            sent.append((partition, dict(headers)[changelog.GENERATION]))
+            return asyncio.get_running_loop().create_future()
+
+    class App:
+        consumer_generation_id = 0
+        producer = type("P", (), {"_ensure_producer": lambda self: Producer()})()
+
+    name = table.changelog_topic.get_topic_name()
+
+    async def rebalance(generation: int, *partitions: int) -> None:
+        App.consumer_generation_id = generation
+        await table.on_rebalance({faust.types.TP(name, p) for p in partitions}
+                                 | {faust.types.TP("whistle.alarms", 9)}, set(), set(),
+                                 generation)
+
+    await rebalance(3, 0, 1)
+    await rebalance(4, 1, 2)  # kept 1, given 2
+    with changelog.changes() as held_up:  # written in generation 4, sent after the next
+        table.send_changelog(1, "a", {"v": 1})
+    await rebalance(5, 1, 2)
+    with changelog.changes() as written:
+        table.send_changelog(1, "b", {"v": 2})
+        table.send_changelog(2, "c", {"v": 3})
+        table.send_changelog(3, "d", {"v": 4})  # not held: the generation it is sent in
+    await written.send(App())
+    await held_up.send(App())  # the same epoch as the record sent before it: not skipped
+    await rebalance(7, 1, 2)  # generation 6 went on without this worker: begun again
+    with changelog.changes() as rejoined:
+        table.send_changelog(1, "e", {"v": 5})
+    await rejoined.send(App())
+    assert sent == [(1, b"3"), (2, b"4"), (3, b"5"), (1, b"3"), (1, b"7")]
 
 
 async def test_a_record_taken_after_the_group_moved_on_does_not_mark_the_store() -> None:
