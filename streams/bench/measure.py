@@ -23,7 +23,14 @@ from streams.bench.metrics import cpu, histogram, idle_rate, settle, worker_view
 from streams.bench.options import BenchOptions
 from streams.bench.peer import Receiver, compare
 from streams.bench.relay import relay_phase
-from streams.bench.report import TARGET_FIRE_MS, TARGET_P99_MS, TARGET_RATIO, TARGET_RSS_MB
+from streams.bench.report import (
+    TARGET_CPU_MS,
+    TARGET_FAUST_RATIO,
+    TARGET_FIRE_MS,
+    TARGET_P99_MS,
+    TARGET_RATIO,
+    TARGET_RSS_MB,
+)
 from streams.bench.traffic import Watcher, alarm, produce, throughput
 from streams.bench.workers import departments as configured_departments
 from streams.bench.workers import profile, stop_profile
@@ -137,17 +144,21 @@ async def measure(opts: BenchOptions, broker: str, urls: list[str], pids: list[i
     def share(of: dict | None, to: dict | None) -> float | None:
         return (round(of["alarms_per_s"] / to["alarms_per_s"], 3)
                 if of and to and to["alarms_per_s"] else None)
-    ratio = share(through, relayed)
+    ratio, to_faust = share(through, relayed), share(through, faust_relayed)
+    cpu_ms = through.get("worker_cpu_ms_per_alarm")
     return {"run_id": run_id, "cpus": os.cpu_count(), "workers": len(urls),
             "tasks_per_alarm": per_alarm, "departments": departments, "task_bytes": size,
             "throughput": through, "latency": latency, "relay": relayed,
             "ratio": ratio, "faust_relay": faust_relayed,
             "faust_relay_ratio": share(faust_relayed, relayed),
-            "ratio_to_faust_relay": share(through, faust_relayed),
+            "ratio_to_faust_relay": to_faust,
             "storm": storm, "memory": memory, "idle_cores": round(idle, 3),
-            "targets": {"ratio_min": TARGET_RATIO, "p99_ms_max": TARGET_P99_MS,
+            "targets": {"ratio_min": TARGET_RATIO, "faust_ratio_min": TARGET_FAUST_RATIO,
+                        "cpu_ms_max": TARGET_CPU_MS, "p99_ms_max": TARGET_P99_MS,
                         "fire_ms_max": TARGET_FIRE_MS, "rss_mb_max": TARGET_RSS_MB},
             "met": {"ratio": ratio is not None and ratio >= TARGET_RATIO,
+                    "faust_ratio": to_faust is not None and to_faust >= TARGET_FAUST_RATIO,
+                    "cpu": cpu_ms is not None and cpu_ms <= TARGET_CPU_MS,
                     "p99": latency["p99_ms"] is not None
                             and latency["p99_ms"] <= TARGET_P99_MS},
             "latencies_ms": [round(x, 3) for x in ms]}
