@@ -212,11 +212,10 @@ class Table(faust.Table):
         in, which the next owner's is above. After a generation this worker was not part of
         (dropped from the group meanwhile), every partition's epoch begins again."""
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
-        mine = self.changelog_topic.topics
         before = self._epochs or {}
         kept = before if generation_id == self._generation + 1 else {}
-        self._epochs = {tp.partition: kept.get(tp.partition, generation_id)
-                        for tp in assigned if tp.topic in mine}
+        self._epochs = {partition: kept.get(partition, generation_id)
+                        for partition in store.held(self, assigned)}
         self._generation = generation_id
 
     def apply_changelog_batch(self, batch: Iterable[Any]) -> None:

@@ -28,7 +28,7 @@ from faust.types import TP
 
 from streams.runtime import rocks
 
-__all__ = ["PackedValues", "Store", "URL", "store_url"]
+__all__ = ["PackedValues", "Store", "URL", "held", "store_url"]
 
 log = logging.getLogger(__name__)
 URL = "whistle-memory://"
@@ -114,17 +114,21 @@ class Store(memory.Store):
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
         if self.table.is_global:  # every worker holds all of it
             return
-        # the table's own changelog partitions (the assignment holds every topic's: a global
-        # table's changelog, all of its partitions, would keep everything)
-        mine = self.table.changelog_topic.topics
-        held = {tp.partition for tp in assigned if tp.topic in mine}
-        gone = [key for key, partition in self._key_partition.items() if partition not in held]
+        mine = held(self.table, assigned)
+        gone = [key for key, partition in self._key_partition.items() if partition not in mine]
         for key in gone:
             self.data.pop(key, None)
             del self._key_partition[key]
         if gone:
             log.info("%s: %d keys of partitions moved to another worker dropped",
                      self.table.name, len(gone))
+
+
+def held(table: Any, assigned: set[TP]) -> set[int]:
+    """The partitions of `table` a worker holds: its own changelog's in `assigned` (which holds
+    every topic's; a global table's changelog, all of its partitions, would count them all)."""
+    mine = table.changelog_topic.topics
+    return {tp.partition for tp in assigned if tp.topic in mine}
 
 
 STORES.aliases.setdefault(URL.removesuffix("://"), f"{__name__}:Store")
