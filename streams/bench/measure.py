@@ -25,6 +25,7 @@ from streams.bench.peer import Receiver, compare
 from streams.bench.relay import relay_phase
 from streams.bench.report import (
     TARGET_CPU_MS,
+    TARGET_CPU_WEBHOOKS_MS,
     TARGET_FAUST_RATIO,
     TARGET_FIRE_MS,
     TARGET_P99_MS,
@@ -146,19 +147,21 @@ async def measure(opts: BenchOptions, broker: str, urls: list[str], pids: list[i
                 if of and to and to["alarms_per_s"] else None)
     ratio, to_faust = share(through, relayed), share(through, faust_relayed)
     cpu_ms = through.get("worker_cpu_ms_per_alarm")
+    webhooks = opts.peer is not None  # the workers POST a webhook per task: issue 21's 1 ms
+    cpu_max = TARGET_CPU_WEBHOOKS_MS if webhooks else TARGET_CPU_MS
     return {"run_id": run_id, "cpus": os.cpu_count(), "workers": len(urls),
             "tasks_per_alarm": per_alarm, "departments": departments, "task_bytes": size,
             "throughput": through, "latency": latency, "relay": relayed,
             "ratio": ratio, "faust_relay": faust_relayed,
             "faust_relay_ratio": share(faust_relayed, relayed),
             "ratio_to_faust_relay": to_faust,
-            "storm": storm, "memory": memory, "idle_cores": round(idle, 3),
+            "storm": storm, "memory": memory, "idle_cores": round(idle, 3), "webhooks": webhooks,
             "targets": {"ratio_min": TARGET_RATIO, "faust_ratio_min": TARGET_FAUST_RATIO,
-                        "cpu_ms_max": TARGET_CPU_MS, "p99_ms_max": TARGET_P99_MS,
+                        "cpu_ms_max": cpu_max, "p99_ms_max": TARGET_P99_MS,
                         "fire_ms_max": TARGET_FIRE_MS, "rss_mb_max": TARGET_RSS_MB},
             "met": {"ratio": ratio is not None and ratio >= TARGET_RATIO,
                     "faust_ratio": to_faust is not None and to_faust >= TARGET_FAUST_RATIO,
-                    "cpu": cpu_ms is not None and cpu_ms <= TARGET_CPU_MS,
+                    "cpu": cpu_ms is not None and cpu_ms <= cpu_max,
                     "p99": latency["p99_ms"] is not None
                             and latency["p99_ms"] <= TARGET_P99_MS},
             "latencies_ms": [round(x, 3) for x in ms]}

@@ -10,12 +10,13 @@ from __future__ import annotations
 from streams.bench.basics import layout
 from streams.bench.peer import rows as peer_rows
 
-__all__ = ["TARGET_CPU_MS", "TARGET_FAUST_RATIO", "TARGET_FIRE_MS", "TARGET_P99_MS",
-           "TARGET_RATIO", "TARGET_RSS_MB", "TARGET_UP_S", "svg", "table"]
+__all__ = ["TARGET_CPU_MS", "TARGET_CPU_WEBHOOKS_MS", "TARGET_FAUST_RATIO", "TARGET_FIRE_MS",
+           "TARGET_P99_MS", "TARGET_RATIO", "TARGET_RSS_MB", "TARGET_UP_S", "svg", "table"]
 
 TARGET_RATIO = 0.25     # issue 21: throughput >= 25% of the aiokafka relay's
 TARGET_FAUST_RATIO = 1.0  # issue 21: ... and at least the plain Faust agent relay's
 TARGET_CPU_MS = 0.5     # issue 21: worker CPU per alarm, all stages, without webhooks
+TARGET_CPU_WEBHOOKS_MS = 1.0  # ... and with a webhook per task (a `--peer` run)
 TARGET_P99_MS = 25.0    # issues 8, 21: p99 alarm-to-task <= 25 ms at 200 alarms/s
 TARGET_FIRE_MS = 3000.0  # GB 50440: a confirmed fire's tasks out within 3 s, storm or not
 TARGET_RSS_MB = 200.0   # issue 21: worker RSS after 100,000 alarms and 10,000 open incidents
@@ -50,7 +51,8 @@ def table(f: dict) -> str:
                   "", "")]
     if "worker_cpu_ms_per_alarm" in t:
         rows.append(("  worker CPU per alarm (ms)", f"{t['worker_cpu_ms_per_alarm']:.2f}", "", "",
-                     f"<= {TARGET_CPU_MS:g} ms: {ok(f['met']['cpu'])} (all stages, drained "
+                     f"<= {f['targets']['cpu_ms_max']:g} ms: {ok(f['met']['cpu'])} (all stages"
+                     f"{', a webhook per task' if f.get('webhooks') else ''}, drained "
                      f"{t['drained_after_s']:g} s after the last task)"))
     head = f"latency at {lat['rate']:g}/s for {lat['seconds']:g} s"
     def ms(v: float | None) -> str:

@@ -96,7 +96,9 @@ def profile(pid: int, out: Path) -> subprocess.Popen | None:
         say("--profile needs py-spy (pip install py-spy); not profiling")
         return None
     kind = {".svg": "flamegraph", ".json": "speedscope"}.get(out.suffix, "raw")
-    return subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", "200", "--format",
+    # --gil: only the thread holding the GIL, i.e. where the worker's CPU goes; without it a
+    # thread preempted in a syscall (the broker on the same cores) would count as busy there
+    return subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", "200", "--gil", "--format",
                              kind, "--output", str(out)], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             **child_options())

@@ -138,13 +138,13 @@ async def test_a_tiny_comparison_gets_every_webhook_from_both_sides(tmp_path):
         "throughput": round(t["whistle"]["alarms_per_s"] / t["alertmanager"]["alarms_per_s"], 3),
         "p50": round(lat["whistle"]["p50_ms"] / lat["alertmanager"]["p50_ms"], 3)}
     assert f["met"] == {"throughput": f["ratios"]["throughput"] >= 1.0,
-                        "p50": f["ratios"]["p50"] <= 1.5}
+                        "p50": f["ratios"]["p50"] <= 3.0}
     assert f["refused"] == 0  # every Whistle webhook carried a good signature
     assert len(f["latencies_ms"]["whistle"]) == len(f["latencies_ms"]["alertmanager"]) == 20
     json.dumps(f)  # what --json writes
 
     table = "\n".join(rows(f))
     for measure in ("whistle", "alertmanager", "throughput, 20 alarms", "p50", "p99",
-                    "40/40", ">= 1x alertmanager", "<= 1.5x alertmanager"):
+                    "40/40", ">= 1x alertmanager", "<= 3x alertmanager"):
         assert measure in table, f"{measure!r} missing from the table:\n{table}"
     assert time.monotonic() - started < 60
