@@ -19,3 +19,16 @@ def test_the_same_partition_as_the_default_for_every_key_and_count() -> None:
 
 def test_no_key_picks_an_available_partition() -> None:
     assert CachedPartitioner()(None, [0, 1, 2, 3], [2]) == 2
+
+
+def test_murmur2_is_aiokafkas_for_every_length_and_byte() -> None:
+    from aiokafka.partitioner import murmur2 as aiokafkas
+
+    from streams.runtime.partitioner import murmur2
+
+    rng = random.Random(2)
+    for length in range(70):  # every tail (length % 4), bytes over 0x7f (signed in Java)
+        for _ in range(50):
+            data = bytes(rng.randrange(256) for _ in range(length))
+            assert murmur2(data) == aiokafkas(data), data
+    assert murmur2("街道-吹哨".encode()) == aiokafkas("街道-吹哨".encode())
