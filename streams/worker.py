@@ -49,6 +49,7 @@ from schemas.silence import Silence
 from streams.metrics import Metrics
 from streams.runtime.changelog import changes, in_stage, until_taken
 from streams.runtime.lookahead import Lookahead
+from streams.runtime.produce import produce
 from streams.runtime.registry import RegistryReader
 from streams.runtime.transport import Transport, watched
 from streams.settings import Settings
@@ -138,15 +139,14 @@ class Whistle:
 
     async def send(self, topic: str, key: str, value: bytes,
                    headers: list[tuple[str, bytes]] | None = None) -> Awaitable[RecordMetadata]:
-        """Hand a message to the producer without waiting for the broker's ack.
-
+        """Hand a message to the producer (`produce`) without waiting for the broker's ack.
         Faust flushes the producer before it commits offsets, so an input is marked done once
         what it produced is on the broker (at-least-once); a full buffer waits (until_taken);
         in a stage, a record the client gives up stops the commits (transport.watched)."""
-        sent = await until_taken(partial(self.app.producer.send, topic, key.encode(), value,
-                                         None, None, headers), topic)
+        sent = await until_taken(partial(produce, self.app, topic, key.encode(), value,
+                                         headers), topic)
         if in_stage():
-            watched(self.app, cast(asyncio.Future, sent), topic)
+            watched(self.app, sent, topic)
         return sent
 
     def partition_of(self, topic: str, key: str) -> int | None:

@@ -31,7 +31,7 @@ from functools import partial
 from typing import Any, TypeVar, cast
 
 import faust
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 from faust.exceptions import NotReady
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
@@ -39,6 +39,7 @@ from faust.utils import json as faust_json
 from mode.utils.compat import want_bytes
 
 from streams.runtime import store, transport
+from streams.runtime.produce import enqueue
 
 __all__ = ["Changes", "Table", "changes", "in_stage", "until_taken"]
 
@@ -52,8 +53,6 @@ async def until_taken(send: Callable[[], Awaitable[T]], what: str) -> T:
     full for a whole `produce_timeout` because the brokers take nothing (a cluster without
     enough brokers, a worker cut off). The stage waits for the brokers, as backpressure: a
     message is neither failed nor dead-lettered for it, and the agent does not crash."""
-    from aiokafka.errors import KafkaTimeoutError
-
     stalled = None
     while True:
         try:
@@ -112,8 +111,8 @@ class Changes:
             stamp = (GENERATION, str(generation if epoch is None else epoch).encode())
             try:
                 sent = await until_taken(partial(
-                    producer.send, name, value, key=key, partition=partition,
-                    headers=[*(headers.items() if headers else ()), stamp]), name)
+                    enqueue, producer, name, key, value, partition,
+                    [*(headers.items() if headers else ()), stamp]), name)
             except KafkaError as exc:  # refused for good (too large): the agent goes on
                 log.error("changelog record for %s[%s] refused: %r; the table holds the "
                           "value, its changelog does not", name, partition, exc)
