@@ -63,6 +63,8 @@ from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLarge
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as driver
 
+from streams.runtime.eager import eager
+
 __all__ = ["Transport", "Undelivered", "watched"]
 
 REFUSED = (MessageSizeTooLargeError, RecordTooLargeError)
@@ -137,8 +139,6 @@ def _pause_idle_changelogs(consumer: Any, active: Any, changelogs: set[str]) -> 
     Here a changelog partition Faust does not read is paused in aiokafka too, and resumed
     when Faust reads it again (recovery, a global table)."""
     tps = [tp for tp in consumer.assignment() if tp.topic in changelogs]
-    if not tps:
-        return
     paused = consumer.paused()
     wanted = {tp for tp in tps if tp not in active}
     if wanted - paused:
@@ -202,8 +202,7 @@ class _Consumer(driver.Consumer):
         # the aiokafka driver's producer; Faust's ProducerT does not declare its client
         client = cast(driver.Producer, self.app.producer)._ensure_producer().client
         deadline = asyncio.get_running_loop().time() + METADATA_WAIT
-        missing: set[str] = topics
-        looks = 0
+        missing, looks = topics, 0
         while not self.should_stop:
             looks += 1
             try:
@@ -328,7 +327,8 @@ class _Consumer(driver.Consumer):
                                 and self._n_acked >= self._commit_every:
                             self._n_acked = 0
                             await self.commit()
-                        await self.wait_first(self.callback(message), self.suspend_flow.wait())
+                        if (rest := eager(self.callback(message))) is not None:  # it waits
+                            await self.wait_first(rest, self.suspend_flow.wait())
                         if seeks[tp] == sought:  # else sought meanwhile: it comes again
                             read_offset[tp] = offset
                 self.diag.unset_flag(CONSUMER_FETCHING)
