@@ -4,7 +4,9 @@ POSTed and signed to the system a department (or the 12345 hotline) runs itself.
 One `WebhookSender` per target reads its topic in a consumer group of its own, delivers up to
 `max_in_flight` records at once, retries what may succeed later, records every attempt on
 `whistle.deliveries` and escalates a delivery that failed. Delivery is at least once: a
-receiver checks the signature and drops repeats by `X-Whistle-Delivery`.
+receiver checks the signature and drops repeats by `X-Whistle-Delivery`. What a sender puts
+on the broker (attempts, escalations, dead letters) is not waited for one by one: its offsets
+are committed only once the broker has taken all of it (`_commit`).
 
 How one record is delivered (signing, retries, backoff) is `streams.notify.delivery`.
 """
@@ -128,8 +130,10 @@ class WebhookSender:
                                send=producer_send, metrics=Metrics(), clock=utc_now)
         await sender.run()   # until cancelled
 
-    `send(topic, key, value)` puts a record on the broker (DeliveryAttempt, Escalation).
-    `ready` is set while the sender owns partitions of its topic."""
+    `send(topic, key, value)` puts a record on the broker (DeliveryAttempt, Escalation): it
+    returns the broker's answer to come (a future, awaited before the next commit), or
+    anything else once answered. `ready` is set while the sender owns partitions of its
+    topic."""
 
     def __init__(self, broker: str, app_id: str, target: str, hook: Webhook, send: Send,
                  metrics: Metrics, clock: Callable[[], datetime]) -> None:
@@ -143,6 +147,7 @@ class WebhookSender:
         self.group = f"{app_id}-webhooks-{target}"
         self.delivered = _Recent(_REMEMBERED)
         self.under_way: dict[str, asyncio.Future] = {}
+        self.unanswered: list[asyncio.Future] = []  # what `send` put, the broker's answers
         self.ready = asyncio.Event()
 
     async def run(self) -> None:
@@ -172,6 +177,7 @@ class WebhookSender:
     async def _consume(self, client: aiohttp.ClientSession) -> None:
         consumer = self._consumer()
         flight = _Flight()
+        self.unanswered = []  # a last consumer's: redelivered from its last commit, put again
         try:
             await consumer.start()
             await self._topic_exists(consumer)
@@ -221,9 +227,25 @@ class WebhookSender:
             waited = True
             await asyncio.sleep(1.0)
 
+    async def _put(self, topic: str, key: str, value: bytes) -> None:
+        """`send`, its answer awaited before the next commit."""
+        answer = await self.send(topic, key, value)
+        if isinstance(answer, asyncio.Future):
+            self.unanswered.append(answer)
+
     async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict) -> None:
+        """Commit `offsets` once the broker has taken what the sender put. If it refused
+        some, raise, and so does every later commit of this consumer (nothing more is
+        committed; the next consumer redelivers from the last commit)."""
         if not offsets:
             return
+        n = len(self.unanswered)
+        try:
+            await asyncio.gather(*self.unanswered[:n])
+        except Exception:  # redelivered by the next consumer: POSTed and recorded again
+            self.delivered = _Recent(_REMEMBERED)
+            raise
+        del self.unanswered[:n]
         try:
             await consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError) as exc:
@@ -239,7 +261,7 @@ class WebhookSender:
             letter = DeadLetter.of(record.value, record.key, f"webhooks {self.target}: "
                                    f"{delivery.reason}", record.topic, record.partition,
                                    record.offset, self.clock())
-            await self.send(topics.DLQ, record.topic, dump(letter))
+            await self._put(topics.DLQ, record.topic, dump(letter))
             return
         subject = delivery.subject
         while (earlier := self.under_way.get(subject)) is not None:
@@ -266,7 +288,7 @@ class WebhookSender:
         self.metrics.webhook_attempts.labels(target=self.target, result=attempt.result).inc()
         self.metrics.webhook_seconds.labels(target=self.target).observe(
             attempt.duration_ms / 1000)
-        await self.send(topics.DELIVERIES, self.target, dump(attempt))
+        await self._put(topics.DELIVERIES, self.target, dump(attempt))
 
     async def _escalate(self, delivery: Delivery, last: DeliveryAttempt) -> None:
         """Ask for the task (or the feedback) to be escalated: its target never took it."""
@@ -283,7 +305,7 @@ class WebhookSender:
             return
         log.warning("webhooks %s: %s failed after %d attempts (%s)", self.target,
                     delivery.delivery_id, last.attempt, detail["error"])
-        await self.send(topics.ESCALATIONS, delivery.incident_id, dump(escalation))
+        await self._put(topics.ESCALATIONS, delivery.incident_id, dump(escalation))
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -310,7 +332,7 @@ def register(w: Whistle) -> None:
     """Run a WebhookSender for every webhook in `w.access` while the app runs."""
     for target, hook in w.access.webhooks.items():
         sender = WebhookSender(w.settings.broker, w.settings.app_id, target, hook,
-                               send=lambda topic, key, value: w.send_and_wait(topic, key, value),
+                               send=w.send,
                                metrics=w.metrics, clock=w.clock)
         w.app.task(_runner(sender))
 

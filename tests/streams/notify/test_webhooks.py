@@ -19,6 +19,7 @@ import pytest
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaTimeoutError
 
 from schemas import Config, DeliveryAttempt, Escalation, Feedback, Task, Webhook, topics
 from schemas.codec import Rejected, dump
@@ -126,7 +127,7 @@ def test_register_runs_one_sender_task_per_webhook():
                                 "feedback": make_hook("http://f.test/")}),
         settings=SimpleNamespace(broker="kafka://127.0.0.1:1", app_id="whistle"),
         app=SimpleNamespace(task=tasks.append), metrics=Metrics(), clock=FixedClock(),
-        send_and_wait=None)
+        send=None)
     register(w)
     assert sorted(t.__name__ for t in tasks) == ["webhooks_feedback", "webhooks_police"]
     assert all(inspect.iscoroutinefunction(t) for t in tasks)
@@ -381,6 +382,34 @@ async def test_sender_delivers_each_task_once_signed_and_records_every_attempt(b
     assert {(a.result, a.status_code, a.attempt) for a in attempts} == {("delivered", 200, 1)}
     assert metrics.registry.get_sample_value(
         "whistle_webhook_attempts_total", {"target": "police", "result": "delivered"}) == 3
+
+
+async def test_offsets_are_committed_only_once_the_broker_took_the_attempts(broker, receiver):
+    """The sender does not wait for each attempt's record; it commits only what the broker
+    took. A refused record stops its commits: the next consumer redelivers."""
+    loop = asyncio.get_running_loop()
+    answers: list[asyncio.Future] = []
+    async with kafka(broker, "police") as put:
+        async def send(topic: str, key: str, value: bytes) -> asyncio.Future:
+            answers.append(loop.create_future())  # the broker's answer, given by hand below
+            return answers[-1]
+
+        police = sender(broker, "police", make_hook(receiver.url("/police")), send, Metrics())
+        async with running(police):
+            await put(topics.task_topic("police"), "inc-1", dump(make_task(1)))
+            await until(lambda: answers, 10, "the attempt's record put")
+            await asyncio.sleep(1.2)  # two commit intervals: nothing committed unanswered
+            assert await committed_total(broker, police.group) == 0
+            answers[0].set_exception(KafkaTimeoutError())  # refused: still nothing committed
+            await asyncio.sleep(1.2)
+            assert await committed_total(broker, police.group) == 0
+            await until(lambda: len(answers) > 1, 10, "the delivery made again")
+            for answer in answers[1:]:
+                answer.set_result(None)
+            await until(lambda: committed_total(broker, police.group), 10, "the commit",
+                        ok=lambda n: n == 1)
+    assert [s.headers["X-Whistle-Delivery"] for s in receiver.seen] == [
+        "police:inc-1.police:1"] * 2  # the receiver drops the repeat by this id
 
 
 async def committed_total(broker: str, group: str) -> int:
