@@ -49,7 +49,7 @@ from schemas.silence import Silence
 from streams.metrics import Metrics
 from streams.runtime.changelog import changes, in_stage, until_taken
 from streams.runtime.lookahead import Lookahead
-from streams.runtime.produce import produce
+from streams.runtime.produce import partitions, produce
 from streams.runtime.registry import RegistryReader
 from streams.runtime.transport import Transport, watched
 from streams.settings import Settings
@@ -162,13 +162,10 @@ class Whistle:
             producer = cast(driver.Producer, self.app.producer)._ensure_producer()
         except NotReady:
             return None
-        metadata = producer._metadata
-        every = metadata.partitions_for_topic(topic)
-        if not every:
+        known = partitions(producer, topic)
+        if known is None:
             return None
-        # the arguments aiokafka's producer gives its partitioner (`_partition`)
-        every, available = list(every), list(metadata.available_partitions_for_topic(topic))
-        return lambda key: producer._partitioner(key.encode("utf-8"), every, available)
+        return lambda key: producer._partitioner(key.encode("utf-8"), *known)
 
     async def pass_on(self, topic: str, key: str, value: BaseModel, message: Any) -> None:
         """Send `value` on `topic`, or, where this worker runs that topic's stage and `key`

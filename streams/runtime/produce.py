@@ -21,7 +21,17 @@ from typing import Any
 from aiokafka.structs import TopicPartition
 from faust.exceptions import NotReady
 
-__all__ = ["enqueue", "produce"]
+__all__ = ["enqueue", "partitions", "produce"]
+
+
+def partitions(producer: Any, topic: str) -> tuple[list[int], list[int]] | None:
+    """What aiokafka's producer gives its partitioner for `topic` (`_partition`): all of its
+    partitions and the available ones; None while the producer does not know the topic."""
+    metadata: Any = getattr(producer, "_metadata", None)
+    every = metadata.partitions_for_topic(topic) if metadata is not None else None
+    if not every:
+        return None
+    return list(every), list(metadata.available_partitions_for_topic(topic))
 
 
 async def produce(app: Any, topic: str, key: bytes | None, value: bytes | None,
@@ -41,14 +51,12 @@ async def enqueue(producer: Any, topic: str, key: bytes | None, value: bytes | N
     """Hand one record to `producer` (an `AIOKafkaProducer`, started), as `producer.send`
     would; the future is the broker's answer. Raises what `send` raises (KafkaTimeoutError:
     the buffer stayed full for `request_timeout_ms`)."""
-    metadata: Any = getattr(producer, "_metadata", None)
-    every = metadata.partitions_for_topic(topic) if metadata is not None else None
-    if not every or (partition is not None and partition not in every):
+    known = partitions(producer, topic)
+    if known is None or (partition is not None and partition not in known[0]):
         return await producer.send(topic, value, key=key, partition=partition,
                                    headers=headers)
-    if partition is None:  # aiokafka's `_partition`, with the same arguments
-        partition = producer._partitioner(key, list(every),
-                                          list(metadata.available_partitions_for_topic(topic)))
+    if partition is None:
+        partition = producer._partitioner(key, *known)
     return await producer._message_accumulator.add_message(
         TopicPartition(topic, partition), key, value, producer._request_timeout_ms / 1000,
         timestamp_ms=None, headers=headers or [])
