@@ -89,10 +89,9 @@ class Topics:
 
     def all(self) -> list[faust.TopicT]:
         return [self.alarms, self.dlq, self.triaged, self.alarms_urgent, self.triaged_urgent,
-                self.incidents, self.task_updates,
-                self.incident_updates, self.timeline, self.site_events, self.escalations,
-                self.deliveries, self.feedback, self.registry, self.silences, self.campaigns,
-                *self.tasks.values()]
+                self.incidents, self.task_updates, self.incident_updates, self.timeline,
+                self.site_events, self.escalations, self.deliveries, self.feedback,
+                self.registry, self.silences, self.campaigns, *self.tasks.values()]
 
 
 @dataclass
@@ -136,6 +135,8 @@ class Whistle:
     campaign_playbooks: dict[str, LoadedCampaign] = field(default_factory=dict)  # by id, at start
     stages: dict[str, Callable[[Whistle, Any, Any], Awaitable[None]]] = field(
         default_factory=dict)  # topic -> the handle of its stage in this worker (`pass_on`)
+    offers: dict[str, Callable[[Task, int | None], None]] = field(
+        default_factory=dict)  # department -> its webhook sender's `offer`, if it has one
 
     async def send(self, topic: str, key: str, value: bytes,
                    headers: list[tuple[str, bytes]] | None = None) -> Awaitable[RecordMetadata]:
@@ -258,6 +259,9 @@ class Whistle:
         out += self.keep(entries)
         for topic, key, value in out:
             await self.send(topic, key, value)
+        for task in tasks:  # on their way to the broker: a webhook may deliver them now
+            if (offer := self.offers.get(task.department)) is not None:
+                offer(task, self.partition_of(names.task_topic(task.department), task.incident_id))
 
     async def record(self, entries: Iterable[TimelineEntry]) -> None:
         """Keep timeline entries and send them on `whistle.timeline`."""
@@ -392,6 +396,5 @@ class Whistle:
         return self.registry.site(site_id) or Site.ad_hoc(site_id)
 
     async def send_and_wait(self, topic: str, key: str, value: bytes) -> Any:
-        return await self.app.producer.send_and_wait(topic, key.encode("utf-8"), value,
-                                                     partition=None, timestamp=None,
-                                                     headers=None)
+        return await self.app.producer.send_and_wait(topic, key.encode("utf-8"), value, None,
+                                                     None, None)

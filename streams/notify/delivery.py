@@ -126,9 +126,24 @@ class Delivery:
         task = decode(Task, value)
         if isinstance(task, Rejected):
             return task
+        return cls.of_task(target, task)
+
+    @classmethod
+    def of_task(cls, target: str, task: Task) -> Delivery:
+        """The delivery of a task already decoded (a stage's, offered as it publishes it)."""
         subject = f"{task.task_id}:{task.revision}"
         return cls(f"{target}:{subject}", subject, task.incident_id, task.task_id,
                    task_body(task))
+
+    @staticmethod
+    def subject_of(value: bytes | None) -> str | None:
+        """The subject of a task record, read without validating it (None: not a task as
+        far as can be told cheaply; `of` says why)."""
+        try:
+            task = orjson.loads(value or b"")
+            return f"{task['task_id']}:{task['revision']}"
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return None
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,15 @@ receiver checks the signature and drops repeats by `X-Whistle-Delivery`. What a 
 on the broker (attempts, escalations, dead letters) is not waited for one by one: its offsets
 are committed only once the broker has taken all of it (`_commit`).
 
+A stage's task is offered to its department's sender in the same worker as it is published
+(`offer`, from `Whistle.publish`): POSTed while its record goes to the broker, not one broker
+round and a fetch later. The consumer, reading that record, waits for the offered delivery
+instead of making another, so the offset is committed once it is over. Declined (delivered
+when read, as before) if the sender does not hold the partition (another worker's would POST
+it again) or has `max_in_flight` offers unread. A worker that dies before the record is on the
+broker has not committed its input either: its successor makes the same task (id, revision)
+again, which receivers drop by `X-Whistle-Delivery`.
+
 How one record is delivered (signing, retries, backoff) is `streams.notify.delivery`.
 """
 
@@ -25,7 +34,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from pydantic import ValidationError
 
-from schemas import FEEDBACK_TARGET, DeadLetter, DeliveryAttempt, Escalation, Webhook, topics
+from schemas import FEEDBACK_TARGET, DeadLetter, DeliveryAttempt, Escalation, Task, Webhook, topics
 from schemas.codec import Rejected, dump
 from streams.kafka.broker import bootstrap_servers
 from streams.metrics import Metrics
@@ -149,6 +158,9 @@ class WebhookSender:
         self.under_way: dict[str, asyncio.Future] = {}
         self.unanswered: list[asyncio.Future] = []  # what `send` put, the broker's answers
         self.ready = asyncio.Event()
+        self.held: set[int] = set()  # partitions of the topic the consumer holds now
+        self.offered: dict[str, tuple[int, asyncio.Task]] = {}  # subject -> partition, delivery
+        self.client: aiohttp.ClientSession | None = None
 
     async def run(self) -> None:
         """Deliver until cancelled; if the broker goes away, read again a second later. The
@@ -156,6 +168,7 @@ class WebhookSender:
         connector = aiohttp.TCPConnector(limit=self.hook.max_in_flight)
         timeout = aiohttp.ClientTimeout(total=None)  # each attempt has its own (`deliver`)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as client:
+            self.client = client
             while True:
                 try:
                     await self._consume(client)
@@ -205,6 +218,9 @@ class WebhookSender:
                     await self._commit(consumer, flight.committable())
         finally:
             self.ready.clear()
+            for _, work in self.offered.values():  # the next consumer delivers them
+                work.cancel()
+            self.held, self.offered = set(), {}
             await self._commit_on_exit(consumer, flight)
             await consumer.stop()
 
@@ -252,8 +268,32 @@ class WebhookSender:
             # a rebalance took the partitions; their new owner delivers from the last commit
             log.warning("webhooks %s: commit refused: %r", self.target, exc)
 
+    def offer(self, task: Task, partition: int | None) -> None:
+        """Deliver `task`, just put on `partition` of the topic by a stage, now (module text)."""
+        client = self.client
+        if (client is None or client.closed or partition not in self.held
+                or len(self.offered) >= self.hook.max_in_flight):
+            return
+        subject = f"{task.task_id}:{task.revision}"
+        if subject in self.offered or subject in self.under_way or subject in self.delivered:
+            return
+        delivery = Delivery.of_task(self.target, task)
+        work = asyncio.create_task(self._deliver_once(client, delivery))
+        self.offered[delivery.subject] = (partition, work)
+        work.add_done_callback(self._offer_done)
+
+    def _offer_done(self, work: asyncio.Task) -> None:
+        if not work.cancelled() and work.exception() is not None:  # its record fails too
+            log.warning("webhooks %s: an offered delivery failed: %r", self.target,
+                        work.exception())
+
     async def _handle(self, client: aiohttp.ClientSession, record: ConsumerRecord) -> None:
         """Deliver one record, or say why not; either way the record is done."""
+        offered = None
+        if self.offered:
+            offered = self.offered.pop(Delivery.subject_of(record.value) or "", None)
+        if offered is not None:  # delivered, or being delivered, since it was published
+            return await offered[1]
         delivery = Delivery.of(self.target, record.value)
         if isinstance(delivery, Rejected):
             log.warning("webhooks %s: skipped %s[%d]@%d: %s", self.target, record.topic,
@@ -263,6 +303,11 @@ class WebhookSender:
                                    record.offset, self.clock())
             await self._put(topics.DLQ, record.topic, dump(letter))
             return
+        await self._deliver_once(client, delivery)
+
+    async def _deliver_once(self, client: aiohttp.ClientSession, delivery: Delivery) -> None:
+        """Deliver, unless the same subject has been delivered or is being delivered (then
+        see how that went)."""
         subject = delivery.subject
         while (earlier := self.under_way.get(subject)) is not None:
             await asyncio.wait([earlier])  # the same record again: see how the first one went
@@ -319,11 +364,17 @@ class _Rebalance(ConsumerRebalanceListener):
         self.flight = flight
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        self.sender.ready.clear()
-        await self.sender._commit(self.consumer, self.flight.committable())
+        sender = self.sender
+        sender.ready.clear()
+        gone = {tp.partition for tp in revoked}
+        sender.held -= gone
+        # their new owner delivers them again; an offer under way here finishes
+        sender.offered = {s: o for s, o in sender.offered.items() if o[0] not in gone}
+        await sender._commit(self.consumer, self.flight.committable())
         self.flight.forget(revoked)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
+        self.sender.held = {tp.partition for tp in self.consumer.assignment()}
         if assigned:
             self.sender.ready.set()
 
@@ -334,6 +385,8 @@ def register(w: Whistle) -> None:
         sender = WebhookSender(w.settings.broker, w.settings.app_id, target, hook,
                                send=w.send,
                                metrics=w.metrics, clock=w.clock)
+        if target != FEEDBACK_TARGET:
+            w.offers[target] = sender.offer
         w.app.task(_runner(sender))
 
 

@@ -127,10 +127,11 @@ def test_register_runs_one_sender_task_per_webhook():
                                 "feedback": make_hook("http://f.test/")}),
         settings=SimpleNamespace(broker="kafka://127.0.0.1:1", app_id="whistle"),
         app=SimpleNamespace(task=tasks.append), metrics=Metrics(), clock=FixedClock(),
-        send=None)
+        send=None, offers={})
     register(w)
     assert sorted(t.__name__ for t in tasks) == ["webhooks_feedback", "webhooks_police"]
     assert all(inspect.iscoroutinefunction(t) for t in tasks)
+    assert list(w.offers) == ["police"]  # tasks are offered; feedback is not a stage's task
 
 
 # -- the delivery core against a real receiver ------------------------------------------------
@@ -410,6 +411,41 @@ async def test_offsets_are_committed_only_once_the_broker_took_the_attempts(brok
                         ok=lambda n: n == 1)
     assert [s.headers["X-Whistle-Delivery"] for s in receiver.seen] == [
         "police:inc-1.police:1"] * 2  # the receiver drops the repeat by this id
+
+
+async def test_an_offered_task_is_posted_at_once_and_its_record_waits_for_that_delivery(
+        broker, receiver):
+    """A stage's task offered as it is published is POSTed once, before the consumer reads
+    its record; the record is committed only once that delivery has ended. An offer on a
+    partition the sender does not hold is declined, and the consumer delivers it."""
+    receiver.scripts["/police"] = [Answer(delay=1.0)]
+    first, second = make_task(1), make_task(2)
+    topic = topics.task_topic("police")
+    async with kafka(broker, "police") as send:
+        police = sender(broker, "police", make_hook(receiver.url("/police"), timeout=5.0),
+                        send, Metrics())
+        async with running(police):
+            await until(lambda: police.held, 10, "the partitions held",
+                        ok=lambda held: held == {0, 1, 2, 3})
+            police.offer(first, 0)  # as Whistle.publish does, once the record is enqueued
+            [seen] = await until(lambda: receiver.at("/police"), 2, "the offered POST")
+            await send(topic, first.incident_id, dump(first))
+            await asyncio.sleep(0.6)  # read, and a commit interval: the POST is not answered
+            assert receiver.answered.get("/police", 0) == 0
+            assert await committed_total(broker, police.group) == 0
+            await until(lambda: committed_total(broker, police.group), 10, "the commit",
+                        ok=lambda n: n == 1)
+            assert receiver.answered["/police"] == 1
+            assert police.offered == {}  # the consumer took the offer over when it read it
+
+            police.offer(second, 4)  # no such partition here: declined
+            assert police.offered == {}
+            await send(topic, second.incident_id, dump(second))
+            await until(lambda: committed_total(broker, police.group), 10, "the second commit",
+                        ok=lambda n: n == 2)
+    assert seen.headers["X-Whistle-Delivery"] == "police:inc-1.police:1"
+    assert [s.headers["X-Whistle-Delivery"] for s in receiver.seen] == [
+        "police:inc-1.police:1", "police:inc-2.police:1"]  # each once
 
 
 async def committed_total(broker: str, group: str) -> int:
