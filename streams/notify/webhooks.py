@@ -9,13 +9,13 @@ on the broker (attempts, escalations, dead letters) is not waited for one by one
 are committed only once the broker has taken all of it (`_commit`).
 
 A stage's task is offered to its department's sender in the same worker as it is published
-(`offer`, from `Whistle.publish`): POSTed while its record goes to the broker, not one broker
-round and a fetch later. The consumer, reading that record, waits for the offered delivery
-instead of making another, so the offset is committed once it is over. Declined (delivered
-when read, as before) if the sender does not hold the partition (another worker's would POST
-it again) or has `max_in_flight` offers unread. A worker that dies before the record is on the
-broker has not committed its input either: its successor makes the same task (id, revision)
-again, which receivers drop by `X-Whistle-Delivery`.
+(`offer`, by `Whistle.publish`) and POSTed at once, not a broker round and a fetch later; the
+consumer, reading the record, waits for that delivery instead of making another. One offer at
+a time, on a partition the sender holds: a burst goes by the consumer in batches (an offer for
+every task cost 12% of the webhooks a second in `whistle bench --peer`), and no other
+worker's sender POSTs it too. A worker that dies before the record is on the broker has not
+committed its input: its successor makes the same task (id, revision) again, which receivers
+drop by `X-Whistle-Delivery`.
 
 How one record is delivered (signing, retries, backoff) is `streams.notify.delivery`.
 """
@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -67,10 +68,9 @@ class _Recent:
             del self.keys[next(iter(self.keys))]
 
 
-# How long a fetch may wait for records. Kafka answers a waiting fetch as soon as a record
-# comes, but aiokafka sends no new fetch for a partition while one is waiting, so a record
-# of a partition just handed out may wait this long. Each target's consumer polls this often
-# when idle (it was 20 ms until issue 21).
+# How long an idle fetch waits (Kafka answers at once when a record comes; aiokafka sends no
+# new fetch for a partition just handed out while one waits, so its next record may wait this
+# long). Each target's consumer polls this often when idle (20 ms until issue 21).
 FETCH_WAIT_MS = 100
 
 COMMIT_EVERY = 0.5
@@ -129,6 +129,13 @@ class _Flight:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+@dataclass(frozen=True)
+class _Offer:
+    subject: str
+    partition: int
+    work: asyncio.Task
+
+
 class WebhookSender:
     """Delivers one target's topic (`whistle.tasks.<department>`, or `whistle.feedback` for
     the feedback target) to its webhook. It reads in the consumer group
@@ -159,7 +166,7 @@ class WebhookSender:
         self.unanswered: list[asyncio.Future] = []  # what `send` put, the broker's answers
         self.ready = asyncio.Event()
         self.held: set[int] = set()  # partitions of the topic the consumer holds now
-        self.offered: dict[str, tuple[int, asyncio.Task]] = {}  # subject -> partition, delivery
+        self.offered: _Offer | None = None  # the offered delivery whose record is not read yet
         self.client: aiohttp.ClientSession | None = None
 
     async def run(self) -> None:
@@ -218,9 +225,9 @@ class WebhookSender:
                     await self._commit(consumer, flight.committable())
         finally:
             self.ready.clear()
-            for _, work in self.offered.values():  # the next consumer delivers them
-                work.cancel()
-            self.held, self.offered = set(), {}
+            if self.offered is not None:  # the next consumer delivers it
+                self.offered.work.cancel()
+            self.held, self.offered = set(), None
             await self._commit_on_exit(consumer, flight)
             await consumer.stop()
 
@@ -270,30 +277,25 @@ class WebhookSender:
 
     def offer(self, task: Task, partition: int | None) -> None:
         """Deliver `task`, just put on `partition` of the topic by a stage, now (module text)."""
-        client = self.client
-        if (client is None or client.closed or partition not in self.held
-                or len(self.offered) >= self.hook.max_in_flight):
-            return
-        subject = f"{task.task_id}:{task.revision}"
-        if subject in self.offered or subject in self.under_way or subject in self.delivered:
+        client, subject = self.client, f"{task.task_id}:{task.revision}"
+        if (client is None or client.closed or partition not in self.held or self.offered
+                or subject in self.under_way or subject in self.delivered):
             return
         delivery = Delivery.of_task(self.target, task)
         work = asyncio.create_task(self._deliver_once(client, delivery))
-        self.offered[delivery.subject] = (partition, work)
+        self.offered = _Offer(subject, partition, work)
         work.add_done_callback(self._offer_done)
 
-    def _offer_done(self, work: asyncio.Task) -> None:
-        if not work.cancelled() and work.exception() is not None:  # its record fails too
-            log.warning("webhooks %s: an offered delivery failed: %r", self.target,
-                        work.exception())
+    def _offer_done(self, work: asyncio.Task) -> None:  # its record fails too, when read
+        if not work.cancelled() and (exc := work.exception()) is not None:
+            log.warning("webhooks %s: an offered delivery failed: %r", self.target, exc)
 
     async def _handle(self, client: aiohttp.ClientSession, record: ConsumerRecord) -> None:
         """Deliver one record, or say why not; either way the record is done."""
-        offered = None
-        if self.offered:
-            offered = self.offered.pop(Delivery.subject_of(record.value) or "", None)
-        if offered is not None:  # delivered, or being delivered, since it was published
-            return await offered[1]
+        offered = self.offered
+        if offered is not None and offered.subject == Delivery.subject_of(record.value):
+            self.offered = None  # delivered, or being delivered, since it was published
+            return await offered.work
         delivery = Delivery.of(self.target, record.value)
         if isinstance(delivery, Rejected):
             log.warning("webhooks %s: skipped %s[%d]@%d: %s", self.target, record.topic,
@@ -367,9 +369,9 @@ class _Rebalance(ConsumerRebalanceListener):
         sender = self.sender
         sender.ready.clear()
         gone = {tp.partition for tp in revoked}
-        sender.held -= gone
-        # their new owner delivers them again; an offer under way here finishes
-        sender.offered = {s: o for s, o in sender.offered.items() if o[0] not in gone}
+        sender.held -= gone  # their new owner delivers them again; an offer here finishes
+        if sender.offered is not None and sender.offered.partition in gone:
+            sender.offered = None
         await sender._commit(self.consumer, self.flight.committable())
         self.flight.forget(revoked)
 

@@ -416,8 +416,9 @@ async def test_offsets_are_committed_only_once_the_broker_took_the_attempts(brok
 async def test_an_offered_task_is_posted_at_once_and_its_record_waits_for_that_delivery(
         broker, receiver):
     """A stage's task offered as it is published is POSTed once, before the consumer reads
-    its record; the record is committed only once that delivery has ended. An offer on a
-    partition the sender does not hold is declined, and the consumer delivers it."""
+    its record; the record is committed only once that delivery has ended. An offer while
+    that record is unread, or on a partition the sender does not hold, is declined, and the
+    consumer delivers it."""
     receiver.scripts["/police"] = [Answer(delay=1.0)]
     first, second = make_task(1), make_task(2)
     topic = topics.task_topic("police")
@@ -428,6 +429,8 @@ async def test_an_offered_task_is_posted_at_once_and_its_record_waits_for_that_d
             await until(lambda: police.held, 10, "the partitions held",
                         ok=lambda held: held == {0, 1, 2, 3})
             police.offer(first, 0)  # as Whistle.publish does, once the record is enqueued
+            police.offer(second, 0)  # one offer at a time: declined while the first is unread
+            assert police.offered is not None and police.offered.subject == "inc-1.police:1"
             [seen] = await until(lambda: receiver.at("/police"), 2, "the offered POST")
             await send(topic, first.incident_id, dump(first))
             await asyncio.sleep(0.6)  # read, and a commit interval: the POST is not answered
@@ -436,10 +439,10 @@ async def test_an_offered_task_is_posted_at_once_and_its_record_waits_for_that_d
             await until(lambda: committed_total(broker, police.group), 10, "the commit",
                         ok=lambda n: n == 1)
             assert receiver.answered["/police"] == 1
-            assert police.offered == {}  # the consumer took the offer over when it read it
+            assert police.offered is None  # the consumer took the offer over when it read it
 
             police.offer(second, 4)  # no such partition here: declined
-            assert police.offered == {}
+            assert police.offered is None
             await send(topic, second.incident_id, dump(second))
             await until(lambda: committed_total(broker, police.group), 10, "the second commit",
                         ok=lambda n: n == 2)
