@@ -1,15 +1,14 @@
-"""A Faust Kafka transport whose consumer long-polls for milliseconds, not 1.5 s, hands out
-what it fetched fairly, the urgent lane first, and never acknowledges what it fetched before a
-rebalance.
+"""A Faust Kafka transport whose consumer runs in the worker's loop (`inline`), long-polls for
+milliseconds, not 1.5 s, hands out what it fetched fairly, the urgent lane first, and never
+acknowledges what it fetched before a rebalance.
 
-Faust hard-codes `fetch_max_wait_ms=1500`. Measured on the embedded broker, a two-agent chain
-then took ~600 ms per alarm at the median; with 10 ms it took ~11 ms.
+Faust hard-codes `fetch_max_wait_ms=1500`: a two-agent chain took ~600 ms per alarm at the
+median on the embedded broker; ~11 ms with 10 ms.
 
 aiokafka hands out fetched records partition by partition in the order they were fetched, up
 to `max_poll_records`: in a storm, a partition fetched later (the urgent lane's) waited for
-every earlier partition's buffer to be handed out (3-11 s measured in `whistle bench`'s
-storm). Here the partitions of `app.first_topics` go first, and a partition handed out
-from goes behind the others.
+every earlier partition's buffer (3-11 s in `whistle bench`'s storm). Here the partitions of
+`app.first_topics` go first, and a partition handed out from goes behind the others.
 
 Rebalances. `tests/deploy/test_workers.py` (a worker stopped mid-run, the other takes over)
 lost 2 to 28 of 200 alarms in 3 of 8 runs with a core busy beside it (4 of 5 with the test's
@@ -24,8 +23,8 @@ rebalance falls between fetching it and processing it:
 - at the end of a rebalance Faust resumes the streams' partitions, seeks to the committed
   offsets and then lets the streams run, which empties their queues: what was handed out during
   the seek is gone, never acknowledged, and the committed offset stays before it for good.
-Here a message fetched before its partition was last sought (counted where aiokafka seeks, in
-the consumer's thread) is not handed out and does not move the read offset; a stream's message
+Here a message fetched before its partition was last sought (counted where aiokafka seeks) is
+not handed out and does not move the read offset; a stream's message
 waits until the rebalance is over; a message of an earlier generation, or met while the flow is
 stopped, is never acknowledged. Every rebalance ends with a seek to the committed offset, so
 such a message is read again from there, processed (again, if it was: every stage is
@@ -64,6 +63,7 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as driver
 
 from streams.runtime.eager import eager
+from streams.runtime.inline import InlineThread
 
 __all__ = ["Transport", "Undelivered", "watched"]
 
@@ -78,7 +78,7 @@ METADATA_WAIT = 30.0
 faust.streams._CStreamIterator = None
 
 
-class _ConsumerThread(driver.AIOKafkaConsumerThread):
+class _ConsumerThread(InlineThread, driver.AIOKafkaConsumerThread):  # in the worker's loop
     consumer: _Consumer  # what `_Consumer._new_consumer_thread` hands it
     changelogs: set[str] = set()  # noqa: RUF012 (replaced, never changed in place)
 
