@@ -172,8 +172,8 @@ def _persisted(table: Any, tp: TP, app: Any, generation: int, sent: Any) -> None
     if sent.exception() is not None:
         log.error("changelog record for %s not written: %r", tp, sent.exception())
         return
-    if getattr(app, "consumer_generation_id", -1) != generation:
-        return
+    if getattr(app, "consumer_generation_id", -1) != generation or sent.result().offset < 0:
+        return  # (an offset below 0: the broker had the batch already and did not say where)
     table.data.set_persisted_offset(tp, sent.result().offset)
 
 

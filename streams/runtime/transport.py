@@ -24,12 +24,11 @@ rebalance falls between fetching it and processing it:
   offsets and then lets the streams run, which empties their queues: what was handed out during
   the seek is gone, never acknowledged, and the committed offset stays before it for good.
 Here a message fetched before its partition was last sought (counted where aiokafka seeks) is
-not handed out and does not move the read offset; a stream's message
-waits until the rebalance is over; a message of an earlier generation, or met while the flow is
-stopped, is never acknowledged. Every rebalance ends with a seek to the committed offset, so
-such a message is read again from there, processed (again, if it was: every stage is
-idempotent) and acknowledged then. With all four closed, 12 of 12 loaded runs lost nothing.
-(faust-streaming issues #221, #312, #606.)
+not handed out and does not move the read offset; a stream's message waits until the rebalance
+is over; one of an earlier generation, or met while the flow is stopped, is never acknowledged.
+Every rebalance ends with a seek to the committed offset, so such a message is read again from
+there, processed (again, if it was: every stage is idempotent) and acknowledged then. With all
+four closed, 12 of 12 loaded runs lost nothing. (faust-streaming issues #221, #312, #606.)
 
 Commits. A CI run of the cluster chaos test lost a partition's first six merge updates across
 a broker kill: nothing was committed on it yet, and aiokafka's seek to the committed offsets
@@ -39,13 +38,11 @@ Here every stream partition is sought at the end of a rebalance, to its committe
 else its first; a commit covers only acknowledged offsets from there on; and a hole in the
 offsets handed out (none in the topics Whistle's streams read) seeks back to it.
 
-Subscribing. Faust creates its topics and subscribes at once, but a broker answers CreateTopics
-before its metadata lists the topic: the consumer's first metadata lacked the topic created
-last ("Topic whistle.alarms not found in cluster metadata"), the group's leader assigned
-without it ("Ignoring missing topic") and aiokafka looks at the metadata again only when it is
-`consumer_metadata_max_age_ms` old, 5 minutes: the worker was ready and consumed nothing of
-that topic meanwhile (3 of 15 fresh stacks under load: no task for an alarm). Here the
-consumer subscribes once the broker's metadata lists every topic, each partition with a leader.
+Subscribing. Faust subscribes as soon as it created its topics, but a broker answers
+CreateTopics before its metadata lists them: the group's leader assigned without the topic
+created last ("Ignoring missing topic"), and aiokafka reads metadata again only after
+`consumer_metadata_max_age_ms`, 5 minutes, consuming nothing of it meanwhile (3 of 15 fresh
+stacks under load). Here it subscribes once the metadata lists every topic with leaders.
 """
 
 from __future__ import annotations
@@ -67,8 +64,7 @@ from streams.runtime.inline import InlineThread
 
 __all__ = ["Transport", "Undelivered", "watched"]
 
-REFUSED = (MessageSizeTooLargeError, RecordTooLargeError)
-"""Errors for the record itself: sent again, it would be refused again."""
+REFUSED = (MessageSizeTooLargeError, RecordTooLargeError)  # the record's: refused if sent again
 
 METADATA_WAIT = 30.0
 """Seconds a subscription waits at most for the broker's metadata to list its topics."""
@@ -112,6 +108,10 @@ class _ConsumerThread(InlineThread, driver.AIOKafkaConsumerThread):  # in the wo
 
     async def seek_to_committed(self) -> dict:
         return await self.call_thread(self._seek_to_committed)
+
+    async def _seek_wait(self, consumer: Any, partitions: Any) -> None:
+        """Seek; an offset below 0 to the start (recovery asked one after a broker fault)."""
+        await super()._seek_wait(consumer, {tp: max(o, 0) for tp, o in partitions.items()})
 
     async def _seek_to_committed(self) -> dict:
         """Seek each partition to its committed offset, a stream's without one (or at 0),
@@ -266,7 +266,7 @@ class _Consumer(driver.Consumer):
             return False
         self.holes[tp] = last
         self.log.warning("%s: offset %s read after %s: seeking back", tp, offset, last)
-        await self.seek_wait({tp: last + 1})  # in the consumer's thread, as aiokafka wants
+        await self.seek_wait({tp: last + 1})
         self._read_offset[tp] = last
         return True
 
