@@ -53,11 +53,6 @@ same for one record as for a hundred (every partition of every task topic is in 
 280 alarms/s the feed fetched 99 times a second, one or two records each (issue 21's
 profile). A stream's event comes this much later at most."""
 
-SHARE = 16
-"""Records the feed takes in one turn of the event loop. A batch is whatever came in `GATHER`
-(100 tasks at 2,000 a second), at 20-40 us each: taken at once, it held the stages up for up to
-8 ms (every loop callback timed in a worker of `whistle bench`); 16 hold them up under 1 ms."""
-
 
 class Cursor(dict):
     """partition -> the next offset a client has not seen. Text form: offsets joined by -."""
@@ -218,11 +213,10 @@ class TaskFeed:
                 consumer.seek(tp, self.logs[names[tp.topic]].head.get(tp.partition, 0))
             while True:
                 batch = await consumer.getmany(*tps, timeout_ms=500)
-                for n, (tp, r) in enumerate((tp, r) for tp, rs in batch.items() for r in rs):
-                    self.logs[names[tp.topic]].add(tp.partition, r.offset,
-                                                   _task(r.value, tp.topic))
-                    if n % SHARE == SHARE - 1:
-                        await asyncio.sleep(0)  # the stages' turn (see SHARE)
+                for tp, records in batch.items():
+                    dept_log = self.logs[names[tp.topic]]
+                    for r in records:
+                        dept_log.add(tp.partition, r.offset, _task(r.value, tp.topic))
                 if batch:  # let the next records gather: one fetch for many (see GATHER)
                     await asyncio.sleep(GATHER)
         finally:
