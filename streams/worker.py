@@ -396,5 +396,5 @@ class Whistle:
         return self.registry.site(site_id) or Site.ad_hoc(site_id)
 
     async def send_and_wait(self, topic: str, key: str, value: bytes) -> Any:
-        return await self.app.producer.send_and_wait(topic, key.encode("utf-8"), value, None,
-                                                     None, None)
+        return await self.app.producer.send_and_wait(
+            topic, key.encode("utf-8"), value, partition=None, timestamp=None, headers=None)

@@ -160,3 +160,24 @@ async def test_a_partition_without_a_commit_is_sought_to_its_first_offset(tmp_pa
     thread._ensure_consumer = Client
     assert await thread._seek_to_committed() == {fresh: 3, zero: 0, moved: 7, changelog: None}
     assert sorted(sought) == [(zero, 0), (fresh, 3)]  # 7: aiokafka's own seek
+
+
+async def test_recovery_s_seek_below_0_goes_to_the_start(tmp_path) -> None:
+    """Faust's recovery asked to seek a changelog partition below -1 after a broker fault in
+    the cluster chaos test; aiokafka refuses such an offset, and the worker crashed."""
+    w = whistle(tmp_path)
+    below, ahead = TP("whistle-incidents-changelog", 0), TP("whistle-incidents-changelog", 1)
+    sought = []
+
+    class Client:  # aiokafka's consumer, as far as the seek goes
+        def seek(self, tp, offset):
+            if offset < 0:
+                raise ValueError("Offset must be a positive integer")  # as aiokafka does
+            sought.append((tp, offset))
+
+        async def position(self, tp):
+            return dict(sought)[tp]
+
+    thread = _ConsumerThread(w.app.consumer, loop=asyncio.get_running_loop())
+    await thread._seek_wait(Client(), {below: -2, ahead: 7})
+    assert sorted(sought) == [(below, 0), (ahead, 7)]
