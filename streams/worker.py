@@ -246,22 +246,21 @@ class Whistle:
         Every table write comes before the first await, so no other agent working on the same
         incident (the urgent lane, task updates) sees half of a change."""
         tasks = list(tasks)
-        out: list[tuple[str, str, bytes]] = []
+        out: list[tuple[str, str, bytes, Task | None]] = []
         if incident is not None:
             self.tables.incidents[incident.incident_id] = incident.model_dump(mode="json")
-            out.append((names.INCIDENTS, incident.incident_id, dump(incident)))
+            out.append((names.INCIDENTS, incident.incident_id, dump(incident), None))
         self.track_verification(incident, tasks)
         self.track_deadlines(tasks, incident)
         for task in tasks:
             self.tables.tasks[task.task_id] = task.model_dump(mode="json")
             self.open_tasks.note(task.task_id, task.department, task.status)
-            out.append((names.task_topic(task.department), task.incident_id, dump(task)))
-        out += self.keep(entries)
-        for topic, key, value in out:
+            out.append((names.task_topic(task.department), task.incident_id, dump(task), task))
+        out += [(*m, None) for m in self.keep(entries)]
+        for topic, key, value, carried in out:
             await self.send(topic, key, value)
-        for task in tasks:  # on their way to the broker: a webhook may deliver them now
-            if (offer := self.offers.get(task.department)) is not None:
-                offer(task, self.partition_of(names.task_topic(task.department), task.incident_id))
+            if carried is not None and (offer := self.offers.get(carried.department)):
+                offer(carried, self.partition_of(topic, key))  # on its way: a webhook may POST it
 
     async def record(self, entries: Iterable[TimelineEntry]) -> None:
         """Keep timeline entries and send them on `whistle.timeline`."""

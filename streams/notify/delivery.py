@@ -30,7 +30,7 @@ import orjson
 from schemas import FEEDBACK_TARGET, DeliveryAttempt, Feedback, Task, Webhook
 from schemas.codec import Rejected, decode
 
-__all__ = ["USER_AGENT", "Delivery", "Record", "backoff", "deliver", "feedback_body",
+__all__ = ["USER_AGENT", "Delivery", "Recent", "Record", "backoff", "deliver", "feedback_body",
            "retry_after", "sign", "task_body", "verdict", "verify"]
 
 USER_AGENT = "whistle-webhooks"
@@ -144,6 +144,24 @@ class Delivery:
             return f"{task['task_id']}:{task['revision']}"
         except (orjson.JSONDecodeError, KeyError, TypeError):
             return None
+
+
+class Recent:
+    """The last `size` keys added, oldest forgotten first (the subjects a sender delivered,
+    to drop replays)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.keys: dict[str, None] = {}
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.keys
+
+    def add(self, key: str) -> None:
+        self.keys.pop(key, None)
+        self.keys[key] = None
+        if len(self.keys) > self.size:
+            del self.keys[next(iter(self.keys))]
 
 
 @dataclass(frozen=True)

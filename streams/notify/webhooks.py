@@ -39,7 +39,8 @@ from schemas import FEEDBACK_TARGET, DeadLetter, DeliveryAttempt, Escalation, Ta
 from schemas.codec import Rejected, dump
 from streams.kafka.broker import bootstrap_servers
 from streams.metrics import Metrics
-from streams.notify.delivery import Delivery, deliver
+from streams.notify.delivery import Delivery, Recent, deliver
+from streams.runtime.eager import eager
 
 if TYPE_CHECKING:
     from streams.worker import Whistle
@@ -50,23 +51,6 @@ log = logging.getLogger(__name__)
 
 Send = Callable[[str, str, bytes], Awaitable[Any]]
 _REMEMBERED = 100_000  # delivered subjects a sender keeps, to drop replays
-
-class _Recent:
-    """The last `size` keys added, oldest forgotten first."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.keys: dict[str, None] = {}
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.keys
-
-    def add(self, key: str) -> None:
-        self.keys.pop(key, None)
-        self.keys[key] = None
-        if len(self.keys) > self.size:
-            del self.keys[next(iter(self.keys))]
-
 
 # How long an idle fetch waits (Kafka answers at once when a record comes; aiokafka sends no
 # new fetch for a partition just handed out while one waits, so its next record may wait this
@@ -133,7 +117,7 @@ class _Flight:
 class _Offer:
     subject: str
     partition: int
-    work: asyncio.Task
+    work: asyncio.Future
 
 
 class WebhookSender:
@@ -161,7 +145,7 @@ class WebhookSender:
         self.clock = clock
         self.topic = topics.FEEDBACK if target == FEEDBACK_TARGET else topics.task_topic(target)
         self.group = f"{app_id}-webhooks-{target}"
-        self.delivered = _Recent(_REMEMBERED)
+        self.delivered = Recent(_REMEMBERED)
         self.under_way: dict[str, asyncio.Future] = {}
         self.unanswered: list[asyncio.Future] = []  # what `send` put, the broker's answers
         self.ready = asyncio.Event()
@@ -266,7 +250,7 @@ class WebhookSender:
         try:
             await asyncio.gather(*self.unanswered[:n])
         except Exception:  # redelivered by the next consumer: POSTed and recorded again
-            self.delivered = _Recent(_REMEMBERED)
+            self.delivered = Recent(_REMEMBERED)
             raise
         del self.unanswered[:n]
         try:
@@ -281,12 +265,16 @@ class WebhookSender:
         if (client is None or client.closed or partition not in self.held or self.offered
                 or subject in self.under_way or subject in self.delivered):
             return
-        delivery = Delivery.of_task(self.target, task)
-        work = asyncio.create_task(self._deliver_once(client, delivery))
-        self.offered = _Offer(subject, partition, work)
-        work.add_done_callback(self._offer_done)
+        try:  # run in the stage's step until it waits: the POST is sent before the stage goes on
+            work = eager(self._deliver_once(client, Delivery.of_task(self.target, task)))
+        except Exception as exc:  # not the stage's failure; the consumer delivers the record
+            log.warning("webhooks %s: an offered delivery failed: %r", self.target, exc)
+            return
+        if work is not None:
+            self.offered = _Offer(subject, partition, work)
+            work.add_done_callback(self._offer_done)
 
-    def _offer_done(self, work: asyncio.Task) -> None:  # its record fails too, when read
+    def _offer_done(self, work: asyncio.Future) -> None:  # its record fails too, when read
         if not work.cancelled() and (exc := work.exception()) is not None:
             log.warning("webhooks %s: an offered delivery failed: %r", self.target, exc)
 
