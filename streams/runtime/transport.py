@@ -3,7 +3,7 @@ milliseconds, not 1.5 s, hands out what it fetched fairly, the urgent lane first
 acknowledges what it fetched before a rebalance.
 
 Faust hard-codes `fetch_max_wait_ms=1500`: a two-agent chain took ~600 ms per alarm at the
-median on the embedded broker; ~11 ms with 10 ms.
+median on the embedded broker; ~11 ms with 10 ms (long polls while all is asked: `longpoll`).
 
 aiokafka hands out fetched records partition by partition in the order they were fetched, up
 to `max_poll_records`: in a storm, a partition fetched later (the urgent lane's) waited for
@@ -59,6 +59,7 @@ from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLarge
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as driver
 
+from streams.runtime import longpoll
 from streams.runtime.eager import eager
 from streams.runtime.inline import InlineThread
 
@@ -91,6 +92,7 @@ class _ConsumerThread(InlineThread, driver.AIOKafkaConsumerThread):  # in the wo
         fetcher = getattr(consumer, "_fetcher", None)
         if fetcher is not None and not getattr(fetcher, "whistle_counts_seeks", False):
             _count_seeks(fetcher, self.consumer.seeks)
+            longpoll.adapt(fetcher, short_ms=consumer._fetch_max_wait_ms)
         fetched = getattr(fetcher, "_records", None)
         first = getattr(self.app, "first_topics", ())
         if fetched and first:
@@ -215,8 +217,7 @@ class _Consumer(driver.Consumer):
                            != cluster.partitions_for_topic(t)}
             if not missing:
                 if looks > 1:
-                    self.log.info("the broker's metadata lists every topic subscribed to "
-                                  "after %s looks", looks)
+                    self.log.info("the broker's metadata lists every topic after %s looks", looks)
                 return
             if asyncio.get_running_loop().time() > deadline:
                 self.log.warning("subscribing although the broker's metadata lacks %s: their "
@@ -227,8 +228,7 @@ class _Consumer(driver.Consumer):
 
     def ack(self, message: Any) -> bool:
         """A message fetched before the current rebalance, or handed out while the flow is
-        stopped for one, is dropped unacknowledged: the rebalance ends with a seek to the
-        committed offset, so it is fetched again, by this worker or the partition's new owner."""
+        stopped for one, is dropped unacknowledged: the rebalance's seek fetches it again."""
         if (message.generation_id != self.app.consumer_generation_id
                 or not self.app.flow_control.is_active()):
             message.acked = True  # nothing to wait for: Faust's rebalance waits for unacked ones

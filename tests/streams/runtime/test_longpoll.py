@@ -1,0 +1,79 @@
+"""`longpoll.adapt`: an aiokafka consumer on the embedded Kafka asks the broker to hold a fetch
+long while it asks for every partition it can read, and briefly while it leaves one out."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from streams.kafka.broker import EmbeddedBroker
+from streams.runtime.longpoll import IDLE_WAIT_MS, adapt
+
+pytestmark = pytest.mark.integration
+
+SHORT_MS = 10
+
+
+def _noting(consumer: AIOKafkaConsumer) -> list[tuple[int, int]]:
+    """Note each fetch request the consumer makes: (its wait, the partitions it asks for)."""
+    fetcher = consumer._fetcher
+    build, made = fetcher._get_actions_per_node, []
+
+    def actions(assignment):
+        out = build(assignment)
+        made.extend((r._max_wait_ms, sum(len(ps) for _, ps in r.topics)) for _, r in out[0])
+        return out
+
+    fetcher._get_actions_per_node = actions
+    return made
+
+
+async def test_an_idle_consumer_polls_long_and_one_holding_records_briefly(tmp_path) -> None:
+    broker = EmbeddedBroker(tmp_path / "broker").start()
+    server = broker.url.removeprefix("kafka://")
+    p0, p1 = TopicPartition("lp", 0), TopicPartition("lp", 1)
+    clients: list = []
+    try:
+        admin = AIOKafkaAdminClient(bootstrap_servers=server)
+        await admin.start()
+        await admin.create_topics([NewTopic("lp", 2, 1)])
+        await admin.close()
+        producer = AIOKafkaProducer(bootstrap_servers=server)
+        adapted = AIOKafkaConsumer(bootstrap_servers=server, fetch_max_wait_ms=SHORT_MS,
+                                   auto_offset_reset="earliest")
+        plain = AIOKafkaConsumer(bootstrap_servers=server, fetch_max_wait_ms=SHORT_MS,
+                                 auto_offset_reset="earliest")
+        for client in (producer, adapted, plain):
+            await client.start()
+            clients.append(client)
+        adapt(adapted._fetcher, short_ms=SHORT_MS)
+        made, plain_made = _noting(adapted), _noting(plain)
+        for consumer in (adapted, plain):
+            consumer.assign([p0, p1])
+        await asyncio.sleep(1.0)  # idle: nothing on the topic
+        assert made and all(m == (IDLE_WAIT_MS, 2) for m in made), made
+        assert len(made) <= 1000 / IDLE_WAIT_MS + 3, made  # the plain one: up to 100 a second
+        assert len(plain_made) > 3 * len(made), (len(plain_made), len(made))
+
+        # a record answers a long poll at once; held, not handed out, its partition is left
+        # out of the next fetch, which then waits briefly
+        await producer.send_and_wait("lp", b"r", partition=0)
+        fetcher = adapted._fetcher
+        async with asyncio.timeout(10):
+            while p0 not in fetcher._records:
+                await asyncio.sleep(0.005)
+        fetcher._get_actions_per_node(adapted._subscription.subscription.assignment)
+        assert fetcher._fetch_max_wait_ms == SHORT_MS
+        assert [r.value for r in (await adapted.getmany(p0, timeout_ms=1000))[p0]] == [b"r"]
+
+        # a paused partition is not fetched: asking for the others is asking for all
+        adapted.pause(p1)
+        fetcher._get_actions_per_node(adapted._subscription.subscription.assignment)
+        assert fetcher._fetch_max_wait_ms == IDLE_WAIT_MS
+    finally:
+        for client in clients:
+            await client.stop()
+        broker.stop()
