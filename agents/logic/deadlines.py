@@ -141,6 +141,11 @@ def _firings(task: Task, rules: list[EscalationRule]) -> list[_Firing]:
 
 def next_due(task: Task, rules: list[EscalationRule]) -> datetime | None:
     """When the task next needs the timer, or None if it never will again."""
+    if not task.escalations and task.notice_of is None:
+        # none applied yet: a rule fires at its deadline or later (durations are not
+        # negative), so the earliest is a binding deadline's own (every publish of a new task)
+        return min((due for which, due in (("ack", task.ack_due), ("complete", task.complete_due))
+                    if pending(task, which)), default=None)
     return min((f.due for f in _firings(task, rules)), default=None)
 
 

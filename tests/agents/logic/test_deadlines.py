@@ -244,3 +244,22 @@ def test_nobody_who_reported_a_drill_is_told():
     assert feedback_for(closed, list(desk.tasks.values()), LAB, NAMES) is None
     real = closed.model_copy(update={"drill": None})
     assert feedback_for(real, list(desk.tasks.values()), LAB, NAMES) is not None
+
+
+@pytest.mark.parametrize("status", ["dispatched", "acknowledged", "in_progress", "completed"])
+def test_a_task_with_nothing_escalated_is_next_due_at_its_first_binding_deadline(status):
+    """The shortcut for tasks with no escalation applied (every new task's publish) agrees
+    with the full reckoning of each rule's firings, for every step of every playbook."""
+    for loaded in PLAYBOOKS.by_id.values():
+        book = loaded.playbook
+        incident = Incident(
+            incident_id="inc-9", level=book.level, site_id=LAB.site_id, kind="smoke",
+            hazard="fire", playbook=PlaybookRef(id=book.id, version=str(book.version)),
+            opened_at=T0, last_alarm_at=T0)
+        for task in plan_tasks(incident, book, LAB, T0):
+            task = task.model_copy(update={"status": status})
+            rules = rules_for(book, task.step)
+            reckoned = task.model_copy(update={"escalations": ["none-of-its-own"]})
+            assert next_due(task, rules) == next_due(reckoned, rules), (book.id, task.step)
+            if status != "completed":
+                assert next_due(task, rules) is not None
