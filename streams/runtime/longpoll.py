@@ -1,13 +1,14 @@
-"""The stages' consumer polls long while it asks for every partition, short only when not.
+"""A consumer polls long while it asks for every partition, briefly only when it leaves one out.
 
 A Kafka broker holds a fetch until one of the partitions it asks for has a record, or the
-fetch's wait is over. aiokafka has one fetch at a time in flight to a broker, and leaves out
-of it a partition whose records it still holds (not yet handed to the streams), sought or
-resumed meanwhile, or waiting for its offset: such a partition is fetched again only once the
-fetch in flight is answered. So the stages' consumer waits `WHISTLE_FETCH_WAIT_MS` (10 ms) at
+fetch's wait is over. aiokafka has one fetch at a time in flight to a broker and leaves out
+of it a partition whose records it still holds (not yet handed to the streams); that one, or
+one sought or resumed meanwhile, is fetched again only once the fetch in flight is answered.
+So the stages' consumer waits `WHISTLE_FETCH_WAIT_MS` (10 ms) at
 most, and an idle worker sent a hundred fetches a second, each of its 36 stream partitions
 encoded and decoded in pure Python: 7% of a core with nothing to do (11% with a webhook per
-department, `whistle bench`'s idle figure).
+department, `whistle bench`'s idle figure: each webhook target's consumer, with its 100 ms,
+polled ten times a second).
 
 A fetch that asks for every partition not paused can wait long: any record answers it at
 once. `adapt` makes the consumer's fetches wait `IDLE_WAIT_MS` then, and the short wait
@@ -37,7 +38,6 @@ def adapt(fetcher: Any, short_ms: int, idle_ms: int = IDLE_WAIT_MS) -> None:
         return build(assignment)
 
     fetcher._get_actions_per_node = actions
-    fetcher.whistle_long_polls = True
 
 
 def asks_for_all(fetcher: Any, assignment: Any) -> bool:
