@@ -112,8 +112,10 @@ class _ConsumerThread(InlineThread, driver.AIOKafkaConsumerThread):  # in the wo
         return await self.call_thread(self._seek_to_committed)
 
     async def _seek_wait(self, consumer: Any, partitions: Any) -> None:
-        """Seek; an offset below 0 to the start (recovery asked one after a broker fault)."""
-        await super()._seek_wait(consumer, {tp: max(o, 0) for tp, o in partitions.items()})
+        """Seek; an offset below 0, or none, to the start (recovery, racing a rebalance after
+        a broker fault, asked for both in the cluster chaos test, and the worker crashed)."""
+        await super()._seek_wait(consumer, {tp: 0 if o is None or o < 0 else o
+                                            for tp, o in partitions.items()})
 
     async def _seek_to_committed(self) -> dict:
         """Seek each partition to its committed offset, a stream's without one (or at 0),
@@ -135,11 +137,9 @@ def _pause_idle_changelogs(consumer: Any, active: Any, changelogs: set[str]) -> 
     """Have aiokafka fetch a table's changelog partitions only while Faust reads them.
 
     Faust "pauses" a partition by not handing out its records; aiokafka goes on fetching it.
-    A worker's own changelogs are read only in recovery (and a global table's all the time),
-    yet every fetch asked for all of them: 72 partitions a fetch, 36 of them changelogs, at
-    80 fetches a second under load, each partition encoded and decoded in pure Python.
-    Here a changelog partition Faust does not read is paused in aiokafka too, and resumed
-    when Faust reads it again (recovery, a global table)."""
+    A worker's own changelogs are read only in recovery, yet every fetch asked for them all:
+    72 partitions a fetch, 36 of them changelogs, each encoded and decoded in pure Python.
+    Here one Faust does not read is paused in aiokafka too, and resumed when Faust reads it."""
     tps = [tp for tp in consumer.assignment() if tp.topic in changelogs]
     paused = consumer.paused()
     wanted = {tp for tp in tps if tp not in active}

@@ -163,15 +163,16 @@ async def test_a_partition_without_a_commit_is_sought_to_its_first_offset(tmp_pa
 
 
 async def test_recovery_s_seek_below_0_goes_to_the_start(tmp_path) -> None:
-    """Faust's recovery asked to seek a changelog partition below -1 after a broker fault in
-    the cluster chaos test; aiokafka refuses such an offset, and the worker crashed."""
+    """Faust's recovery asked to seek a changelog partition below -1, and another to None,
+    after broker faults in the cluster chaos test; aiokafka refuses such an offset, and the
+    worker crashed."""
     w = whistle(tmp_path)
-    below, ahead = TP("whistle-incidents-changelog", 0), TP("whistle-incidents-changelog", 1)
+    below, ahead, none = (TP("whistle-incidents-changelog", p) for p in (0, 1, 2))
     sought = []
 
     class Client:  # aiokafka's consumer, as far as the seek goes
         def seek(self, tp, offset):
-            if offset < 0:
+            if not isinstance(offset, int) or offset < 0:
                 raise ValueError("Offset must be a positive integer")  # as aiokafka does
             sought.append((tp, offset))
 
@@ -179,5 +180,5 @@ async def test_recovery_s_seek_below_0_goes_to_the_start(tmp_path) -> None:
             return dict(sought)[tp]
 
     thread = _ConsumerThread(w.app.consumer, loop=asyncio.get_running_loop())
-    await thread._seek_wait(Client(), {below: -2, ahead: 7})
-    assert sorted(sought) == [(below, 0), (ahead, 7)]
+    await thread._seek_wait(Client(), {below: -2, ahead: 7, none: None})
+    assert sorted(sought) == [(below, 0), (ahead, 7), (none, 0)]
