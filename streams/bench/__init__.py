@@ -7,6 +7,7 @@ Read from the top down (each imports only modules listed after it):
 - `measure`: one whole measurement, phase after phase, against running workers.
 - `phases`: latency at a steady rate, a fire in a storm, memory after many incidents.
 - `relay`: the baseline, a plain aiokafka or Faust relay process, and its phase.
+- `warm`: alarms through a broker started here before anything is measured on it.
 - `workers`: starting workers, timing `whistle up`, py-spy on a worker.
 - `metrics`: the workers' /metrics (CPU, RSS, histogram) and waiting for them to settle.
 - `traffic`: alarms produced, tasks read back (`Watcher`), the timed burst.

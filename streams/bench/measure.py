@@ -1,7 +1,8 @@
 """One whole `whistle bench` measurement against workers already running on a broker: a probe
 alarm (how many tasks, to whom, how big), then latency, throughput, the relays, the storm and
-memory phases in that order, and the Alertmanager comparison before them all when asked for.
-Returns the figures `streams.bench.report` prints.
+memory phases in that order, and the Alertmanager comparison before them all when asked for;
+first of all, on a broker started here, alarms that warm it (`streams.bench.warm`). Returns
+the figures `streams.bench.report` prints.
 
     figures = await measure_all(opts, "kafka://127.0.0.1:9092", ["http://127.0.0.1:6066"],
                                 pids=[worker.pid], receiver=None, alertmanager=None)
@@ -33,6 +34,7 @@ from streams.bench.report import (
     TARGET_RSS_MB,
 )
 from streams.bench.traffic import Watcher, alarm, produce, throughput
+from streams.bench.warm import WARM_RATE, warm
 from streams.bench.workers import departments as configured_departments
 from streams.bench.workers import profile, stop_profile
 from streams.kafka.broker import bootstrap_servers
@@ -43,23 +45,34 @@ __all__ = ["measure", "measure_all"]
 async def measure_all(opts: BenchOptions, broker: str, urls: list[str], pids: list[int],
                       receiver: Receiver | None, alertmanager: Alertmanager | None) -> dict:
     """`measure`, after the comparison with Alertmanager when `receiver` (the workers'
-    webhooks' receiver, not yet started) and `alertmanager` are given; its figures under
-    "peer".
+    webhooks' receiver, not yet started) and `alertmanager` are given (its figures under
+    "peer"), and before both, on a broker started here (`pids`), `opts.warm_broker` seconds
+    of alarms that warm it (`streams.bench.warm`; under "broker_warm_up").
 
         figures = await measure_all(opts, broker.url, urls, pids, Receiver(SECRET), am)
     """
-    if receiver is None or alertmanager is None:
-        return await measure(opts, broker, urls, pids)
-    await receiver.start()  # the workers' webhooks POST to it from the first alarm on
-    try:  # the comparison first, before the deadlines of other phases' tasks fall due
-        say(f"against Alertmanager: {opts.rate:g}/s for {opts.seconds:g} s, then "
-            f"{opts.alarms} alarms, each side POSTed over HTTP to its webhooks ...")
-        peer = await compare(urls[0], alertmanager.url, receiver, opts.alarms, opts.rate,
-                             opts.seconds)
+    if receiver is not None:
+        await receiver.start()  # the workers' webhooks POST to it from the first alarm on
+    try:
+        warmed = None
+        if pids and opts.warm_broker > 0:  # a broker started here: cold (streams.bench.warm)
+            say(f"warming the broker: {WARM_RATE:g} alarms/s for {opts.warm_broker:g} s ...")
+            warmed = await warm(bootstrap_servers(broker), opts.warm_broker, WARM_RATE)
+            await settle(urls, idle=0.1)
+        peer = None
+        if receiver is not None and alertmanager is not None:
+            # the comparison first, before the deadlines of other phases' tasks fall due
+            say(f"against Alertmanager: {opts.rate:g}/s for {opts.seconds:g} s, then "
+                f"{opts.alarms} alarms, each side POSTed over HTTP to its webhooks ...")
+            peer = await compare(urls[0], alertmanager.url, receiver, opts.alarms, opts.rate,
+                                 opts.seconds)
         figures = await measure(opts, broker, urls, pids)
-        figures["peer"] = peer
+        figures["broker_warm_up"] = warmed
+        if peer is not None:
+            figures["peer"] = peer
     finally:
-        await receiver.stop()
+        if receiver is not None:
+            await receiver.stop()
     return figures
 
 

@@ -34,6 +34,7 @@ class BenchOptions:
     workers: int = 1              # worker processes (embedded broker only)
     peer: str | None = None       # "alertmanager"
     profile: Path | None = None   # py-spy the (first) worker during the throughput run
+    warm_broker: float = 15.0     # seconds of alarms at `rate` through a broker started here
 
 
 def refused(opts: BenchOptions) -> str | None:
@@ -51,4 +52,6 @@ def refused(opts: BenchOptions) -> str | None:
         return f"--peer {opts.peer}: the only peer is alertmanager"
     if opts.workers < 1:
         return "--workers must be at least 1"
+    if opts.warm_broker < 0:
+        return "--warm-broker must be 0 (none) or more seconds"
     return None

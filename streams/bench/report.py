@@ -85,6 +85,10 @@ def table(f: dict) -> str:
                  ("  worker RSS (MB)", "-" if memory["rss_mb"] is None
                   else f"{memory['rss_mb']:.0f} ({memory['rss_mib']:.0f} MiB)", "", "",
                   f"<= {TARGET_RSS_MB:g} MB: {ok(memory['met'])}")]
+    if warmed := f.get("broker_warm_up"):
+        rows.append((f"alarms through the new broker before measuring ({warmed['rate']:g}/s)",
+                     f"{warmed['alarms']}", "", "", f"its JVM warmed: {warmed['seconds']:g} s, "
+                     f"{warmed['sites_answered']}/{warmed['sites']} sites answered"))
     if start := f.get("startup"):
         rows += [("whistle up to its ready line, new data directory (s)",
                   f"{start['up_new_s']:.1f}", "", "",

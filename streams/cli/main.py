@@ -246,7 +246,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                             broker=args.broker, url=args.url, json=args.json, svg=args.svg,
                             skip_relay=args.skip_relay, storm=not args.skip_storm,
                             memory=args.memory, workers=args.workers, peer=args.peer,
-                            profile=args.profile))
+                            profile=args.profile, warm_broker=args.warm_broker))
 
 
 def _auth(args: argparse.Namespace) -> dict[str, str]:
@@ -364,6 +364,9 @@ def parser() -> argparse.ArgumentParser:
                        "Alertmanager, webhook to webhook (embedded broker only)")
     bench.add_argument("--profile", type=Path, help="py-spy the worker during the throughput "
                        "run: FILE.svg flame graph, FILE.json speedscope, else collapsed stacks")
+    bench.add_argument("--warm-broker", type=float, default=15.0, metavar="SECONDS",
+                       help="first, alarms at 200/s for SECONDS through the broker this command "
+                       "starts, whose JVM compiles Kafka as it runs (0: measure it cold)")
     bench.set_defaults(func=cmd_bench)
     return p
 

@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from streams.bench.options import BenchOptions, refused
 from streams.bench.run import percentile
 
 
@@ -22,13 +23,21 @@ def test_percentile_is_nearest_rank():
     assert percentile([7.0], 99) == 7.0
 
 
+def test_the_options_it_cannot_run_are_refused_with_the_reason():
+    assert refused(BenchOptions()) is None
+    assert refused(BenchOptions(warm_broker=0)) is None  # measured cold
+    assert refused(BenchOptions(warm_broker=-1)) == "--warm-broker must be 0 (none) or more seconds"
+    assert refused(BenchOptions(broker="kafka://h:9092")).startswith("give both --broker")
+    assert refused(BenchOptions(workers=0)) == "--workers must be at least 1"
+
+
 def test_a_small_bench_measures_every_figure_and_prints_them(tmp_path):
     out, picture, profile = tmp_path / "out.json", tmp_path / "latency.svg", tmp_path / "p.txt"
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "streams.cli", "bench", "--alarms", "300", "--rate", "50",
          "--seconds", "3", "--memory", "200", "--json", str(out), "--svg", str(picture),
-         "--profile", str(profile)],
+         "--profile", str(profile), "--warm-broker", "2"],
         capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout + done.stderr
     assert time.monotonic() - started < 180
@@ -68,6 +77,10 @@ def test_a_small_bench_measures_every_figure_and_prints_them(tmp_path):
     assert 0 < start["up_again_s"] and 0 < start["up_new_s"] and 0 < start["broker_ready_s"]
     assert 50 < start["broker_rss_mb"] < 4000 and start["broker_cpu_s"] > 0
     assert "embedded Apache Kafka kafka://127.0.0.1:" in f["where"]
+    # the broker it started was warmed first: 2 s of alarms at 200/s, at 100 sites of their own
+    warmed = f["broker_warm_up"]
+    assert (warmed["alarms"], warmed["rate"], warmed["sites"]) == (400, 200, 100)
+    assert warmed["sites_answered"] == 100 and warmed["seconds"] >= 2
     # py-spy's collapsed stacks: "frame;frame;... samples", the worker's own code among them
     stacks = profile.read_text().splitlines()
     assert stacks and all(line.rsplit(" ", 1)[1].isdigit() for line in stacks)
@@ -78,6 +91,7 @@ def test_a_small_bench_measures_every_figure_and_prints_them(tmp_path):
                     "<= 0.5 ms", "fire report to its first task", "<= 3000 ms",
                     "worker RSS (MB)", "<= 200 MB", "warm-up", "plain Faust agent",
                     "whistle to it", ">= 100%",
-                    "whistle up to its ready line", "<= 20 s", "the embedded Kafka's RSS"):
+                    "whistle up to its ready line", "<= 20 s", "the embedded Kafka's RSS",
+                    "alarms through the new broker before measuring (200/s)"):
         assert measure in done.stdout, f"{measure!r} missing from the table:\n{done.stdout}"
     assert ET.fromstring(picture.read_text()).tag.endswith("svg")
