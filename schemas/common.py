@@ -69,14 +69,15 @@ def parse_timestamp(value: Any) -> datetime:
         if value.tzinfo is None:
             raise ValueError("timestamp must carry a UTC offset")
         return value
-    if not isinstance(value, str) or not _RFC3339.match(value):
+    matched = _RFC3339.match(value) if isinstance(value, str) else None
+    if matched is None:
         raise ValueError(
             "must be an RFC 3339 timestamp with an offset, e.g. 2023-05-16T14:03:07+08:00"
         )
     text = value[:-1] + "+00:00" if value[-1] in "Zz" else value
-    fraction = re.search(r"\.(\d+)", text)
-    if fraction and len(fraction.group(1)) > 6:  # Python keeps microseconds only
-        text = text.replace(fraction.group(0), "." + fraction.group(1)[:6])
+    fraction = matched.group(1)  # ".123456789"
+    if fraction and len(fraction) > 7:  # Python keeps microseconds only
+        text = text.replace(fraction, fraction[:7], 1)
     try:
         return datetime.fromisoformat(text)
     except ValueError as exc:

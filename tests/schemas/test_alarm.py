@@ -67,6 +67,16 @@ def test_rfc3339_variants_parse_to_the_same_instant(stamp):
     assert abs(alarm.occurred_at - T0) < timedelta(seconds=1)
 
 
+@pytest.mark.parametrize(("stamp", "micro"), [("2023-05-16T14:03:07.123456789+08:00", 123456),
+                                              ("2023-05-16T06:03:07.1234567z", 123456),
+                                              ("2023-05-16T06:03:07.5Z", 500000),
+                                              ("2023-05-16T06:03:07Z", 0)])
+def test_fractions_keep_their_microseconds_and_drop_what_is_finer(stamp, micro):
+    occurred = Alarm.model_validate(alarm_data(occurred_at=stamp),
+                                    context={"now": T0}).occurred_at
+    assert (occurred.second, occurred.microsecond) == (7, micro)
+
+
 def test_future_limit_is_five_minutes_by_the_given_clock():
     ok = Alarm.model_validate(alarm_data(occurred_at=(T0 + timedelta(minutes=5)).isoformat()),
                               context={"now": T0})
