@@ -34,7 +34,7 @@ class BenchOptions:
     workers: int = 1              # worker processes (embedded broker only)
     peer: str | None = None       # "alertmanager"
     profile: Path | None = None   # py-spy the (first) worker during the throughput run
-    warm_broker: float = 15.0     # seconds of alarms at `rate` through a broker started here
+    warm_broker: float = 15.0     # seconds of alarms at 200/s through a broker started here
 
 
 def refused(opts: BenchOptions) -> str | None:

@@ -16,8 +16,9 @@ commits) takes paths those do not: after 15 s of alarms at 200/s through the pip
 and 4.0 ms, then 1.5 s and 3.4 ms. So the warm-up is alarms through the pipeline, at a steady
 rate, of a kind no playbook names (`WARM_KIND`: the fallback playbook, whose first deadline is
 5 minutes away, not the fire playbooks' 30 s) at a few sites: they open a hundred incidents (the
-memory phase weighs the worker with its open incidents), escalate no sooner than the longest
-runs end, and no measured phase counts them (their sites are their own).
+memory phase weighs the worker with its open incidents), escalate 5 minutes later at the
+soonest (a hundred escalations, in the last minutes of a `--memory` run at most), and no
+measured phase counts them (their sites are their own).
 
     figures = await warm(["127.0.0.1:9092"], seconds=15, rate=WARM_RATE)
 """
