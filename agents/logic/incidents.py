@@ -213,10 +213,10 @@ def _open(triaged: Triaged, playbooks: PlaybookSet, now: datetime) -> IncidentSt
         drill=alarm.drill or None,
     )
     incident = _with_reporter(incident, alarm)
-    planned = advance(incident, winner, triaged.site, [], now)
+    planned = advance(incident, winner, triaged.site, [], now)  # with their task_dispatched
     entries = [_received(triaged, now), *opening_entries(
-        planned.incident, triaged.site, winner, matched, planned.new_tasks, now,
-        by=hand.get("by"))]
+        planned.incident, triaged.site, winner, matched, [], now, by=hand.get("by")),
+        *planned.entries]
     return IncidentStep(planned.incident, changed=True, new_tasks=planned.new_tasks,
                         entries=entries)
 
