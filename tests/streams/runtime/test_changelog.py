@@ -193,3 +193,23 @@ async def test_a_record_taken_after_the_group_moved_on_does_not_mark_the_store()
         taken.set_result(type("M", (), {"offset": offset})())
         changelog._persisted(table, ("t", 0), app, sent_in, taken)
     assert marked == [10]
+
+
+def test_get_reads_the_store_once_and_keeps_faust_s_defaults(table) -> None:
+    reads: list[str] = []
+
+    class Counting(dict):
+        def __getitem__(self, key):
+            reads.append(key)
+            return super().__getitem__(key)
+
+        def __contains__(self, key):
+            reads.append(f"in {key}")
+            return super().__contains__(key)
+
+    table.data.data = Counting(here={"level": "II"})
+    assert table.get("here") == {"level": "II"}
+    assert table.get("missing") is None and table.get("missing", []) == []
+    assert reads == ["here", "missing", "missing"]  # one read each, no membership test first
+    counted = table.app.Table("counts", default=int, partitions=4)
+    assert counted.get("never-set") == 0  # a table with a default makes the value, as Faust's
