@@ -66,8 +66,9 @@ ROCKSDB_MEMORY = 16 * MIB          # one block cache per worker, shared by every
                                    # streams/runtime/rocks.py); Faust's: 3 x 64 MiB buffers and
                                    # a 2 GiB cache per table partition
 DEPARTMENTS, STREAM_HISTORY = 11, 10_000  # stream history in memory, per worker
-STREAM_EVENT = 0.85 * KIB          # per event held (streams.notify.feed.Event, its JSON
-                                   # deflated: the lab fire's tasks 870 B; 1.25 KiB before)
+STREAM_EVENT = 0.78 * KIB          # per event held (streams.notify.feed.Event, its record
+                                   # deflated: the lab fire's tasks 800 B; 870 B re-made
+                                   # with their empty fields, 1.25 KiB as dicts)
 RETENTION = {"whistle.alarms": 90, "whistle.triaged": 7, "whistle.site-events": 7}
 # (whistle.triaged carries next to nothing since issue 21: dispatch runs in triage's step)
 KEEP = 400                         # days, every other non-compacted topic

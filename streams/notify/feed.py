@@ -92,10 +92,16 @@ class Event:
         return zlib.decompress(self.packed)
 
     @classmethod
-    def of(cls, partition: int, offset: int, task: Task) -> Event:
+    def of(cls, partition: int, offset: int, task: Task, raw: bytes | None = None) -> Event:
+        """`raw`: the record `task` was read from, sent as it is when it is one line (a
+        task as Whistle produces it: its empty optional fields left out); the record is
+        not made again (5 us), and it deflates in less (12 -> 8 us, 438 -> 363 bytes for
+        a 557-byte task)."""
+        if raw is None or b"\n" in raw or b"\r" in raw:
+            raw = task.model_dump_json().encode("utf-8")
         return cls(partition, offset, task.task_id, task.revision, task.status,
                    task.created_at.timestamp(), task.updated_at.timestamp(),
-                   zlib.compress(task.model_dump_json().encode("utf-8"), 1))
+                   zlib.compress(raw, 1))
 
 
 @dataclass
@@ -111,15 +117,17 @@ class DepartmentLog:
     seen: set = field(default_factory=set)          # (task_id, revision) held
     listeners: set = field(default_factory=set)     # asyncio.Queue per open stream
 
-    def add(self, partition: int, offset: int, task: Task | None) -> None:
-        """Record one record of the topic (None: it did not decode; only the cursor moves)."""
+    def add(self, partition: int, offset: int, task: Task | None,
+            raw: bytes | None = None) -> None:
+        """Record one record of the topic (None: it did not decode; only the cursor moves);
+        `raw`, the record's value, is what a stream sends of it (`Event.of`)."""
         self.head[partition] = offset + 1
         if task is None:
             return
-        event = Event.of(partition, offset, task)
-        key = (event.task_id, event.revision)
+        key = (task.task_id, task.revision)
         if key in self.seen:  # the same snapshot twice (at-least-once): once is enough
             return
+        event = Event.of(partition, offset, task, raw)
         self.events.append(event)
         self.seen.add(key)
         while len(self.events) > self.limit:
@@ -216,7 +224,7 @@ class TaskFeed:
                 for tp, records in batch.items():
                     dept_log = self.logs[names[tp.topic]]
                     for r in records:
-                        dept_log.add(tp.partition, r.offset, _task(r.value, tp.topic))
+                        dept_log.add(tp.partition, r.offset, _task(r.value, tp.topic), r.value)
                 if batch:  # let the next records gather: one fetch for many (see GATHER)
                     await asyncio.sleep(GATHER)
         finally:

@@ -176,7 +176,7 @@ def test_the_stream_history_memory_per_event_is_as_sized():
     try:
         log = DepartmentLog(partitions=1, limit=len(records))
         for offset, record in enumerate(records):
-            log.add(0, offset, _task(record, "whistle.tasks.police"))
+            log.add(0, offset, _task(record, "whistle.tasks.police"), record)  # as read
         used, _ = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -2,6 +2,7 @@
 connection, on a reconnection with Last-Event-ID, and live."""
 
 import asyncio
+import json
 from datetime import timedelta
 
 import pytest
@@ -78,10 +79,12 @@ def test_the_snapshot_is_the_latest_of_each_open_task_and_of_those_finished_toda
 def test_a_task_read_from_its_topic_is_held_as_the_line_of_json_a_stream_sends():
     planned = PLANNED
     log = DepartmentLog(partitions=1, limit=10)
-    log.add(0, 0, _task(dump(planned), "whistle.tasks.fire_brigade"))
+    record = dump(planned)
+    log.add(0, 0, _task(record, "whistle.tasks.fire_brigade"), record)
     log.add(0, 1, _task(b'{"task_id": 3}', "whistle.tasks.fire_brigade"))  # not a Task
     [event] = log.events
     assert (event.task_id, event.revision, event.status) == (planned.task_id, 1, "dispatched")
+    assert event.body == record  # the record as read, not made again
     assert b"\n" not in event.body and Task.model_validate_json(event.body) == planned
     assert "接警出动".encode() in event.body  # UTF-8, not \u escapes
     assert event.created == planned.created_at.timestamp()
@@ -131,3 +134,11 @@ async def test_an_idle_stream_sends_keep_alive_comments():
     await take(gen, 2)
     assert await asyncio.wait_for(gen.__anext__(), 1) == b": ping\n\n"
     await gen.aclose()
+
+
+def test_a_record_of_several_lines_is_sent_as_one():
+    pretty = json.dumps(json.loads(dump(PLANNED)), ensure_ascii=False, indent=2).encode()
+    log = DepartmentLog(partitions=1, limit=10)
+    log.add(0, 0, _task(pretty, "whistle.tasks.fire_brigade"), pretty)  # another producer's
+    [event] = log.events
+    assert b"\n" not in event.body and Task.model_validate_json(event.body) == PLANNED
