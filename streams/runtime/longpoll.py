@@ -1,4 +1,5 @@
-"""A consumer polls long while it asks for every partition, briefly only when it leaves one out.
+"""A consumer polls long while it asks for every partition, briefly only when it leaves one out;
+and while records come, it asks for the partitions they come on, the others only now and then.
 
 A Kafka broker holds a fetch until one of the partitions it asks for has a record, or the
 fetch's wait is over. aiokafka has one fetch at a time in flight to a broker and leaves out
@@ -16,28 +17,76 @@ otherwise. What it costs: a partition sought or resumed while such a fetch is in
 rebalance, a table's recovery starting or ending) is fetched up to `IDLE_WAIT_MS` later, as
 with the Java consumer's default `fetch.max.wait.ms` of 500 ms.
 
+Under a steady flow the fetches are many and small: at 200 alarms/s, one fetch an alarm,
+answered by the next alarm, each asking for all 36 partitions although four (the alarms
+topic's) had records; a third of the worker's CPU went to the Kafka protocol then (issue 21's
+seventh stop). So a partition that had records within `HOT_FOR` is hot, and while any is, a
+fetch asks for the hot ones only, and for all of them at most `COLD_EVERY` after it last did.
+What it costs: the first record on a cold partition (a task update, a duty officer's level)
+while records flow on others comes up to `COLD_EVERY` plus a short wait later.
+
     adapt(consumer._fetcher, short_ms=10)
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["IDLE_WAIT_MS", "adapt", "asks_for_all"]
+__all__ = ["COLD_EVERY", "HOT_FOR", "IDLE_WAIT_MS", "adapt", "asks_for_all"]
 
 IDLE_WAIT_MS = 250
+HOT_FOR = 1.0
+"""Seconds a partition counts as hot after it last had records."""
+COLD_EVERY = 0.02
+"""Seconds at most between two fetches that ask for every partition, while some are hot."""
+_NEVER = float("-inf")
 
 
-def adapt(fetcher: Any, short_ms: int, idle_ms: int = IDLE_WAIT_MS) -> None:
+def adapt(fetcher: Any, short_ms: int, idle_ms: int = IDLE_WAIT_MS,
+          clock: Callable[[], float] = time.monotonic) -> None:
     """Have aiokafka's `fetcher` wait `idle_ms` in a fetch that asks for every partition it
-    can read, `short_ms` in any other."""
+    can read, `short_ms` in any other; and leave the cold partitions out of a fetch while
+    some are hot, but for one in every `COLD_EVERY` seconds."""
     build = fetcher._get_actions_per_node  # where aiokafka makes its fetch requests
+    had_records: dict[Any, float] = {}  # partition -> when it last had records held
+    asked_all = [_NEVER]  # when a fetch last asked for every partition
 
     def actions(assignment: Any) -> Any:
-        fetcher._fetch_max_wait_ms = idle_ms if asks_for_all(fetcher, assignment) else short_ms
-        return build(assignment)
+        now = clock()
+        for tp in fetcher._records:
+            had_records[tp] = now
+        asked = assignment
+        if now - asked_all[0] < COLD_EVERY:
+            some = [tp for tp in assignment.tps if now - had_records.get(tp, _NEVER) < HOT_FOR
+                    or not _fetchable(assignment.state_value(tp))]
+            if len(some) < len(assignment.tps):
+                asked = _Only(assignment, some)
+        whole = asked is assignment
+        fetcher._fetch_max_wait_ms = (idle_ms if whole and asks_for_all(fetcher, assignment)
+                                      else short_ms)
+        made = build(asked)
+        if whole and made[0]:  # a fetch request was made, for every partition
+            asked_all[0] = now
+        return made
 
     fetcher._get_actions_per_node = actions
+
+
+def _fetchable(state: Any) -> bool:
+    """Whether a fetch would ask for the partition (not paused, its position known)."""
+    return not state.paused and state.has_valid_position
+
+
+class _Only:
+    """An assignment as aiokafka's fetch requests read it, with only some of its partitions."""
+
+    def __init__(self, assignment: Any, tps: list) -> None:
+        self.assignment, self.tps = assignment, tps
+
+    def state_value(self, tp: Any) -> Any:
+        return self.assignment.state_value(tp)
 
 
 def asks_for_all(fetcher: Any, assignment: Any) -> bool:

@@ -77,3 +77,53 @@ async def test_an_idle_consumer_polls_long_and_one_holding_records_briefly(tmp_p
         for client in clients:
             await client.stop()
         broker.stop()
+
+
+async def test_while_records_come_a_fetch_asks_for_their_partitions_and_now_and_then_all(
+        tmp_path) -> None:
+    broker = EmbeddedBroker(tmp_path / "broker").start()
+    server = broker.url.removeprefix("kafka://")
+    tps = [TopicPartition("flow", p) for p in range(4)]
+    clients: list = []
+    try:
+        admin = AIOKafkaAdminClient(bootstrap_servers=server)
+        await admin.start()
+        await admin.create_topics([NewTopic("flow", 4, 1)])
+        await admin.close()
+        producer = AIOKafkaProducer(bootstrap_servers=server)
+        consumer = AIOKafkaConsumer(bootstrap_servers=server, fetch_max_wait_ms=SHORT_MS,
+                                    auto_offset_reset="earliest")
+        for client in (producer, consumer):
+            await client.start()
+            clients.append(client)
+        adapt(consumer._fetcher, short_ms=SHORT_MS)
+        made = _noting(consumer)
+        consumer.assign(tps)
+        got: list[bytes] = []
+
+        async def read() -> None:
+            while True:
+                for records in (await consumer.getmany(timeout_ms=100)).values():
+                    got.extend(r.value for r in records)
+
+        reader = asyncio.create_task(read())
+        await asyncio.sleep(0.5)  # idle: long polls for all four
+        assert made and all(m == (IDLE_WAIT_MS, 4) for m in made), made
+        idle = len(made)
+        for i in range(300):  # a flow on partition 0, one record every ~3 ms
+            await producer.send_and_wait("flow", b"%d" % i, partition=0)
+            if i == 150:  # and one on a cold partition, amid it
+                await producer.send_and_wait("flow", b"cold", partition=3)
+            await asyncio.sleep(0.002)
+        async with asyncio.timeout(10):
+            while len(got) < 301:
+                await asyncio.sleep(0.01)
+        reader.cancel()
+        flowing = [n for _, n in made[idle:]]
+        assert sorted(got) == sorted([b"%d" % i for i in range(300)] + [b"cold"])
+        assert flowing.count(1) > flowing.count(4) > 0, flowing  # mostly the hot one, all too
+        assert all(n in (1, 2, 4) for n in flowing), flowing  # (2: while 3's record was hot)
+    finally:
+        for client in clients:
+            await client.stop()
+        broker.stop()
