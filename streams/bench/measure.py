@@ -110,8 +110,13 @@ async def measure(opts: BenchOptions, broker: str, urls: list[str], pids: list[i
         # latency first, on an idle pipeline; then the burst, whose backlog nothing follows
         say(f"latency, {opts.rate:g}/s for {opts.seconds:g} s ...")
         before = await asyncio.to_thread(histogram, url)
+        used_before = await cpu(urls)
         latency, ms = await phases.latency(producer, watcher, f"bench-{run_id}-l", opts.rate,
                                            opts.seconds, per_alarm)
+        used = await cpu(urls)
+        if used_before is not None and used is not None:  # the warm-up second's included
+            latency["worker_cpu_ms_per_alarm"] = round(
+                (used - used_before) * 1000 / (latency["alarms"] + latency["warm_up_alarms"]), 2)
         latency["worker_histogram"] = worker_view(before, await asyncio.to_thread(histogram,
                                                                                   url))
         await settle(urls, idle)

@@ -62,6 +62,10 @@ def table(f: dict) -> str:
               f"<= {TARGET_P99_MS:g} ms: {ok(f['met']['p99'])}"),
              ("  max (ms)", ms(lat["max_ms"]), "",
               "", ""),
+             *([("  worker CPU per alarm at this rate (ms)",
+                 f"{lat['worker_cpu_ms_per_alarm']:.2f}", "", "",
+                 "a fetch and a produce an alarm; polling included")]
+               if "worker_cpu_ms_per_alarm" in lat else []),
              (f"  max of the {lat.get('warm_up_alarms', 0)} warm-up alarms before (ms)",
               ms(lat.get("warm_up_max_ms")), "", "", "the first after an idle spell"),
              ("  tasks seen / expected", f"{lat['tasks_seen']}/{lat['tasks_expected']}", "",
