@@ -49,9 +49,11 @@ DEVICE_INDEX = 394                 # per device, states and due index (python -m
 WORKER_BASE = 150 * MIB            # Python, Faust, aiokafka: 105-111 MiB RSS measured, rounded up
 WORKER_THROUGHPUT = 600            # alarms/s through every stage, one worker on 2 cores (the
                                    # storm test: 10,000 alarms processed in 16.1 s)
-WORKER_CPU_PER_ALARM = 0.95e-3     # s of worker CPU per fire report that opens an incident
-                                   # (`whistle bench --alarms 5000`, issue 21's third stop:
-                                   # 0.91 and 0.92 ms; 0.89-1.00 in 3,000-alarm runs): a worker
+WORKER_CPU_PER_ALARM = 3.0e-3      # s of worker CPU per fire report that opens an incident,
+                                   # in a lasting flow of 200/s (`whistle bench`'s latency
+                                   # phase, issue 21's seventh stop: 2.98 and 2.95 ms; 2.13 at
+                                   # 350/s, 1.47 at 600/s as the batches grow; 1.3 in a burst):
+                                   # each alarm is a fetch and a produce of its own. A worker
                                    # is one Python process, one core
 CORE_BUSY = 0.6                    # a worker's core kept at most this busy when the rate lasts:
                                    # past it the queue, and the latency, grow
