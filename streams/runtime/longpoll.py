@@ -19,8 +19,8 @@ with the Java consumer's default `fetch.max.wait.ms` of 500 ms.
 
 Under a steady flow the fetches are many and small: at 200 alarms/s, one fetch an alarm,
 answered by the next alarm, each asking for all 36 partitions although four (the alarms
-topic's) had records; a third of the worker's CPU went to the Kafka protocol then (issue 21's
-seventh stop). So a partition that had records within `HOT_FOR` is hot, and while any is, a
+topic's) had records; aiokafka took a third of the worker's samples then (issue 21's seventh
+stop). So a partition that had records within `HOT_FOR` is hot, and while any is, a
 fetch asks for the hot ones only, and for all of them at most `COLD_EVERY` after it last did.
 What it costs: the first record on a cold partition (a task update, a duty officer's level)
 while records flow on others comes up to `COLD_EVERY` plus a short wait later.
@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["COLD_EVERY", "HOT_FOR", "IDLE_WAIT_MS", "adapt", "asks_for_all"]
+__all__ = ["COLD_EVERY", "HOT_FOR", "IDLE_WAIT_MS", "adapt", "asks_for_all", "hot_only"]
 
 IDLE_WAIT_MS = 250
 HOT_FOR = 1.0
@@ -59,9 +59,8 @@ def adapt(fetcher: Any, short_ms: int, idle_ms: int = IDLE_WAIT_MS,
             had_records[tp] = now
         asked = assignment
         if now - asked_all[0] < COLD_EVERY:
-            some = [tp for tp in assignment.tps if now - had_records.get(tp, _NEVER) < HOT_FOR
-                    or not _fetchable(assignment.state_value(tp))]
-            if len(some) < len(assignment.tps):
+            some = hot_only(assignment.tps, assignment.state_value, had_records, now)
+            if some is not None:
                 asked = _Only(assignment, some)
         whole = asked is assignment
         fetcher._fetch_max_wait_ms = (idle_ms if whole and asks_for_all(fetcher, assignment)
@@ -72,6 +71,23 @@ def adapt(fetcher: Any, short_ms: int, idle_ms: int = IDLE_WAIT_MS,
         return made
 
     fetcher._get_actions_per_node = actions
+
+
+def hot_only(tps: Any, state_value: Callable[[Any], Any], had_records: dict[Any, float],
+             now: float) -> list | None:
+    """The partitions of `tps` a fetch asks for while some are hot: those that had records
+    within `HOT_FOR` of `now`, and those no fetch asks for anyway (paused, their position not
+    known: aiokafka waits on them apart). None for all: none of the hot ones can be fetched
+    (a fetch of them alone would ask for nothing), or none is left out."""
+    some, hot = [], False
+    for tp in tps:
+        fetchable = _fetchable(state_value(tp))
+        if now - had_records.get(tp, _NEVER) < HOT_FOR:
+            some.append(tp)
+            hot = hot or fetchable
+        elif not fetchable:
+            some.append(tp)
+    return some if hot and len(some) < len(tps) else None
 
 
 def _fetchable(state: Any) -> bool:

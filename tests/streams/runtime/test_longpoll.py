@@ -127,3 +127,21 @@ async def test_while_records_come_a_fetch_asks_for_their_partitions_and_now_and_
         for client in clients:
             await client.stop()
         broker.stop()
+
+
+def test_the_hot_partitions_are_asked_for_alone_only_if_one_of_them_can_be_fetched() -> None:
+    from types import SimpleNamespace
+
+    from streams.runtime.longpoll import HOT_FOR, hot_only
+
+    ready = SimpleNamespace(paused=False, has_valid_position=True)
+    paused = SimpleNamespace(paused=True, has_valid_position=True)
+    states = {"a0": ready, "a1": ready, "u0": ready, "c0": paused}
+    now = 100.0
+    assert hot_only(list(states), states.get, {}, now) is None  # none hot: all
+    had = {"a0": now - 0.1, "u0": now - HOT_FOR - 0.1}  # u0's records are too old
+    assert hot_only(list(states), states.get, had, now) == ["a0", "c0"]  # c0: asked for never
+    states["a0"] = paused  # the one hot partition paused: alone it would ask for nothing
+    assert hot_only(list(states), states.get, had, now) is None
+    states["a0"] = ready
+    assert hot_only(list(states), states.get, {tp: now for tp in states}, now) is None  # all hot
