@@ -4,6 +4,8 @@ long while it asks for every partition it can read, and briefly while it leaves 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -31,24 +33,35 @@ def _noting(consumer: AIOKafkaConsumer) -> list[tuple[int, int]]:
     return made
 
 
-async def test_an_idle_consumer_polls_long_and_one_holding_records_briefly(tmp_path) -> None:
+@asynccontextmanager
+async def _on_kafka(tmp_path, topic: str, partitions: int,
+                    consumers: int) -> AsyncIterator[list]:
+    """The embedded Kafka with `topic`, and a producer and `consumers` consumers on it (short
+    waits, from the earliest offset), started; all stopped after."""
     broker = EmbeddedBroker(tmp_path / "broker").start()
     server = broker.url.removeprefix("kafka://")
-    p0, p1 = TopicPartition("lp", 0), TopicPartition("lp", 1)
     clients: list = []
     try:
         admin = AIOKafkaAdminClient(bootstrap_servers=server)
         await admin.start()
-        await admin.create_topics([NewTopic("lp", 2, 1)])
+        await admin.create_topics([NewTopic(topic, partitions, 1)])
         await admin.close()
-        producer = AIOKafkaProducer(bootstrap_servers=server)
-        adapted = AIOKafkaConsumer(bootstrap_servers=server, fetch_max_wait_ms=SHORT_MS,
-                                   auto_offset_reset="earliest")
-        plain = AIOKafkaConsumer(bootstrap_servers=server, fetch_max_wait_ms=SHORT_MS,
-                                 auto_offset_reset="earliest")
-        for client in (producer, adapted, plain):
+        for client in [AIOKafkaProducer(bootstrap_servers=server),
+                       *(AIOKafkaConsumer(bootstrap_servers=server, fetch_max_wait_ms=SHORT_MS,
+                                          auto_offset_reset="earliest")
+                         for _ in range(consumers))]:
             await client.start()
             clients.append(client)
+        yield clients
+    finally:
+        for client in clients:
+            await client.stop()
+        broker.stop()
+
+
+async def test_an_idle_consumer_polls_long_and_one_holding_records_briefly(tmp_path) -> None:
+    p0, p1 = TopicPartition("lp", 0), TopicPartition("lp", 1)
+    async with _on_kafka(tmp_path, "lp", 2, consumers=2) as (producer, adapted, plain):
         adapt(adapted._fetcher, short_ms=SHORT_MS)
         made, plain_made = _noting(adapted), _noting(plain)
         for consumer in (adapted, plain):
@@ -73,29 +86,12 @@ async def test_an_idle_consumer_polls_long_and_one_holding_records_briefly(tmp_p
         adapted.pause(p1)
         fetcher._get_actions_per_node(adapted._subscription.subscription.assignment)
         assert fetcher._fetch_max_wait_ms == IDLE_WAIT_MS
-    finally:
-        for client in clients:
-            await client.stop()
-        broker.stop()
 
 
 async def test_while_records_come_a_fetch_asks_for_their_partitions_and_now_and_then_all(
         tmp_path) -> None:
-    broker = EmbeddedBroker(tmp_path / "broker").start()
-    server = broker.url.removeprefix("kafka://")
     tps = [TopicPartition("flow", p) for p in range(4)]
-    clients: list = []
-    try:
-        admin = AIOKafkaAdminClient(bootstrap_servers=server)
-        await admin.start()
-        await admin.create_topics([NewTopic("flow", 4, 1)])
-        await admin.close()
-        producer = AIOKafkaProducer(bootstrap_servers=server)
-        consumer = AIOKafkaConsumer(bootstrap_servers=server, fetch_max_wait_ms=SHORT_MS,
-                                    auto_offset_reset="earliest")
-        for client in (producer, consumer):
-            await client.start()
-            clients.append(client)
+    async with _on_kafka(tmp_path, "flow", 4, consumers=1) as (producer, consumer):
         adapt(consumer._fetcher, short_ms=SHORT_MS)
         made = _noting(consumer)
         consumer.assign(tps)
@@ -123,10 +119,6 @@ async def test_while_records_come_a_fetch_asks_for_their_partitions_and_now_and_
         assert sorted(got) == sorted([b"%d" % i for i in range(300)] + [b"cold"])
         assert flowing.count(1) > flowing.count(4) > 0, flowing  # mostly the hot one, all too
         assert all(n in (1, 2, 4) for n in flowing), flowing  # (2: while 3's record was hot)
-    finally:
-        for client in clients:
-            await client.stop()
-        broker.stop()
 
 
 def test_the_hot_partitions_are_asked_for_alone_only_if_one_of_them_can_be_fetched() -> None:
