@@ -49,6 +49,7 @@ def stop_process(process: subprocess.Popen, timeout: float) -> int | None:
 
 WORKER_STOP = 6.0   # seconds a worker has to stop on SIGTERM before it is killed
 BROKER_STOP = 3.0   # the same for the embedded broker (a clean stop takes ~0.3 s)
+BROKER_STOP_WRITING = 15.0  # ... writing its class archive, once (streams.kafka.classes: ~3.5 s)
 
 
 def stop_started(worker: subprocess.Popen | None, broker: Any, scratch: Path | None) -> None:
@@ -58,8 +59,9 @@ def stop_started(worker: subprocess.Popen | None, broker: Any, scratch: Path | N
         print(f"whistle: the worker did not stop within {WORKER_STOP:.0f} s of SIGTERM and "
               f"was killed (what it was doing is replayed at the next start)", file=sys.stderr)
     if broker is not None and broker.process is not None:
-        if stop_process(broker.process, BROKER_STOP) == -signal.SIGKILL:
-            print(f"whistle: the embedded Kafka did not stop within {BROKER_STOP:.0f} s of "
+        within = BROKER_STOP_WRITING if getattr(broker, "writes_classes", False) else BROKER_STOP
+        if stop_process(broker.process, within) == -signal.SIGKILL:
+            print(f"whistle: the embedded Kafka did not stop within {within:.0f} s of "
                   f"SIGTERM and was killed (it recovers its log at the next start)",
                   file=sys.stderr)
         broker.stop()

@@ -38,6 +38,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from streams.kafka import classes
 from streams.procs import Child, child_options
 
 __all__ = ["KAFKA_VERSION", "BrokerError", "EmbeddedBroker", "bootstrap_servers", "free_port",
@@ -276,6 +277,7 @@ class EmbeddedBroker(Child):
         self.extra = extra or {}
         self.log_path = log or self.data / "broker.log"
         self.fresh = False  # set by start(): this start formatted a new log directory
+        self.writes_classes = False  # set by start(): it writes its class archive as it stops
         super().__init__()
 
     @property
@@ -300,8 +302,9 @@ class EmbeddedBroker(Child):
         lines = "".join(f"{k}={v}\n" for k, v in own.items())
         return settings()[0] + "\n# this node\n" + lines
 
-    def _java(self, libs: Path, *args: str) -> list[str]:
-        return [_need("java", "openjdk-17-jre-headless"), *settings()[1],
+    def _java(self, libs: Path, *args: str, shared: bool = False) -> list[str]:
+        java = _need("java", "openjdk-17-jre-headless")
+        return [java, *settings()[1], *(classes.sharing(java, libs) if shared else []),
                 f"-Dlog4j.configuration=file:{KAFKA / 'log4j.properties'}",
                 f"-Dkafka.logs.dir={self.data}", "-cp", f"{libs}/*", *args]
 
@@ -331,10 +334,10 @@ class EmbeddedBroker(Child):
                 raise BrokerError(f"Kafka could not format {self.data / 'kafka'}: "
                                   f"{(done.stdout + done.stderr).strip()[-800:]}")
         self._log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            self._java(libs, "kafka.Kafka", str(config)),
-            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-            **child_options())
+        command = self._java(libs, "kafka.Kafka", str(config), shared=True)
+        self.writes_classes = any(a.startswith("-XX:ArchiveClassesAtExit=") for a in command)
+        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=self._log,
+                                        stderr=subprocess.STDOUT, **child_options())
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Until the node serves clients; a node that exits or does not within `timeout` is
