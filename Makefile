@@ -3,7 +3,7 @@
 # fetches the broker's jars once into ~/.cache/whistle, see streams/kafka/pom.xml).
 #   make up     install, then run `whistle up` (embedded Kafka, worker, API on 127.0.0.1:6066)
 #   make test   install, then check the house rules and run the whole test suite but the cluster
-#               chaos module: in two processes, then the `timed` tests alone
+#               chaos module
 #   make chaos  the cluster chaos module: three Kafka brokers on this machine, two workers (one
 #               in a network namespace: needs root and iproute2), five faults; about 3-5 minutes
 #   make lint   the house rules alone: ruff, mypy on the packages, import-linter's contracts
@@ -74,11 +74,8 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy schemas playbooks agents streams
 	$(VENV)/bin/lint-imports
 
-# Two processes, each taking whole modules (a module's stack is set up once); then the tests
-# that time something, alone (exit 5: ARGS selected none of them).
 test: lint java browser promtool alertmanager
-	$(VENV)/bin/pytest -m "not cluster and not timed" -n 2 --dist loadfile $(ARGS)
-	$(VENV)/bin/pytest -m "timed and not cluster" $(ARGS) || [ $$? = 5 ]
+	$(VENV)/bin/pytest -m "not cluster" $(ARGS)
 
 chaos: $(STAMP) java netns
 	$(VENV)/bin/pytest -s -m cluster tests/chaos/test_cluster.py $(ARGS)

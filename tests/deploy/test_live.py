@@ -19,9 +19,7 @@ from streams.kafka.broker import free_port
 from .conftest import DEPLOY, HEARTBEATS, exported_names, grouped_by_topic
 from .files import dockerfile, k8s_topics
 
-# `live` decides the worker is done when the topics stop growing for 3 s, which a stall on a
-# loaded machine can fake (once under two test processes: a topic more than the sizing's 14)
-pytestmark = [pytest.mark.integration, pytest.mark.timed]
+pytestmark = pytest.mark.integration
 
 # the other exporters' metrics the alert rules use: Prometheus' own, kafka-exporter's, blackbox's
 NOT_WHISTLES = {"up", "kafka_consumergroup_lag", "probe_success"}

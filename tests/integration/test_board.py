@@ -27,9 +27,6 @@ from streams.settings import DEMO_SITES
 
 from .conftest import Stack
 
-# its tests follow one incident and time what a person sees: run alone (Makefile)
-pytestmark = pytest.mark.timed
-
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 TOKENS = {"admin": "admin-token-board-00001", "gateway": "gateway-token-board-0001",
           "police": "police-token-board-00001", "district_fire": "district-fire-token-0001",

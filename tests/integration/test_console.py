@@ -28,9 +28,6 @@ from streams.notify import console
 
 from .conftest import Stack
 
-# its tests follow one incident and time what a person sees: run alone (Makefile)
-pytestmark = pytest.mark.timed
-
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 TOKENS = {"admin": "admin-token-console-0001", "gateway": "gateway-token-console-0001",
           "police": "police-token-console-0001", "power_supply": "power-token-console-0001"}

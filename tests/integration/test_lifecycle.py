@@ -14,7 +14,6 @@ import pytest
 from .conftest import Stack, alive, children_of, freeze
 
 
-@pytest.mark.timed  # wall-clock bounds: run alone (Makefile)
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_up_is_ready_quickly_and_stops_everything_it_started(tmp_path, sig):
     stack = Stack(tmp_path)

@@ -10,12 +10,8 @@ import time
 from datetime import UTC, datetime
 
 import httpx
-import pytest
 
 from tests.integration.conftest import Stack
-
-# its first test times a task's arrival; the module shares one stack: all run alone (Makefile)
-pytestmark = pytest.mark.timed
 
 
 class Listener:

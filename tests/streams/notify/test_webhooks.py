@@ -234,7 +234,6 @@ async def test_the_receiver_verifies_the_signature_with_the_secret_and_timestamp
     assert attempt.url == receiver.url("/police") and attempt.at == T0
 
 
-@pytest.mark.timed  # wall-clock bounds: run alone (Makefile)
 async def test_failing_twice_then_succeeding_takes_three_attempts_with_doubling_waits(receiver):
     receiver.scripts["/police"] = [Answer(500), Answer(503), Answer(200)]
     attempts, sleeps = await deliver_one(make_hook(receiver.url("/police"), attempts=5))
@@ -247,7 +246,6 @@ async def test_failing_twice_then_succeeding_takes_three_attempts_with_doubling_
     assert 0.05 <= first < 0.3 and 0.1 <= second < 0.35 and second > first
 
 
-@pytest.mark.timed  # wall-clock bounds: run alone (Makefile)
 async def test_a_receiver_slower_than_the_timeout_counts_as_a_retry(receiver):
     receiver.scripts["/slow-once"] = [Answer(delay=1.0), Answer()]
     attempts, _ = await deliver_one(make_hook(receiver.url("/slow-once"), timeout="200ms"))
@@ -493,7 +491,6 @@ async def test_sender_escalates_a_delivery_that_failed(broker, receiver):
         "whistle_webhook_attempts_total", {"target": "fire", "result": "failed"}) == 1
 
 
-@pytest.mark.timed  # wall-clock bounds: run alone (Makefile)
 async def test_a_slow_endpoint_does_not_delay_another_target(broker, receiver):
     receiver.scripts["/police"] = [Answer(delay=3.0)]
     async with kafka(broker, "police", "power_supply") as send:

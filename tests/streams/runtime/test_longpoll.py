@@ -59,7 +59,6 @@ async def _on_kafka(tmp_path, topic: str, partitions: int,
         broker.stop()
 
 
-@pytest.mark.timed  # counts fetches against the clock: run alone (Makefile)
 async def test_an_idle_consumer_polls_long_and_one_holding_records_briefly(tmp_path) -> None:
     p0, p1 = TopicPartition("lp", 0), TopicPartition("lp", 1)
     async with _on_kafka(tmp_path, "lp", 2, consumers=2) as (producer, adapted, plain):
@@ -89,7 +88,6 @@ async def test_an_idle_consumer_polls_long_and_one_holding_records_briefly(tmp_p
         assert fetcher._fetch_max_wait_ms == IDLE_WAIT_MS
 
 
-@pytest.mark.timed  # counts fetches against the clock: run alone (Makefile)
 async def test_while_records_come_a_fetch_asks_for_their_partitions_and_now_and_then_all(
         tmp_path) -> None:
     tps = [TopicPartition("flow", p) for p in range(4)]
