@@ -59,7 +59,7 @@ def stop_started(worker: subprocess.Popen | None, broker: Any, scratch: Path | N
         print(f"whistle: the worker did not stop within {WORKER_STOP:.0f} s of SIGTERM and "
               f"was killed (what it was doing is replayed at the next start)", file=sys.stderr)
     if broker is not None and broker.process is not None:
-        within = BROKER_STOP_WRITING if getattr(broker, "writes_classes", False) else BROKER_STOP
+        within = BROKER_STOP_WRITING if broker.writes_classes else BROKER_STOP
         if stop_process(broker.process, within) == -signal.SIGKILL:
             print(f"whistle: the embedded Kafka did not stop within {within:.0f} s of "
                   f"SIGTERM and was killed (it recovers its log at the next start)",
