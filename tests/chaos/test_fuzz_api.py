@@ -161,21 +161,23 @@ class Run:
             self.strategy(strategy, f"{op.label} [documented example]", negative=False)
         return len(strategies)
 
-    def other_methods(self, case, get_status: int) -> list[str]:
-        """The same request as HEAD (GET's answer without a body, GET's status) and as the
-        methods no GET path answers (405, JSON, with Allow), each counted as a case."""
+    def other_methods(self, case, sent) -> list[str]:
+        """The GET `sent` (schemathesis's response) again as HEAD (GET's answer without a
+        body, GET's status) and as the methods no GET path answers (405, JSON, with Allow),
+        each counted as a case. Sent to the URL the GET went to, byte for byte: `case.query`
+        is schemathesis's form of it (nested lists, dicts, numbers it renders its own way),
+        not the wire's: sent by httpx it once made a 200 GET a 422 HEAD."""
         problems = []
+        get_status = sent.status_code
         for method in OTHER_METHODS:
             self.cases += 1
-            answer = self.http.request(method, case.formatted_path, params=case.query,
-                                       headers=case.headers)
+            answer = self.http.request(method, sent.request.url, headers=case.headers)
             self.statuses[answer.status_code] += 1
             if answer.status_code >= 500:
                 problems.append(f"{method}: {answer.status_code}")
             elif answer.status_code == 414 and (method == "HEAD" or '"loc":["url"]' in
                                                 answer.text.replace(" ", "")):
-                continue  # a request line near the limit: it counts the method's name too,
-                # and httpx may encode the query a little longer than schemathesis did
+                continue  # a request line near the limit: it counts the method's name too
             elif method == "HEAD" and (answer.status_code != get_status or answer.content):
                 problems.append(f"HEAD: {answer.status_code} and {len(answer.content)} bytes "
                                 f"where GET had {get_status}")
@@ -209,7 +211,7 @@ class Run:
             if (why := refusal_names_a_field(response)) is not None:
                 problems.append(why)
             if case.method.upper() == "GET":
-                problems += self.other_methods(case, response.status_code)
+                problems += self.other_methods(case, response)
             if problems and len(failed) < 3:
                 failed.append("\n".join(problems)[:1500] + f"\n    {case.as_curl_command()}")
 
