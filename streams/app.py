@@ -45,7 +45,7 @@ from streams.http.routing import Routing
 from streams.http.views import Route, mount
 from streams.metrics import Metrics
 from streams.notify import board, board_stream, console, feed, webhooks
-from streams.runtime import changelog
+from streams.runtime import changelog, membership
 from streams.runtime.lookahead import Lookahead
 from streams.runtime.partitioner import CachedPartitioner
 from streams.runtime.registry import RegistryReader
@@ -58,6 +58,7 @@ __all__ = ["build"]
 
 
 def _new_app(settings: Settings) -> WhistleApp:
+    url = settings.canonical_url or f"http://{settings.host}:{settings.port}"  # Faust's default
     app = WhistleApp(
         settings.app_id,
         broker=settings.broker,
@@ -84,6 +85,8 @@ def _new_app(settings: Settings) -> WhistleApp:
         broker_rebalance_timeout=settings.rebalance_timeout,
         broker_session_timeout=settings.rebalance_timeout,
         broker_heartbeat_interval=min(1.0, settings.rebalance_timeout / 3),
+        consumer_group_instance_id=membership.instance_id(url) if settings.static_membership
+        else None,
         table_standby_replicas=0,
         web_application_options={"middlewares": [http_errors.json_errors]},
         Table=changelog.Table,

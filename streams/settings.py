@@ -80,6 +80,10 @@ class Settings(BaseSettings):
                                "out of a fetch (250 ms when none is); Faust's 1500 costs latency")
     canonical_url: str = Field("", description="where the other workers reach this one "
                                "(announced in the group); default http://<host>:<port>")
+    static_membership: bool = Field(True, description="a worker killed and started again on "
+                                    "its canonical URL takes its partitions back at once, "
+                                    "without a rebalance (Kafka's group.instance.id, "
+                                    "streams.runtime.membership); a stopping one leaves")
     read_ahead: bool = Field(True, description="copy people's reports past a backlog to the "
                              "urgent lane (streams.runtime.lookahead)")
     poll_records: int = Field(100, ge=1, description="the most records handed to the agents "

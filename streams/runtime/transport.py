@@ -59,7 +59,7 @@ from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLarge
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as driver
 
-from streams.runtime import longpoll
+from streams.runtime import longpoll, membership
 from streams.runtime.eager import eager
 from streams.runtime.inline import InlineThread
 
@@ -75,7 +75,7 @@ METADATA_WAIT = 30.0
 faust.streams._CStreamIterator = None
 
 
-class _ConsumerThread(InlineThread, driver.AIOKafkaConsumerThread):  # in the worker's loop
+class _ConsumerThread(InlineThread, membership.Leaving, driver.AIOKafkaConsumerThread):
     consumer: _Consumer  # what `_Consumer._new_consumer_thread` hands it
     changelogs: set[str] = set()  # noqa: RUF012 (replaced, never changed in place)
 
