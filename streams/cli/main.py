@@ -92,7 +92,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from playbooks import PlaybookError
     from streams.app import build
 
-    settings = durable(_settings(args))
+    settings = _settings(args)
+    if args.broker_on_stdin:  # `whistle up`: imported (~1 s) while its broker started
+        url = sys.stdin.readline().strip()
+        if not url:  # whistle up stopped before its broker was ready
+            return 0
+        settings = settings.model_copy(update={"broker": url})
+    settings = durable(settings)
     try:
         whistle = build(settings)
     except ConfigError as exc:
@@ -284,6 +290,7 @@ def parser() -> argparse.ArgumentParser:
     broker.set_defaults(func=cmd_broker)
 
     worker = sub.add_parser("worker", help="a production worker (WHISTLE_* settings)")
+    worker.add_argument("--broker-on-stdin", action="store_true", help=argparse.SUPPRESS)
     worker.set_defaults(func=cmd_worker)
 
     send = sub.add_parser("send", help="post one alarm (or a JSON file of alarms)")

@@ -122,6 +122,16 @@ def run_up(settings: Settings, embedded: bool, sites_given: bool = False) -> int
     broker = EmbeddedBroker(settings.data) if embedded else None
     worker: subprocess.Popen | None = None
     try:
+        env = {**os.environ, **{f"WHISTLE_{k.upper()}": str(v) for k, v in {
+            "port": settings.port, "host": settings.host,
+            "playbooks": settings.playbooks, "campaigns": settings.campaigns,
+            "data": settings.data,
+            **({"config": settings.config} if settings.config else {}),
+            "log_level": os.environ.get("WHISTLE_LOG_LEVEL", "warning")}.items()}}
+        # the worker imports while the broker starts; it goes on once given the broker's URL
+        worker = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker",
+                                   "--broker-on-stdin"], env=env, stdin=subprocess.PIPE,
+                                  text=True, **child_options())
         if broker is not None:
             try:
                 broker.start()
@@ -137,14 +147,9 @@ def run_up(settings: Settings, embedded: bool, sites_given: bool = False) -> int
                 replication=settings.replication or durability_of(settings.broker)[0]))
             print(f"whistle up: {count} registry records from {settings.sites} imported",
                   file=sys.stderr)
-        env = {**os.environ, **{f"WHISTLE_{k.upper()}": str(v) for k, v in {
-            "broker": settings.broker, "port": settings.port, "host": settings.host,
-            "playbooks": settings.playbooks, "campaigns": settings.campaigns,
-            "data": settings.data,
-            **({"config": settings.config} if settings.config else {}),
-            "log_level": os.environ.get("WHISTLE_LOG_LEVEL", "warning")}.items()}}
-        worker = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
-                                  stdin=subprocess.DEVNULL, **child_options())
+        assert worker.stdin is not None  # stdin=PIPE
+        worker.stdin.write(f"{settings.broker}\n")
+        worker.stdin.close()
         url = f"http://{settings.host}:{settings.port}"
         if not _wait_ready(url, worker, stop):
             if worker.poll() is not None:
