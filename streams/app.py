@@ -45,7 +45,7 @@ from streams.http.routing import Routing
 from streams.http.views import Route, mount
 from streams.metrics import Metrics
 from streams.notify import board, board_stream, console, feed, webhooks
-from streams.runtime import changelog, membership
+from streams.runtime import changelog, creation, membership
 from streams.runtime.lookahead import Lookahead
 from streams.runtime.partitioner import CachedPartitioner
 from streams.runtime.registry import RegistryReader
@@ -170,6 +170,9 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Whistl
     if not gate.auth.open:
         gate.limits = RateLimits(settings.rate_limit, settings.rate_burst)
         gate.strangers = RateLimits(settings.rate_limit, settings.rate_burst)
+
+    app.create_first = partial(creation.create_missing, app, broker=settings.broker, channels=[
+        *topics.all(), *(table.changelog_topic for table in app.tables.values())])
 
     @app.task
     async def declare_topics() -> None:

@@ -48,6 +48,7 @@ from schemas.codec import Rejected, decode, dump
 from schemas.silence import Silence
 from streams.metrics import Metrics
 from streams.runtime.changelog import changes, in_stage, until_taken
+from streams.runtime.creation import CreatesFirst
 from streams.runtime.lookahead import Lookahead
 from streams.runtime.produce import partitions, produce
 from streams.runtime.registry import RegistryReader
@@ -57,7 +58,7 @@ from streams.settings import Settings
 __all__ = ["Tables", "Topics", "Whistle", "WhistleApp"]
 
 
-class WhistleApp(faust.App):
+class WhistleApp(CreatesFirst, faust.App):
     """faust.App with the low-latency consumer (see `streams.runtime.transport`)."""
 
     fetch_wait_ms: int = 10
