@@ -11,9 +11,10 @@ other workers carry on without a rebalance: ready again after 1.5-2.0 s on the s
 The name is the worker's canonical URL. Faust hands each member an assignment carrying the URL
 it joined with, and refuses one with another URL (an assertion in its assignor, which left a
 worker restarted on another port under the same name hanging, never ready): same name, same
-URL. A stopping worker leaves the group as a dynamic one does (aiokafka does not, for a static
-member), so its partitions move at once instead of after the session timeout: one stopped for
-good, or started again on another port, costs nothing.
+URL. A worker whose URL is a wildcard address (WHISTLE_HOST=0.0.0.0 and no
+WHISTLE_CANONICAL_URL) stays dynamic. A stopping worker leaves the group as a dynamic one does
+(aiokafka does not, for a static member), so its partitions move at once instead of after the
+session timeout: one stopped for good, or started again on another port, costs nothing.
 
     instance_id("http://whistle-0.whistle-workers:6066")   # 'whistle-0.whistle-workers_6066'
 """
@@ -24,15 +25,21 @@ import hashlib
 import re
 from typing import Any
 
-__all__ = ["Leaving", "instance_id"]
+__all__ = ["WILDCARDS", "Leaving", "instance_id"]
 
+WILDCARDS = frozenset({"0.0.0.0", "::", ""})
 _MOST = 249  # the longest group.instance.id the Java client accepts, in [a-zA-Z0-9._-]
 
 
-def instance_id(canonical_url: str) -> str:
+def instance_id(canonical_url: str) -> str | None:
     """The group.instance.id of the worker reached at `canonical_url`: its host and port,
-    in the characters Kafka allows (a long one shortened with a hash of the whole)."""
-    name = re.sub(r"[^a-zA-Z0-9._-]", "_", canonical_url.split("://", 1)[-1].rstrip("/"))
+    in the characters Kafka allows (a long one shortened with a hash of the whole). None
+    (dynamic membership) for a URL on a wildcard address (0.0.0.0, ::), which names no one
+    worker: two such workers would fence each other out of the group."""
+    where = canonical_url.split("://", 1)[-1].rstrip("/")
+    if where.rsplit(":", 1)[0].strip("[]") in WILDCARDS:
+        return None
+    name = re.sub(r"[^a-zA-Z0-9._-]", "_", where)
     if len(name) > _MOST:
         name = f"{name[:200]}-{hashlib.sha256(name.encode()).hexdigest()[:16]}"
     return name

@@ -21,6 +21,12 @@ def test_the_name_is_the_urls_host_and_port_in_legal_characters():
     assert instance_id("http://127.0.0.1:6066") != instance_id("http://127.0.0.1:6067")
 
 
+def test_a_wildcard_address_names_no_one_worker_so_it_stays_dynamic():
+    assert instance_id("http://0.0.0.0:6066") is None
+    assert instance_id("http://[::]:6066") is None
+    assert instance_id("http://whistle-0:6066") == "whistle-0_6066"
+
+
 def test_a_long_url_is_shortened_and_stays_apart_from_its_neighbours():
     a, b = (instance_id(f"http://{'w' * 300}{n}.example:6066") for n in (1, 2))
     assert LEGAL.fullmatch(a) and LEGAL.fullmatch(b)
@@ -33,4 +39,6 @@ def test_the_worker_takes_it_from_its_settings_and_can_go_without():
     app = _new_app(Settings(canonical_url="http://whistle-1:6066", port=6070))
     assert app.conf.consumer_group_instance_id == "whistle-1_6066"
     app = _new_app(Settings(static_membership=False))
+    assert app.conf.consumer_group_instance_id is None
+    app = _new_app(Settings(host="0.0.0.0", port=6070))  # the image's, without a canonical URL
     assert app.conf.consumer_group_instance_id is None
