@@ -1,7 +1,8 @@
 """`creation.create_missing` on the embedded Kafka: a worker's topics, created at once on a new
-broker, are what Faust's own declarations create on another (partitions, cleanup policy,
-retention), all that deploy/k8s creates; the ones already there are left alone, and a broker
-that does not answer leaves the creating to Faust."""
+broker, are what Faust's own declarations create (partitions, cleanup policy, retention) for
+copies of them (`Topic.derive`: another name, the rest the same), and all that deploy/k8s
+creates; the ones already there are left alone, and a broker that does not answer leaves the
+creating to Faust."""
 
 from __future__ import annotations
 
@@ -48,29 +49,31 @@ def channels_of(whistle) -> list:
     return [*whistle.topics.all(), *(t.changelog_topic for t in whistle.app.tables.values())]
 
 
-async def declared_by_faust(whistle) -> None:
-    """Each topic declared as Faust declares it, one request each, by the app's producer."""
+async def declared_by_faust(whistle, names: dict[str, str]) -> None:
+    """A copy of each topic (`names`: topic -> the copy's) declared as Faust declares topics,
+    one request each, by the app's producer."""
     await whistle.app.producer.start()
     try:
         for channel in channels_of(whistle):
-            await channel.declare()
+            for name in channel.topics:
+                await channel.derive(topics=[names[name]]).declare()
     finally:
         await whistle.app.producer.stop()
 
 
 def test_a_workers_topics_are_created_at_once_as_faust_would_create_them(tmp_path):
-    with EmbeddedBroker(tmp_path / "at-once") as at_once, \
-            EmbeddedBroker(tmp_path / "by-faust") as by_faust:
-        whistle = build(Settings(broker=at_once.url, partitions=12, data=tmp_path / "a"))
+    with EmbeddedBroker(tmp_path / "broker") as broker:
+        whistle = build(Settings(broker=broker.url, partitions=12, data=tmp_path / "w"))
         app, channels = whistle.app, channels_of(whistle)
-        made = asyncio.run(create_missing(app, channels, at_once.url))
+        made = asyncio.run(create_missing(app, channels, broker.url))
         assert sorted(made) == sorted(k8s_topics())  # every one was missing on a new broker
-        asyncio.run(declared_by_faust(build(Settings(broker=by_faust.url, partitions=12,
-                                                     data=tmp_path / "b"))))
-        assert asyncio.run(described(at_once.url, made)) == asyncio.run(
-            described(by_faust.url, made))
+        copies = {name: f"faust-{name}" for name in made}
+        asyncio.run(declared_by_faust(whistle, copies))
+        ours = asyncio.run(described(broker.url, made))
+        faust = asyncio.run(described(broker.url, list(copies.values())))
+        assert ours == {name: faust[copies[name]] for name in made}
 
-        assert asyncio.run(create_missing(app, channels, at_once.url)) == []  # all there now
+        assert asyncio.run(create_missing(app, channels, broker.url)) == []  # all there now
 
     # no broker there: nothing created, nothing raised (Faust declares each itself)
     gone = f"kafka://127.0.0.1:{free_port()}"
