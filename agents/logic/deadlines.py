@@ -177,7 +177,8 @@ def escalate(incident: Incident, task: Task | None, esc: Escalation,
              rules: list[EscalationRule], names: dict[str, str],
              held: dict[str, Task]) -> Escalated:
     """Apply one escalation: mark the task overdue, or notify and raise as rule `esc.rule`
-    says, or (a delivery that failed) record it and notify the safety office. Each notified
+    says, or (a delivery that failed) record it and notify the safety office, unless the
+    department has answered the task since (it knows the task). Each notified
     department gets one notice per task and cause, sent again (a new revision) on a repeat.
     `names` maps department ids to names; `held` is the incident's tasks by id."""
     if task is not None and esc.escalation_id in task.escalations:
@@ -196,8 +197,7 @@ def escalate(incident: Incident, task: Task | None, esc: Escalation,
         out.task = task.model_copy(update={
             "overdue": overdue, "escalations": [*task.escalations, esc.escalation_id],
             "updated_at": esc.at, "revision": task.revision + 1})
-    # a notice that could not be delivered is recorded, never noticed again: no loops
-    notify = _notified(esc, rules) if task is None or task.notice_of is None else []
+    notify = [] if _unheeded(task, esc) else _notified(esc, rules)
     for dept in notify:
         notice = _notice(incident, task, esc, dept, names)
         before = held.get(notice.task_id)
@@ -232,6 +232,16 @@ def _dispatched(notice: Task, esc: Escalation) -> TimelineEntry:
                          "complete_due": notice.complete_due.isoformat()})
 
 
+def _unheeded(task: Task | None, esc: Escalation) -> bool:
+    """Whether an escalation notifies nobody: a notice that could not be delivered (recorded,
+    never noticed again: no loops), or a push that failed after the department answered the
+    task (it knows the task: its answer settles such a notice, so none is raised again)."""
+    if task is None:
+        return False
+    return task.notice_of is not None or (esc.cause == "delivery_failed"
+                                          and task.status != "dispatched")
+
+
 def _rule(esc: Escalation, rules: list[EscalationRule]) -> EscalationRule | None:
     return rules[esc.rule] if esc.rule is not None and esc.rule < len(rules) else None
 
@@ -255,7 +265,7 @@ def _entries(incident: Incident, task: Task | None, esc: Escalation,
     if esc.cause == "delivery_failed":
         failed = entry(iid, "delivery_failed", esc.at, task_id=tid, department=dept,
                        by="whistle", key=key, detail={"escalation_id": key, **esc.detail})
-        if task is not None and task.notice_of is not None:
+        if _unheeded(task, esc):
             return [failed]
         return [failed, entry(iid, "escalated", esc.at, task_id=tid, department=dept,
                               by="whistle", key=key,

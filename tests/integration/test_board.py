@@ -180,8 +180,10 @@ def test_the_lab_fire_reaches_the_board_with_its_chips_on_the_grid_map(board_sta
     page.wait_for_selector(f'[data-testid="incident-{iid}"][data-flag="rejected"]')
     assert page.text_content('[data-testid="count-rejected"] b') == "1"
 
-    alert = page.wait_for_selector('li[data-testid^="alert-"]')
-    assert "供电所 退回任务" in alert.inner_text() and "专线供电" in alert.inner_text()
+    # the board redraws its lists as events come: read them through locators, not handles
+    alert = page.locator('li[data-testid^="alert-"]').first
+    said = alert.inner_text()
+    assert "供电所 退回任务" in said and "专线供电" in said
 
     page.click(f'[data-testid="incident-{iid}"]')
     page.wait_for_selector('#timeline li[data-type="task_rejected"]')
@@ -266,8 +268,7 @@ def test_the_duty_officer_reassigns_the_rejected_task_and_closes_the_incident(bo
     tab = Board(browser, board_stack.url, **WALL)
     tab.open()
     page = tab.page
-    alert = page.wait_for_selector('li[data-testid^="alert-"]')
-    alert.query_selector('[data-testid="alert-reassign"]').click()
+    page.locator('li[data-testid^="alert-"] [data-testid="alert-reassign"]').first.click()
     page.wait_for_selector('[data-testid="form-reassign"]')
     assert "供电所" in page.inner_text('[data-testid="reassign-task"]')
     page.select_option('[data-testid="reassign-dept"]', "enforcement")
@@ -453,12 +454,12 @@ def test_the_board_runs_a_drill_and_shows_a_campaigns_progress(board_stack, brow
     # the gas utility's console lists its campaign sites still to inspect, and records one
     gas = console_of(browser, board_stack, "gas_utility")
     second = campaign["sites"][1]
-    row = gas.wait_for_selector(f'[data-testid="campaign-task-cmp-board.{second}.1"]')
+    row = gas.locator(f'[data-testid="campaign-task-cmp-board.{second}.1"]')
+    row.wait_for()
     assert f'campaign-task-cmp-board.{site}.1' not in gas.content()  # found already
     assert gas.text_content("#campaign-count") == str(sites - 1)
-    row.query_selector('button[data-finding="fined"]').click()
-    gas.wait_for_selector(f'[data-testid="campaign-task-cmp-board.{second}.1"]',
-                          state="detached")
+    row.locator('button[data-finding="fined"]').click()
+    row.wait_for(state="detached")
     recorded = board_stack.http.get("/api/v1/campaigns/cmp-board/sites", headers=auth("admin"),
                                     params={"department": "gas_utility"}).json()["sites"]
     task = next(s for s in recorded if s["site_id"] == second)["tasks"][0]

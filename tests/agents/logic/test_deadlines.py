@@ -184,6 +184,28 @@ def test_a_failed_delivery_is_recorded_and_the_safety_office_told():
     assert len(desk.notices()) == 1 and desk.types()[-1] == "delivery_failed"
 
 
+def test_a_failed_push_after_the_department_answered_reopens_no_notice():
+    """The police's system is down, so they answer on the console; each answer is a new
+    revision pushed to the same system, and fails too: recorded, but the settled notice stays
+    settled (CI saw it reopened when the last push failed after the completion)."""
+    desk = Desk()
+    def failed(revision: int, seconds: int) -> Escalation:
+        return Escalation(
+            escalation_id=Escalation.delivery_id("police", f"inc-1.cordon:{revision}"),
+            incident_id="inc-1", task_id="inc-1.cordon", cause="delivery_failed",
+            at=T0 + timedelta(seconds=seconds), detail={"target": "police", "error": "HTTP 503"})
+    desk.apply(failed(1, 40))
+    desk.answer("cordon", "ack", T0 + timedelta(minutes=1))
+    desk.answer("cordon", "complete", T0 + timedelta(minutes=2))
+    [notice] = desk.notices()
+    assert notice.status == "completed"
+    before = len(desk.types())
+    for revision in (2, 3):
+        assert desk.apply(failed(revision, 200 + revision)).changed
+    [notice] = desk.notices()
+    assert notice.status == "completed" and desk.types()[before:] == ["delivery_failed"] * 2
+
+
 def test_a_step_of_its_own_overrides_the_playbooks_rules():
     assert [r.times for r in rules_for(LAB_FIRE, "fire_brigade")] == [3]
     assert [r.on_overdue for r in rules_for(LAB_FIRE, "cordon")] == ["ack", "complete"]
