@@ -3,17 +3,43 @@ location-only alarms resolved, a verification that finds a false alarm, CAP in a
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
 import xmlschema
 
 import schemas
+from playbooks import LIBRARY
+from tests.integration.conftest import Stack
 
 XSD = xmlschema.XMLSchema(str(Path(schemas.__file__).parent / "cap" / "CAP-v1.2.xsd"))
 CHINA = timezone(timedelta(hours=8))
+
+
+CHECK_WITHIN = 15  # s to acknowledge the laboratory's check: NFPA 72's PAS (30 shipped)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """The shipped playbooks, but the laboratory's check (the positive alarm sequence) waits
+    CHECK_WITHIN s instead of 30 before a missed acknowledgement confirms the fire (the least
+    a playbook may say): the wait is real, only shorter."""
+    tmp = tmp_path_factory.mktemp("triage")
+    books = tmp / "playbooks"
+    shutil.copytree(LIBRARY, books)
+    lab = books / "laboratory-fire.yaml"
+    text = lab.read_text(encoding="utf-8")
+    check = "    action_en: Building duty staff check the alarming detector at once\n"
+    assert text.count(check + "    ack_within: 30s\n") == 1
+    lab.write_text(text.replace(check + "    ack_within: 30s\n",
+                                check + f"    ack_within: {CHECK_WITHIN}s\n"), encoding="utf-8")
+    s = Stack(tmp, None, "--playbooks", str(books))
+    yield s
+    s.stop()
 
 
 def now_iso(**delta: float) -> str:
@@ -186,20 +212,20 @@ def test_cap_in_and_the_incident_out_as_valid_cap(stack):
 
 
 def test_an_unacknowledged_verification_confirms_by_the_positive_alarm_sequence(stack):
-    """The laboratory's check must be acknowledged within 30 s; nobody does."""
+    """The laboratory's check must be acknowledged within CHECK_WITHIN s; nobody does."""
     site = "jyh-yinfeng-lab-3"
     incident = one_detector(stack, site, "pas:1", "smk-pas-1")
     assert incident["confirmation"] == "unconfirmed" and len(incident["task_ids"]) == 1
     confirmed = stack.wait_for(lambda: (i := stack.http.get(
         f"/api/v1/incidents/{incident['incident_id']}").json())["confirmation"] == "confirmed"
-        and i, timeout=45, what="confirmation when the 30 s to acknowledge ran out")
-    assert "not acknowledged within 30s" in confirmed["confirmed_by"]
+        and i, timeout=CHECK_WITHIN + 15, what="confirmation when the check went unanswered")
+    assert f"not acknowledged within {CHECK_WITHIN}s" in confirmed["confirmed_by"]
     plan = [t for t in confirmed["task_ids"] if ":" not in t.split(".", 1)[1]]
     assert len(plan) == 6      # the whole plan (not medical: level II); besides it, the safety
     #                            office's 督办 notice about the unacknowledged verification
     opened = datetime.fromisoformat(incident["opened_at"])
-    assert datetime.fromisoformat(confirmed["confirmed_at"]) - opened >= timedelta(seconds=30)
-    assert datetime.fromisoformat(confirmed["confirmed_at"]) - opened < timedelta(seconds=40)
+    waited = datetime.fromisoformat(confirmed["confirmed_at"]) - opened
+    assert timedelta(seconds=CHECK_WITHIN) <= waited < timedelta(seconds=CHECK_WITHIN + 10)
     entry = stack.wait_for(lambda: next((e for e in stack.http.get(
         f"/api/v1/incidents/{incident['incident_id']}/timeline").json()["entries"]
         if e["type"] == "incident_confirmed"), None), what="incident_confirmed on the timeline")
