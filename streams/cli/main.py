@@ -87,10 +87,9 @@ def cmd_broker(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    import faust
-
     from playbooks import PlaybookError
     from streams.app import build
+    from streams.runtime.closing import Worker
 
     settings = _settings(args)
     if args.broker_on_stdin:  # `whistle up`: imported (~1 s) while its broker started
@@ -105,7 +104,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise SystemExit(f"whistle worker: the config is refused: {exc}") from None
     except PlaybookError as exc:  # file:line: message, for each problem
         raise SystemExit(f"whistle worker: the playbooks are refused:\n{exc}") from None
-    worker = faust.Worker(whistle.app, loglevel=settings.log_level, quiet=True)
+    worker = Worker(whistle.app, loglevel=settings.log_level, quiet=True)
     worker.spinner = None  # a progress spinner only mangles logs
     worker.execute_from_commandline()
     return 0
