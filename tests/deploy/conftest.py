@@ -39,30 +39,44 @@ def load_all(path: Path) -> list[dict]:
 Records = dict[int, list[tuple[bytes | None, int]]]  # partition -> (key, size) in order
 
 
-async def topic_sizes(broker: str, settle: float = 1.0) -> dict[str, Records]:
+async def topic_sizes(broker: str, still: float = 0.0) -> dict[str, Records]:
     """For every topic on the broker, per partition, `(key, size)` of every record in order,
-    the size being key plus value bytes. Reads until nothing new arrives for `settle` s (a
-    worker may still be writing)."""
+    the size being key plus value bytes. With `still`, first waits until no topic's end offset
+    has moved for `still` s (a worker may still be writing), then reads up to those ends."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(bootstrap_servers=broker, enable_auto_commit=False,
                                 auto_offset_reset="earliest")
     await consumer.start()
     try:
-        await consumer._client.force_metadata_update()  # no subscription: every topic
-        names = sorted(consumer._client.cluster.topics())
-        found: dict[str, Records] = {t: {p: [] for p in consumer.partitions_for_topic(t) or ()}
-                                     for t in names}
-        tps = [TopicPartition(t, p) for t in names for p in found[t]]
+        ends: dict = {}
+        quiet_since = time.monotonic()
+        while True:
+            await consumer._client.force_metadata_update()  # no subscription: every topic
+            names = sorted(consumer._client.cluster.topics())
+            tps = [TopicPartition(t, p) for t in names
+                   for p in consumer.partitions_for_topic(t) or ()]
+            now = await consumer.end_offsets(tps)
+            if now != ends:
+                ends, quiet_since = now, time.monotonic()
+            elif time.monotonic() - quiet_since >= still:
+                break
+            await asyncio.sleep(0.2)
+        found: dict[str, Records] = {t: {} for t in names}
+        for tp in tps:
+            found[tp.topic][tp.partition] = []
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        while True:
-            batch = await consumer.getmany(*tps, timeout_ms=int(settle * 1000))
-            if not batch:
-                return found
+        left = {tp for tp in tps if ends[tp] > 0}
+        while left:
+            batch = await consumer.getmany(*left, timeout_ms=5000)
+            assert batch, f"nothing read from {sorted(left)[:3]} below their end offsets"
             for tp, records in batch.items():
                 found[tp.topic][tp.partition] += [(r.key, len(r.key or b"") + len(r.value or b""))
-                                                  for r in records]
+                                                  for r in records if r.offset < ends[tp]]
+                if await consumer.position(tp) >= ends[tp]:
+                    left.discard(tp)
+        return found
     finally:
         await consumer.stop()
 
@@ -88,10 +102,6 @@ def kept(before: dict[str, Records], after: dict[str, Records]) -> dict[str, int
             last = {k: n for records in partitions.values() for k, n in records}
             out[t] = sum(last[k] for k in keys)
     return out
-
-
-def counts(reading: dict[str, Records]) -> dict[str, int]:
-    return {t: sum(len(r) for r in parts.values()) for t, parts in reading.items()}
 
 
 class _Hook(BaseHTTPRequestHandler):
@@ -154,16 +164,9 @@ def _answer_everything(stack: Stack, incident_id: str) -> list[dict]:
     raise AssertionError(f"the tasks of {incident_id} were not all answered within 60 s")
 
 
-def _wait_quiet(broker: str, settle: float = 1.5) -> dict:
-    """Topic sizes once three readings `settle` s apart agree (the stages have caught up)."""
-    readings = [asyncio.run(topic_sizes(broker))]
-    for _ in range(40):
-        time.sleep(settle)
-        readings.append(asyncio.run(topic_sizes(broker)))
-        if len(readings) >= 3 and counts(readings[-1]) == counts(readings[-2]) == counts(
-                readings[-3]):
-            return readings[-1]
-    raise AssertionError("the topics did not stop growing within a minute")
+def _wait_quiet(broker: str, still: float = 2.5) -> dict:
+    """Topic sizes once no topic has grown for `still` s (the stages have caught up)."""
+    return asyncio.run(asyncio.wait_for(topic_sizes(broker, still), 60))
 
 
 # stopped after tests/deploy: a stack left running costs every later test a share of a core
