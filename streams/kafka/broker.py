@@ -302,9 +302,10 @@ class EmbeddedBroker(Child):
         lines = "".join(f"{k}={v}\n" for k, v in own.items())
         return settings()[0] + "\n# this node\n" + lines
 
-    def _java(self, libs: Path, *args: str, shared: bool = False) -> list[str]:
+    def _java(self, libs: Path, *args: str, broker: bool = False) -> list[str]:
+        """java's command line: the broker's (`broker`), or one of Kafka's tools'."""
         java = _need("java", "openjdk-17-jre-headless")
-        return [java, *settings()[1], *(classes.sharing(java, libs) if shared else []),
+        return [java, *settings()[1], *classes.sharing(java, libs, write=broker),
                 f"-Dlog4j.configuration=file:{KAFKA / 'log4j.properties'}",
                 f"-Dkafka.logs.dir={self.data}", "-cp", f"{libs}/*", *args]
 
@@ -334,7 +335,7 @@ class EmbeddedBroker(Child):
                 raise BrokerError(f"Kafka could not format {self.data / 'kafka'}: "
                                   f"{(done.stdout + done.stderr).strip()[-800:]}")
         self._log = open(self.log_path, "ab")
-        command = self._java(libs, "kafka.Kafka", str(config), shared=True)
+        command = self._java(libs, "kafka.Kafka", str(config), broker=True)
         self.writes_classes = any(a.startswith("-XX:ArchiveClassesAtExit=") for a in command)
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=self._log,
                                         stderr=subprocess.STDOUT, **child_options())

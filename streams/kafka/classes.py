@@ -10,6 +10,9 @@ maps it (SIGBUS, tried), so none is used unchecked. An archive belongs to one JV
 one set of jars: its name carries both.
 
     java_flags = sharing(java, libs)     # before "-cp", on the broker's command line
+
+The storage tool that formats a new node's log directory maps the archive too when there is
+one (0.64-0.67 s instead of 0.87-0.96 s, two runs each).
 """
 
 from __future__ import annotations
@@ -37,14 +40,17 @@ def archive_for(java: str, libs: Path) -> Path:
     return libs.parent / f"classes-{key}.jsa"
 
 
-def sharing(java: str, libs: Path) -> list[str]:
-    """The JVM options that map the archive, or that write one at exit when there is none."""
+def sharing(java: str, libs: Path, write: bool = True) -> list[str]:
+    """The JVM options that map the archive, or that write one at exit when there is none
+    (with `write`: a broker's JVM; a short-lived tool's writes none, its classes are few)."""
     archive = archive_for(java, libs)
     if not archive.is_file():
         _adopt(java, libs, archive)
     if archive.is_file():
         _tidy(archive)
         return [f"-XX:SharedArchiveFile={archive}"]
+    if not write:
+        return []
     written = archive.with_name(f"{archive.stem}.{uuid.uuid4().hex[:12]}.written")
     return [f"-XX:ArchiveClassesAtExit={written}"]
 
