@@ -4,8 +4,9 @@ mode's Worker, once every service has stopped and every task is gathered, runs o
 that only sleeps a second before it closes the event loop (`Worker._sentinel_task`). Nothing
 is left to run by then: services stopped, their tasks awaited, all futures given up to a
 second to end (`_gather_all`). So every stop took a second longer than its work: a `whistle up`
-stopped in 2.0-2.1 s, 1.0 s of it that sleep (seen in its log, three stops). Here the sleep is
-one event-loop turn long, enough for callbacks the last stops scheduled.
+stopped in 1.9-2.2 s, 1.0 s of it that sleep (its log; docs/bench/tenth-stop/stop.txt), and
+0.9-1.1 s with this one. Here the sleep is one event-loop turn long, enough for callbacks the
+last stops scheduled.
 
     Worker(whistle.app, loglevel="info", quiet=True).execute_from_commandline()
 """

@@ -189,6 +189,7 @@ def test_a_failed_push_after_the_department_answered_reopens_no_notice():
     revision pushed to the same system, and fails too: recorded, but the settled notice stays
     settled (CI saw it reopened when the last push failed after the completion)."""
     desk = Desk()
+
     def failed(revision: int, seconds: int) -> Escalation:
         return Escalation(
             escalation_id=Escalation.delivery_id("police", f"inc-1.cordon:{revision}"),
