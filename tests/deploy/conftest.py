@@ -167,7 +167,11 @@ def _answer_everything(stack: Stack, incident_id: str) -> list[dict]:
 def _wait_quiet(broker: str, still: float = 4.0) -> dict:
     """Topic sizes once no topic has grown for `still` s (the stages have caught up). Under
     load a stage's write came more than 3 s after the one before (README, eighth stop)."""
-    return asyncio.run(asyncio.wait_for(topic_sizes(broker, still), 60))
+    try:
+        return asyncio.run(asyncio.wait_for(topic_sizes(broker, still), 60))
+    except TimeoutError:
+        raise AssertionError(f"the topics did not stay still for {still} s within a "
+                             f"minute") from None
 
 
 # stopped after tests/deploy: a stack left running costs every later test a share of a core
